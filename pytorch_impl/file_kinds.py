@@ -1,0 +1,81 @@
+"""Recognise what a weights file is from its content, not its name, for messages that say so."""
+import json
+import os
+import struct
+import zipfile
+
+TORCHSCRIPT = "TorchScript archive"
+TORCH_ZIP = "PyTorch state dict (zip)"
+TORCH_LEGACY = "PyTorch state dict (legacy pickle)"
+SAFETENSORS = "safetensors"
+ONNX = "ONNX model"
+HDF5 = "HDF5 file (Keras .h5 / .weights.h5)"
+KERAS_ARCHIVE = "Keras .keras archive"
+SAVED_MODEL = "TensorFlow SavedModel folder"
+TFLITE = "TensorFlow Lite flatbuffer"
+FOLDER = "folder"
+EMPTY = "empty file"
+CORRUPT_ZIP = "truncated or corrupt zip archive"
+OTHER_ZIP = "zip archive of unknown content"
+UNKNOWN = "unrecognised file"
+
+
+def zip_kind(path: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return CORRUPT_ZIP
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return TORCHSCRIPT
+    if any(n.endswith("data.pkl") for n in names):
+        return TORCH_ZIP
+    if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+        return KERAS_ARCHIVE
+    return OTHER_ZIP
+
+
+def looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return 0 < header_len <= size - 8 and head[8:9] == b"{"
+
+
+def looks_like_onnx(head: bytes) -> bool:
+    # ModelProto starts with field 1 (ir_version, a small varint), then producer/graph/opset fields.
+    return len(head) > 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in (0x12, 0x1A, 0x22, 0x3A, 0x42)
+
+
+def file_kind(path: str) -> str:
+    """One of the constants above, from the first bytes (and the zip directory) of `path`."""
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            return SAVED_MODEL
+        return FOLDER
+    size = os.path.getsize(path)
+    if size == 0:
+        return EMPTY
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"PK\x03\x04"):
+        return zip_kind(path)
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return HDF5
+    if head[4:8] == b"TFL3":
+        return TFLITE
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return TORCH_LEGACY
+    if looks_like_safetensors(head, size):
+        return SAFETENSORS
+    if looks_like_onnx(head):
+        return ONNX
+    return UNKNOWN
+
+
+def safetensors_metadata(path: str) -> dict:
+    """The `__metadata__` table of a safetensors header ({} when absent)."""
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+    return header.get("__metadata__", {}) or {}

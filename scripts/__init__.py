@@ -1,0 +1,1 @@
+"""What users run: the `bgmv2` command and its subcommands."""

@@ -1,0 +1,43 @@
+"""The `bgmv2` command: one entry point, one module per subcommand (imported only when used)."""
+import argparse
+import importlib
+import sys
+from importlib import metadata
+from typing import List, Optional
+
+# name -> module in this package with `add_arguments(parser)` and `run(args) -> int`, and a summary.
+SUBCOMMANDS = {
+    "inspect": ("scripts.cmd_inspect", "recognise a weights file, load it strictly, optionally run it once"),
+}
+
+
+def version() -> str:
+    try:
+        return metadata.version("bgmv2-zoo")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bgmv2", description="Background Matting V2 toolkit: models, conversion, parity, matting.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, summary) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(module=module)
+        importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return importlib.import_module(args.module).run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Shared fixtures: realistic probes and weights with populated BatchNorm statistics."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from probes import probe_pair
+
+SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+def torch_probe(batch: int, height: int, width: int, seed: int = 0):
+    src, bgr = probe_pair(batch, height, width, seed)
+    return torch.from_numpy(src), torch.from_numpy(bgr)
+
+
+def realistic_weights(model: torch.nn.Module, seed: int = 0, size=(192, 256)) -> torch.nn.Module:
+    """Seeded weights, BatchNorm statistics measured on probe images, in eval mode.
+
+    Convolutions get He-scaled random weights and BatchNorms random affine parameters; then one
+    train-mode pass over probes records each BatchNorm's real input statistics (as training would),
+    so activations stay in range through every backbone and a layout or epsilon mistake shows.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+            elif isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.weight.copy_(0.75 + 0.5 * torch.rand(n, generator=generator))
+                if name.startswith("backbone.") and name.endswith(("bn3", "conv.3", "conv.2")):
+                    module.weight.mul_(0.2)  # residual branches end small in trained networks
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.num_batches_tracked.fill_(1000)
+        src, bgr = torch_probe(2, size[0], size[1], seed=seed + 100)
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None  # cumulative average over the calibration pass
+            elif isinstance(module, torch.nn.Dropout):
+                module.eval()
+        model(src, bgr)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = 0.1
+        model.eval()
+        for head in [m for name, m in model.named_modules() if name.endswith("conv4")]:
+            standardise_output(model, head, src, bgr)
+    return model
+
+
+def standardise_output(model, head: torch.nn.Conv2d, src, bgr, mean: float = 0.4, std: float = 0.3) -> None:
+    """Rescale an output conv so each channel is about N(mean, std^2) on the probes, as a trained head is
+    (mostly inside the clamp range), instead of saturating at 0 or 1."""
+    seen = []
+    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    model(src, bgr)
+    hook.remove()
+    out = torch.cat([o.transpose(0, 1).reshape(o.shape[1], -1) for o in seen], dim=1)
+    scale = std / out.std(dim=1).clamp_min(1e-6)
+    head.weight.mul_(scale.view(-1, 1, 1, 1))
+    head.bias.copy_(mean + (head.bias - out.mean(dim=1)) * scale)
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> Path:
+    if not SHARED_REFERENCE.is_dir():
+        pytest.skip(f"reference key lists not found at {SHARED_REFERENCE} (../shared/reference beside the checkout)")
+    return SHARED_REFERENCE
+
+
+@pytest.fixture(autouse=True, scope="session")
+def few_threads():
+    # Small inputs: a couple of threads is fastest and keeps CI machines responsive.
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
