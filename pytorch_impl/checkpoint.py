@@ -59,10 +59,10 @@ def read_state_dict(path: Union[str, os.PathLike]) -> StateDict:
         return unwrap(read_pickled(path), path)
     if kind in (file_kinds.CORRUPT_ZIP, file_kinds.EMPTY):
         raise CheckpointError(
-            f"{path} is a {kind}: the download or copy was probably cut short. Fetch the file again "
+            f"{path} is {file_kinds.with_article(kind)}: the download or copy was probably cut short. Fetch the file again "
             "and compare its sha256 with the published one.")
     raise CheckpointError(
-        f"{path} is a {kind}, not a PyTorch checkpoint. pytorch_impl loads state dicts saved by "
+        f"{path} is {file_kinds.with_article(kind)}, not a PyTorch checkpoint. pytorch_impl loads state dicts saved by "
         "torch.save (.pth) or safetensors files; convert other formats with `bgmv2 convert`.")
 
 
@@ -81,8 +81,8 @@ def read_pickled(path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w. ]+)", str(error))
-        what = (found.group(1) or found.group(2)).strip() if found else "Python objects"
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f"a Python object ({found.group(1)})" if found else "Python objects"
         raise CheckpointError(
             f"{path} holds {what}, not only tensors, so it is not loaded (unpickling arbitrary objects can "
             "run code). If you trust its source, load it there and re-save the plain weights with "
@@ -215,10 +215,10 @@ def load_torchscript(path: Union[str, os.PathLike], map_location: Union[str, tor
     kind = file_kinds.file_kind(path)
     if kind in (file_kinds.TORCH_ZIP, file_kinds.TORCH_LEGACY, file_kinds.SAFETENSORS):
         raise CheckpointError(
-            f"{path} is a {kind} (weights only), not a TorchScript archive. Load it with "
+            f"{path} is {file_kinds.with_article(kind)} (weights only), not a TorchScript archive. Load it with "
             "pytorch_impl.load_model(path); script it with pytorch_impl.script_model(model).")
     if kind != file_kinds.TORCHSCRIPT:
-        raise CheckpointError(f"{path} is a {kind}, not a TorchScript archive.")
+        raise CheckpointError(f"{path} is {file_kinds.with_article(kind)}, not a TorchScript archive.")
     return torch.jit.load(path, map_location=map_location).eval()
 
 

@@ -20,6 +20,11 @@ OTHER_ZIP = "zip archive of unknown content"
 UNKNOWN = "unrecognised file"
 
 
+def with_article(kind: str) -> str:
+    """'a PyTorch ...' / 'an ONNX ...', for messages."""
+    return ("an " if kind[0].lower() in "aeiou" else "a ") + kind
+
+
 def zip_kind(path: str) -> str:
     try:
         with zipfile.ZipFile(path) as archive:

@@ -1,0 +1,115 @@
+"""TorchScript: scripted models equal eager ones; the production wrapper's knobs work after save/load."""
+import pytest
+import torch
+
+from conftest import realistic_weights, torch_probe
+from pytorch_impl import MattingBase, MattingRefine, load_torchscript, script_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return realistic_weights(MattingRefine("mobilenetv2"), seed=11)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, model):
+    path = tmp_path_factory.mktemp("ts") / "torchscript_mobilenetv2_fp32.pth"
+    script_model(model).save(str(path))
+    return load_torchscript(path)
+
+
+def assert_same(a, b):
+    for x, y in zip(a, b):
+        assert torch.equal(x, y), (x - y).abs().max().item()
+
+
+@pytest.mark.parametrize("mode", ["full", "sampling", "thresholding"])
+@pytest.mark.parametrize("kernel_size", [3, 1])
+def test_scripted_equals_eager(mode, kernel_size):
+    model = realistic_weights(MattingRefine("mobilenetv2", refine_mode=mode, refine_kernel_size=kernel_size,
+                                            refine_sample_pixels=16 * 100), seed=12)
+    scripted = torch.jit.script(model)
+    src, bgr = torch_probe(2, 64, 96)
+    with torch.no_grad():
+        for _ in range(3):  # the profiling executor re-optimises on the first calls
+            assert_same(scripted(src, bgr), model(src, bgr))
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "resnet101"])
+def test_scripted_resnets_and_base(backbone):
+    src, bgr = torch_probe(1, 64, 64)
+    base = realistic_weights(MattingBase(backbone))
+    with torch.no_grad():
+        assert_same(script_model(base)(src, bgr), base(src, bgr))
+
+
+def test_production_knobs_after_load(model, saved):
+    src, bgr = torch_probe(1, 96, 128, seed=3)
+    assert saved.backbone_scale == 0.25 and saved.refine_mode == "sampling"
+    assert saved.refine_sample_pixels == 80_000 and saved.refine_threshold == 0.1
+    assert saved.refine_prevent_oversampling is True
+    assert "model.backbone.features.0.0.weight" in saved.state_dict()
+    knobs = dict(backbone_scale=0.5, refine_mode="thresholding", refine_threshold=0.3)
+    for name, value in knobs.items():
+        setattr(saved, name, value)
+    eager = MattingRefine("mobilenetv2", backbone_scale=0.5, refine_mode="thresholding", refine_threshold=0.3)
+    eager.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert_same(saved(src, bgr), eager.eval()(src, bgr))
+        saved.refine_mode, saved.refine_sample_pixels, saved.backbone_scale = "sampling", 16 * 10, 0.25
+        assert saved(src, bgr)[5].sum() <= 10
+
+
+def test_bfloat16_runs_on_cpu(model):
+    src, bgr = torch_probe(1, 64, 96)
+    low = MattingRefine("mobilenetv2")
+    low.load_state_dict(model.state_dict())
+    low = low.eval().to(torch.bfloat16)
+    with torch.no_grad():
+        pha_low = low(src.bfloat16(), bgr.bfloat16())[0]
+        pha_ref = model(src, bgr)[0]
+        scripted = script_model(low)(src.bfloat16(), bgr.bfloat16())[0]
+    assert pha_low.dtype == torch.bfloat16 and scripted.dtype == torch.bfloat16
+    assert (pha_low.float() - pha_ref).abs().mean() < 0.05
+
+
+def test_autocast_bfloat16_on_cpu(model):
+    src, bgr = torch_probe(1, 64, 96)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        pha = model(src, bgr)[0]
+    with torch.no_grad():
+        reference = model(src, bgr)[0]
+    assert (pha.float() - reference).abs().mean() < 0.05
+
+
+def test_float16_runs_on_cpu(model):
+    half = MattingRefine("mobilenetv2")
+    half.load_state_dict(model.state_dict())
+    half = half.eval().half()
+    src, bgr = torch_probe(1, 64, 96)
+    try:
+        with torch.no_grad():
+            pha = half(src.half(), bgr.half())[0]
+    except RuntimeError as error:  # depends on the CPU kernels this torch build has
+        pytest.skip(f"float16 convolution is not available on this CPU build: {error}")
+    with torch.no_grad():
+        reference = model(src, bgr)[0]
+    assert pha.dtype == torch.float16 and (pha.float() - reference).abs().mean() < 0.05
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_scripted_matches_cpu(model, dtype):
+    src, bgr = torch_probe(1, 96, 128)
+    gpu = MattingRefine("mobilenetv2", refine_mode="full")
+    gpu.load_state_dict(model.state_dict())
+    gpu = gpu.eval().cuda().to(dtype)
+    scripted = script_model(gpu)
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # TF32 would blur fp32
+        pha = scripted(src.cuda().to(dtype), bgr.cuda().to(dtype))[0].float().cpu()
+        model.refiner.mode = "full"
+        reference = model(src, bgr)[0]
+        model.refiner.mode = "sampling"
+    tolerance = 1e-4 if dtype == torch.float32 else 0.05
+    assert (pha - reference).abs().mean() < tolerance
