@@ -69,13 +69,14 @@ class MattingRefine(MattingBase):
     def __init__(self, backbone: str, backbone_scale: float = 1 / 4, refine_mode: str = "sampling",
                  refine_sample_pixels: int = 80_000, refine_threshold: float = 0.1,
                  refine_kernel_size: int = 3, refine_prevent_oversampling: bool = True,
-                 refine_patch_crop_method: str = "unfold", refine_patch_replace_method: str = "scatter_nd"):
+                 refine_patch_crop_method: str = "unfold", refine_patch_replace_method: str = "scatter_nd",
+                 refine_static_shapes: bool = False):
         check_backbone_scale(backbone_scale)
         super().__init__(backbone)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
                                refine_prevent_oversampling, refine_patch_crop_method,
-                               refine_patch_replace_method)
+                               refine_patch_replace_method, refine_static_shapes)
 
     def __setattr__(self, name: str, value) -> None:
         if name == "backbone_scale":  # settable after construction, as upstream allows

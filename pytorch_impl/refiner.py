@@ -42,7 +42,7 @@ REPLACE_METHODS = ("scatter_nd", "scatter_element")
 
 # Settable knobs: their type (values are coerced to it) and, where restricted, their choices.
 KNOB_TYPES = {"mode": str, "sample_pixels": int, "threshold": float, "prevent_oversampling": bool,
-              "patch_crop_method": str, "patch_replace_method": str}
+              "patch_crop_method": str, "patch_replace_method": str, "static_shapes": bool}
 KNOB_CHOICES = {"mode": MODES, "patch_crop_method": CROP_METHODS, "patch_replace_method": REPLACE_METHODS}
 
 
@@ -73,6 +73,21 @@ def select_top_k(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch
     return chosen.to(err.dtype).reshape(b, c, h, w)
 
 
+def top_k_cells(err: torch.Tensor, k: int, prevent_oversampling: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices (B, k) of the cells `select_top_k` chooses, in increasing order, and which to keep."""
+    b, c, h, w = err.shape
+    chosen = select_top_k(err, k, False).reshape(b, h * w)
+    order = torch.arange(h * w, device=err.device, dtype=torch.float64)
+    # Chosen cells first, and among them the lower index first: exact in float64 for any image size.
+    score = chosen.to(torch.float64) * (h * w) + (h * w - 1 - order)
+    cells = score.topk(k, dim=1, sorted=True).indices
+    if prevent_oversampling:
+        keep = err.reshape(b, h * w).gather(1, cells) > 0
+    else:
+        keep = torch.ones_like(cells, dtype=torch.bool)
+    return cells, keep
+
+
 def pixel_indices(shape: List[int], b: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
                   size: int, window: int) -> torch.Tensor:
     """Flat indices into a (B, C, H, W) tensor of the window x window patch at (y * size, x * size)."""
@@ -87,7 +102,8 @@ def pixel_indices(shape: List[int], b: torch.Tensor, y: torch.Tensor, x: torch.T
 class Refiner(nn.Module):
     def __init__(self, mode: str = "sampling", sample_pixels: int = 80_000, threshold: float = 0.1,
                  kernel_size: int = 3, prevent_oversampling: bool = True,
-                 patch_crop_method: str = "unfold", patch_replace_method: str = "scatter_nd"):
+                 patch_crop_method: str = "unfold", patch_replace_method: str = "scatter_nd",
+                 static_shapes: bool = False):
         super().__init__()
         check_choice("refine_kernel_size", kernel_size, KERNEL_SIZES)
         self.mode = mode
@@ -97,6 +113,7 @@ class Refiner(nn.Module):
         self.prevent_oversampling = prevent_oversampling
         self.patch_crop_method = patch_crop_method
         self.patch_replace_method = patch_replace_method
+        self.static_shapes = static_shapes
 
         channels = [32, 24, 16, 12, 4]
         self.conv1 = nn.Conv2d(channels[0] + 6 + 4, channels[1], kernel_size, bias=False)
@@ -122,19 +139,46 @@ class Refiner(nn.Module):
         """Full-resolution (pha, fgr residual, ref) from the coarse outputs; pha and fgr unclamped."""
         self.check_knobs()
         H, W = src.shape[2], src.shape[3]
-        src_bgr = torch.cat([src, bgr], dim=1)
         if self.mode == "full":
-            return self.refine_everywhere(src_bgr, pha, fgr, hid)
+            return self.refine_everywhere(torch.cat([src, bgr], dim=1), pha, fgr, hid)
 
         err = F.interpolate(err, (H // 4, W // 4), mode="bilinear", align_corners=False)
-        ref = self.select_refinement_regions(err)
         out = F.interpolate(torch.cat([pha, fgr], dim=1), (H, W), mode="bilinear", align_corners=False)
+        if self.mode == "sampling" and self.static_shapes:
+            return self.refine_top_k_static(src, bgr, pha, fgr, err, hid, out)
+        ref = self.select_refinement_regions(err)
         idx = torch.nonzero(ref.squeeze(1))
         if idx.size(0) > 0:
             b, y, x = idx[:, 0], idx[:, 1], idx[:, 2]
-            patches = self.refine_patches(src_bgr, pha, fgr, hid, b, y, x)
+            patches = self.refine_patches(src, bgr, pha, fgr, hid, b, y, x)
             out = self.replace_patch(out, patches, b, y, x)
         return out[:, :1], out[:, 1:], ref
+
+    def refine_top_k_static(self, src: torch.Tensor, bgr: torch.Tensor, pha: torch.Tensor, fgr: torch.Tensor,
+                            err: torch.Tensor, hid: torch.Tensor, out: torch.Tensor
+                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`sampling` with shapes that do not depend on the data: always k patches per image.
+
+        The k chosen cells come straight from top-k (in row-major order, as `nonzero` would give
+        them); cells that `prevent_oversampling` drops are refined too but keep their coarse value,
+        so the result equals the data-dependent path exactly while tracing, compiling and exporting
+        without `nonzero`.
+        """
+        B, _, h, w = err.shape
+        k = min(self.sample_pixels // 16, h * w)
+        if k <= 0:
+            return out[:, :1], out[:, 1:], torch.zeros_like(err)
+        cells, keep = top_k_cells(err, k, self.prevent_oversampling)
+        b = torch.arange(B, device=err.device).repeat_interleave(k)
+        cells = cells.reshape(-1)
+        y = torch.div(cells, w, rounding_mode="floor")
+        x = cells - y * w
+        patches = self.refine_patches(src, bgr, pha, fgr, hid, b, y, x)
+        coarse = self.crop_patch(out, b, y, x, 4, 0)
+        patches = torch.where(keep.reshape(-1, 1, 1, 1), patches.to(out.dtype), coarse)
+        out = self.replace_patch(out, patches, b, y, x)
+        ref = torch.zeros_like(err).reshape(B, h * w).scatter(1, cells.view(B, k), keep.to(err.dtype))
+        return out[:, :1], out[:, 1:], ref.view(B, 1, h, w)
 
     def check_knobs(self) -> None:
         """Knobs may be set on a scripted model, where __setattr__ does not run: check them here."""
@@ -153,20 +197,23 @@ class Refiner(nn.Module):
             return select_top_k(err, self.sample_pixels // 16, self.prevent_oversampling)
         return select_by_threshold(err, self.threshold)
 
-    def refine_patches(self, src_bgr: torch.Tensor, pha: torch.Tensor, fgr: torch.Tensor,
+    def refine_patches(self, src: torch.Tensor, bgr: torch.Tensor, pha: torch.Tensor, fgr: torch.Tensor,
                        hid: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """(N, 4, 4, 4) refined alpha + foreground residual for the selected cells."""
-        H, W = src_bgr.shape[2], src_bgr.shape[3]
+        """(N, 4, 4, 4) refined alpha + foreground residual for the cells (b, y, x)."""
+        H, W = src.shape[2], src.shape[3]
         margin = self.kernel_size // 2  # 1 for 3x3 kernels: two convs consume 2 pixels each side
-        coarse = F.interpolate(torch.cat([hid, pha, fgr], dim=1), (H // 2, W // 2),
-                               mode="bilinear", align_corners=False)
-        images = F.interpolate(src_bgr, (H // 2, W // 2), mode="bilinear", align_corners=False)
-        p = self.crop_patch(coarse, b, y, x, 2, 3 * margin)
-        q = self.crop_patch(images, b, y, x, 2, 3 * margin)
-        p = self.relu(self.bn1(self.conv1(torch.cat([p, q], dim=1))))
+        half = (H // 2, W // 2)
+        coarse = F.interpolate(torch.cat([hid, pha, fgr], dim=1), half, mode="bilinear", align_corners=False)
+        p = torch.cat([
+            self.crop_patch(coarse, b, y, x, 2, 3 * margin),
+            self.crop_patch(F.interpolate(src, half, mode="bilinear", align_corners=False), b, y, x, 2, 3 * margin),
+            self.crop_patch(F.interpolate(bgr, half, mode="bilinear", align_corners=False), b, y, x, 2, 3 * margin),
+        ], dim=1)
+        p = self.relu(self.bn1(self.conv1(p)))
         p = self.relu(self.bn2(self.conv2(p)))
         p = F.interpolate(p, (4 + 4 * margin, 4 + 4 * margin), mode="nearest")
-        q = self.crop_patch(src_bgr, b, y, x, 4, 2 * margin)
+        q = torch.cat([self.crop_patch(src, b, y, x, 4, 2 * margin),
+                       self.crop_patch(bgr, b, y, x, 4, 2 * margin)], dim=1)
         p = self.relu(self.bn3(self.conv3(torch.cat([p, q], dim=1))))
         return self.conv4(p)
 

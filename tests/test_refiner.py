@@ -142,3 +142,22 @@ def test_resnet_modes_agree(backbone):
     src, bgr = torch_probe(1, 64, 96, seed=2)
     full = run(model, src, bgr, mode="full")
     assert_identical(full, run(model, src, bgr, mode="thresholding", threshold=-1))
+
+
+@pytest.mark.parametrize("prevent_oversampling", [True, False])
+@pytest.mark.parametrize("sample_pixels", [16 * 150, 16 * 10**6])
+def test_static_shape_sampling_equals_data_dependent_sampling(model, inputs, prevent_oversampling, sample_pixels):
+    src, bgr = inputs
+    knobs = dict(mode="sampling", sample_pixels=sample_pixels, prevent_oversampling=prevent_oversampling)
+    dynamic = run(model, src, bgr, static_shapes=False, **knobs)
+    static = run(model, src, bgr, static_shapes=True, **knobs)
+    assert_identical(dynamic, static)
+
+
+def test_static_sampling_drops_zero_error_cells_like_upstream():
+    model = realistic_weights(MattingRefine("resnet50", refine_sample_pixels=16 * 10**6), seed=1)
+    src, bgr = torch_probe(1, 64, 96, seed=2)
+    *_, err_sm, ref_sm = run(model, src, bgr, static_shapes=True)
+    err_q = F.interpolate(err_sm, size=ref_sm.shape[-2:], mode="bilinear", align_corners=False)
+    assert 0 < ref_sm.sum() < ref_sm.numel()  # some cells have zero error and are not refined
+    assert torch.equal(ref_sm, (err_q > 0).float())
