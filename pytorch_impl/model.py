@@ -64,6 +64,8 @@ class MattingRefine(MattingBase):
 
     Returns `(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)`: alpha and foreground at full resolution,
     the coarse alpha, foreground and error at `backbone_scale`, and the 0/1 map of refined 4x4 cells.
+    The arguments and defaults are the official ones; `refine_static_shapes` (not in upstream) picks
+    the data-independent `sampling` path with identical results (see `refiner.py`).
     """
 
     def __init__(self, backbone: str, backbone_scale: float = 1 / 4, refine_mode: str = "sampling",

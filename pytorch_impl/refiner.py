@@ -21,6 +21,11 @@ Refining cell (y, x):
    4x4 patch overwrites the block at (4y, 4x).
 With kernel size 1 the windows have no margin (2x2 at half and 4x4 at full resolution).
 
+Shapes: by default `sampling` refines the selected cells found with `nonzero` (data-dependent
+count). With `static_shapes=True` it refines exactly k cells per image, taken straight from top-k,
+and cells that `prevent_oversampling` drops keep their coarse value: the same numbers, with shapes
+that tracing, `torch.compile` and exporters can fix ahead of time.
+
 Patch crop methods: `unfold` (strided view, fastest in PyTorch) and `gather` (flat pixel indices,
 exports to ONNX Gather). `roi_align` is accepted for upstream compatibility and runs the `gather` crop:
 upstream used torchvision's RoIAlign with boxes whose samples land exactly on pixel centres, so it is
@@ -142,7 +147,8 @@ class Refiner(nn.Module):
         if self.mode == "full":
             return self.refine_everywhere(torch.cat([src, bgr], dim=1), pha, fgr, hid)
 
-        err = F.interpolate(err, (H // 4, W // 4), mode="bilinear", align_corners=False)
+        if err.shape[2] != H // 4 or err.shape[3] != W // 4:  # at backbone_scale 1/4 it is already there
+            err = F.interpolate(err, (H // 4, W // 4), mode="bilinear", align_corners=False)
         out = F.interpolate(torch.cat([pha, fgr], dim=1), (H, W), mode="bilinear", align_corners=False)
         if self.mode == "sampling" and self.static_shapes:
             return self.refine_top_k_static(src, bgr, pha, fgr, err, hid, out)

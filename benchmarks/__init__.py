@@ -1,0 +1,1 @@
+"""Speed and arithmetic measurements of the PyTorch implementation."""
