@@ -190,14 +190,15 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
                dtype: Optional[torch.dtype] = None, **options) -> nn.Module:
     """A `MattingBase` or `MattingRefine` in eval mode with the weights of `source`.
 
-    `source`: a `.pth` / `.safetensors` path or a state dict in the official layout.
+    `source`: a `.pth` / `.safetensors` path, a zoo name (`bgmv2 weights list`), or a state dict in
+    the official layout.
     `kind`: 'base' loads only the base network (also from a refine checkpoint); default from the file.
     `options`: `MattingRefine` arguments (`backbone_scale`, `refine_mode`, `refine_sample_pixels`, ...).
     """
     if isinstance(source, Mapping):
         name, state = "the state dict", unwrap(source, "the state dict")
     else:
-        name, state = os.fspath(source), read_state_dict(source)
+        name, state = os.fspath(source), read_state_dict(zoo_path(os.fspath(source)))
     info = describe(state, name)
     model = build_model(info, kind, backbone, name, **options)
     if isinstance(model, MattingBase) and not isinstance(model, MattingRefine) and info.kind == "refine":
@@ -205,6 +206,24 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
     check_compatible(model, state, name)
     model.load_state_dict(state, strict=True)
     return model.to(device=device, dtype=dtype).eval()
+
+
+def zoo_path(source: str) -> str:
+    """`source` itself, or the local file of the zoo model it names (`bgmv2 weights list`).
+
+    The one place pytorch_impl reaches outside itself: zoo names are resolved by the `weights`
+    package, imported only when a name that is not a file is given.
+    """
+    if os.path.exists(source) or os.sep in source or "." in os.path.basename(source):
+        return source
+    try:
+        from weights import ZooError, resolve
+    except ImportError:
+        return source
+    try:
+        return resolve(source)
+    except ZooError as error:
+        raise CheckpointError(f"{source}: no such file, and {error}") from None
 
 
 def load_torchscript(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu"):

@@ -8,6 +8,8 @@ from typing import List, Optional
 # name -> module in this package with `add_arguments(parser)` and `run(args) -> int`, and a summary.
 SUBCOMMANDS = {
     "inspect": ("scripts.cmd_inspect", "recognise a weights file, load it strictly, optionally run it once"),
+    "weights": ("scripts.cmd_weights", "the model zoo: list, info, fetch (verified, resumable), verify"),
+    "train": ("scripts.cmd_train", "train the base network, then MattingRefine; export the weights"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Parity between formats, and the matting metrics shared with training validation."""

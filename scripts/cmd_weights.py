@@ -1,0 +1,64 @@
+"""`bgmv2 weights list | info NAME | fetch NAME | verify PATH`: the model zoo from the shell."""
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="every model the zoo knows")
+    info = actions.add_parser("info", help="one model's details")
+    info.add_argument("name")
+    fetch = actions.add_parser("fetch", help="download (resuming) or copy a model, verified by sha256")
+    fetch.add_argument("name")
+    fetch.add_argument("--from", dest="source", help="a local file or folder, or a mirror URL (offline use)")
+    fetch.add_argument("--dir", help="destination folder (default: the cache, $BGMV2_HOME or ~/.cache/bgmv2)")
+    verify = actions.add_parser("verify", help="check a file's sha256 against the zoo")
+    verify.add_argument("path")
+    verify.add_argument("--name", help="zoo name, when the file was renamed")
+
+
+def show_list(registry) -> None:
+    print(f"{'name':32} {'origin':12} {'backbone':12} {'format':12} {'precision':9} sha256")
+    for m in registry.models:
+        sha = registry.expected_sha256(m)
+        print(f"{m.name:32} {m.origin:12} {m.backbone:12} {m.format:12} {m.precision:9} "
+              f"{sha[:16] + '...' if sha else 'unknown'}{'  (shipped)' if m.shipped else ''}")
+
+
+def show_info(registry, name: str) -> None:
+    m = registry.get(name)
+    preset = registry.presets.get(m.preset or "", {})
+    rows = [("name", m.name), ("origin", m.origin), ("description", m.description), ("model", f"{m.kind} / {m.backbone}"),
+            ("format", f"{m.format}, {m.precision}"), ("file", m.file), ("size", m.size),
+            ("sha256", registry.expected_sha256(m) or "unknown (recorded on first download)"),
+            ("shipped", m.shipped), ("urls", ", ".join(m.urls) or "-"),
+            ("preset", f"{m.preset}: {preset}" if preset else "-"), ("metrics", m.metrics or "-")]
+    for key, value in rows:
+        if value not in ("", None):
+            print(f"{key + ':':13} {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from weights import ZooError, fetch, load_registry, verify
+    registry = load_registry()
+    try:
+        if args.action == "list":
+            show_list(registry)
+        elif args.action == "info":
+            show_info(registry, args.name)
+        elif args.action == "fetch":
+            from weights.fetch import print_progress
+            path = fetch(args.name, args.source, Path(args.dir) if args.dir else None, registry, print_progress)
+            print(path)
+        else:
+            if not Path(args.path).is_file():
+                print(f"error: {args.path}: no such file", file=sys.stderr)
+                return 1
+            verdict = verify(Path(args.path), args.name, registry)
+            print(f"{args.path}: {verdict}")
+            return 0 if verdict != "mismatch" else 1
+    except ZooError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    return 0
