@@ -257,6 +257,9 @@ def save_state_dict(model: Union[nn.Module, Mapping[str, torch.Tensor]], path: U
             save_file(state, temporary, metadata=dict(metadata or {}))
         else:
             torch.save(state, temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # some writers create 0600 temporaries
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -3,6 +3,7 @@
     bgmv2 train base   --checkpoint runs/base.pth --steps 1500 --size 128x128 --batch 8
     bgmv2 train refine --checkpoint runs/refine.pth --init runs/base.pth --steps 400 --size 256x256 --batch 4
     bgmv2 train export runs/refine.pth weights/model.safetensors --precision fp16
+    bgmv2 train evaluate weights/model.safetensors --count 12 --size 512x512 --seed 777
 
 Data: synthetic (generated, deterministic by --seed) unless --fgr-dir/--pha-dir/--bgr-dir point at a
 published dataset laid out as folders (VideoMatte240K, PhotoMatte85). Re-run with --resume to continue.
@@ -47,16 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--device", default="cpu")
         sub.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AMX/AVX512-BF16)")
         sub.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+        if stage == "refine":
+            sub.add_argument("--refine-sample-pixels", type=int, default=16_384,
+                             help="pixels the refiner recomputes per training image (sampling mode)")
     export = stages.add_parser("export", help="write a training checkpoint's model as safetensors")
     export.add_argument("checkpoint")
     export.add_argument("destination")
     export.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     export.add_argument("--metadata", default="{}", help="JSON object of strings for the file header")
+    evaluate = stages.add_parser("evaluate", help="a model against the |src - bgr| threshold baseline on held-out images")
+    evaluate.add_argument("model", help="weights file or zoo name")
+    evaluate.add_argument("--count", type=int, default=12)
+    evaluate.add_argument("--size", type=size, default=(512, 512))
+    evaluate.add_argument("--seed", type=int, default=777, help="synthetic seed (training used 0, validation 1000)")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from scripts.training.loop import TrainConfig, export_weights, main_log, train
+    from scripts.training.loop import TrainConfig, export_weights, held_out_metrics, main_log, train
+    if args.stage == "evaluate":
+        print(json.dumps(held_out_metrics(args.model, args.count, args.size, args.seed), indent=2))
+        return 0
     if args.stage == "export":
         export_weights(args.checkpoint, args.destination, args.precision, json.loads(args.metadata))
         print(f"wrote {args.destination}")
@@ -71,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, workers=args.workers, fgr_dir=args.fgr_dir, pha_dir=args.pha_dir,
                          bgr_dir=args.bgr_dir, val_every=args.val_every, val_count=args.val_count,
                          val_size=args.val_size, save_every=args.save_every, log_every=args.log_every,
-                         device=args.device, bf16=args.bf16)
+                         device=args.device, bf16=args.bf16,
+                         refine_sample_pixels=getattr(args, "refine_sample_pixels", 16_384))
     summary = train(config, log=main_log)
     print(json.dumps(summary, indent=2))
     return 0

@@ -202,3 +202,13 @@ def export_weights(checkpoint: str, destination: str, precision: str = "fp16", m
 
 def main_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def held_out_metrics(model_path: str, count: int, size: Tuple[int, int], seed: int) -> Dict:
+    """A trained model against the threshold baseline on `count` synthetic images of another seed."""
+    data = SyntheticMattingSet(count, *size, seed=seed)
+    samples = [data[i] for i in range(count)]
+    val = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    model = load_model(model_path)
+    ours = matting_metrics(predict_alpha(model, val["src"], val["bgr"]).numpy(), val["pha"].numpy())
+    return {"model": ours, "baseline": baseline_metrics(val), "count": count, "size": list(size), "seed": seed}
