@@ -113,7 +113,8 @@ def evaluate(model: torch.nn.Module, val: Dict[str, torch.Tensor], device: str) 
 
 
 def compute_loss(model, batch, bf16: bool) -> torch.Tensor:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    device_type = batch["src"].device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
         outputs = model(batch["src"], batch["bgr"])
     outputs = [o.float() for o in outputs]
     if isinstance(model, MattingRefine):
