@@ -1,0 +1,92 @@
+"""MobileNetV2 encoder, NHWC: torchvision's layer tree (`features.N.conv.M`), so weights map one to one.
+
+Output stride 16: block 14's depthwise conv keeps stride 1 and blocks 15-17 dilate by 2, as the
+official Background Matting V2 encoder does. The 320 -> 1280 head and the classifier are absent.
+"""
+import keras
+
+from .layers import BatchNorm2d, Sequential, conv2d, relu6
+
+# (expand ratio t, output channels c, repeats n, first stride s), torchvision's width-1.0 table.
+INVERTED_RESIDUAL_SETTINGS = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
+
+# Indices of `features` whose outputs are the skip connections x1 (1/2), x2 (1/4), x3 (1/8).
+SKIP_FEATURES = (1, 3, 6)
+
+
+class ConvBNReLU6(Sequential):
+    """conv -> BatchNorm -> ReLU6; children `0` (conv) and `1` (BN) as in torchvision."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, dilation: int = 1, **kwargs):
+        padding = (kernel_size - 1) // 2 * dilation
+        super().__init__([
+            conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False),
+            BatchNorm2d(out_channels),
+            relu6(),
+        ], **kwargs)
+
+
+class InvertedResidual(keras.layers.Layer):
+    """Expand (1x1) -> depthwise (3x3) -> project (1x1, linear), with a residual when shapes allow."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int,
+                 dilation: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        hidden = in_channels * expand_ratio
+        self.use_residual = stride == 1 and in_channels == out_channels
+        layers = []
+        if expand_ratio != 1:
+            layers.append(ConvBNReLU6(in_channels, hidden, kernel_size=1))
+        layers += [
+            ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden, dilation=dilation),
+            conv2d(hidden, out_channels, 1, bias=False),
+            BatchNorm2d(out_channels),
+        ]
+        self.conv = Sequential(layers)
+
+    def call(self, x):
+        if self.use_residual:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2Encoder(keras.layers.Layer):
+    """Returns (x4, x3, x2, x1, x0) at 1/16, 1/8, 1/4, 1/2, 1/1 of the input resolution."""
+
+    def __init__(self, in_channels: int = 6, **kwargs):
+        super().__init__(**kwargs)
+        layers = [ConvBNReLU6(in_channels, 32, stride=2)]
+        channels = 32
+        for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
+            for i in range(n):
+                index = len(layers)
+                stride = s if i == 0 else 1
+                dilation = 1
+                if index == 14:
+                    stride = 1  # keep output stride 16
+                if index >= 15:
+                    dilation = 2
+                layers.append(InvertedResidual(channels, c, stride, t, dilation))
+                channels = c
+        self.features = Sequential(layers)
+
+    def call(self, x):
+        x0 = x1 = x2 = x3 = x
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i == 1:
+                x1 = x
+            elif i == 3:
+                x2 = x
+            elif i == 6:
+                x3 = x
+        return x, x3, x2, x1, x0
