@@ -1,8 +1,6 @@
 """The Keras model as a graph: one `tf.function` trace serves every batch, height and width, equal to
 eager; size checks inside the graph; mixed precision."""
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +9,6 @@ import torch
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
-ROOT = str(Path(__file__).resolve().parents[1])
-if ROOT not in sys.path:  # tensorflow_impl is not (yet) among pyproject's installed packages
-    sys.path.insert(0, ROOT)
 
 import pytorch_impl  # noqa: E402
 import tensorflow_impl  # noqa: E402

@@ -2,8 +2,6 @@
 constructor arguments, defaults and knobs mirror PyTorch's."""
 import inspect
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +9,6 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
-ROOT = str(Path(__file__).resolve().parents[1])
-if ROOT not in sys.path:  # tensorflow_impl is not (yet) among pyproject's installed packages
-    sys.path.insert(0, ROOT)
 
 import pytorch_impl  # noqa: E402
 import tensorflow_impl  # noqa: E402

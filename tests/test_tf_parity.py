@@ -6,8 +6,6 @@ backgrounds), batch 2, at a square and a non-square size.
 """
 import copy
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +15,6 @@ from torch.nn import functional as F
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
-ROOT = str(Path(__file__).resolve().parents[1])
-if ROOT not in sys.path:  # tensorflow_impl is not (yet) among pyproject's installed packages
-    sys.path.insert(0, ROOT)
 
 import pytorch_impl  # noqa: E402
 import tensorflow_impl  # noqa: E402

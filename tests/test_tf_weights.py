@@ -2,7 +2,6 @@
 reported, Keras-native files, and the package's import rules."""
 import ast
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tensorflow_impl is not (yet) among pyproject's installed packages
-    sys.path.insert(0, str(ROOT))
 
 import pytorch_impl  # noqa: E402
 import tensorflow_impl  # noqa: E402
