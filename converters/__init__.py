@@ -1,0 +1,29 @@
+"""Every model format to every other, each conversion verified on a probe before it is kept.
+
+Formats (`converters.formats.FORMATS`): `pth`, `safetensors`, `torchscript`, `pt2`, `onnx` (NCHW
+input), `keras`, `savedmodel` (NHWC input; ONNX made from a SavedModel is NHWC too). Frameworks are
+imported only when a format needs them, so the PyTorch formats work with PyTorch alone.
+
+    import converters
+    converters.detect("model.pth")                       # 'pth' / 'torchscript' / ... from the content
+    runner = converters.load("model.onnx")               # runner(src, bgr) -> {"pha": ..., ...} NCHW float32
+    converters.convert("pytorch_mobilenetv2.pth", "mobilenetv2.onnx")
+    converters.info("mobilenetv2.onnx")                  # the metadata the file carries
+
+Errors are `converters.ConversionError`, with the problem and the fix in the message.
+"""
+from .errors import ConversionError
+from .formats import FORMATS, NAMES, guess_format
+
+__all__ = ["ConversionError", "ConversionResult", "FORMATS", "NAMES", "convert", "detect", "guess_format", "info",
+           "load", "read"]
+
+
+def __getattr__(name):
+    if name in ("convert", "load", "read", "info", "ConversionResult"):
+        from . import api as module
+        return getattr(module, name)
+    if name == "detect":
+        from .detect import detect
+        return detect
+    raise AttributeError(f"module 'converters' has no attribute {name!r}")

@@ -1,0 +1,15 @@
+"""The one error converters raise: a message that names the problem and the fix."""
+
+
+class ConversionError(ValueError):
+    """A file that cannot be detected, loaded, converted or validated as asked; the message says why
+    and what to do. Raised instead of the underlying framework's exception."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """`Type: first line` of an exception, for messages (never a whole framework traceback)."""
+    text = str(error).strip().splitlines()
+    line = text[0] if text else ""
+    if len(line) > limit:
+        line = line[:limit] + "..."
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__

@@ -1,0 +1,292 @@
+"""ONNX: exported from PyTorch (NCHW) with a pinned exporter, run with ONNX Runtime, read back.
+
+Exporter (pinned): `torch.onnx.export(..., dynamo=True)` on a `torch.export` program of
+`converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18, one file (no
+external data), the exporter's optimiser on (it folds each BatchNorm into the convolution before
+it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (multiples of 4);
+outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (`pha`, `fgr`, `err`, `hid` for
+MattingBase). The knobs are fixed at export; the metadata records them.
+
+Variants for `refine_mode="sampling"` (`--onnx-variant`; see `exportable` for the details):
+- `static` (default): top-k cell indices directly, shapes independent of the data, no NonZero.
+  Fastest in ONNX Runtime; needs float64 TopK, so not for TensorRT.
+- `nonzero`: upstream's graph (NonZero, data-dependent shapes). For tools that want it.
+- `tensorrt`: static shapes, every TopK k <= 3840 and constant, no float64, no NonZero: builds in
+  TensorRT (which rejects upstream's k = 5000); one TopK pass per 3840 samples.
+`full` is dense (no selection at all); `thresholding` always uses NonZero (how many cells pass a
+threshold depends on the data).
+
+Reading back (`read`): the weights are the graph's initializers, named as the PyTorch parameters.
+Where the exporter (or onnxsim) folded a BatchNorm into its convolution, the original tensors are
+gone; the state dict then holds the folded convolution and an identity BatchNorm (weight 1, bias =
+the folded bias, mean 0, variance 1 - eps), which computes the same function, and says so.
+"""
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from . import meta as meta_mod
+from .errors import ConversionError, first_line
+from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
+from .meta import ModelSpec
+from .runner import Runner
+
+OPSET = 18
+EXPORTER = "torch.onnx.export(dynamo=True)"
+BN_EPS = 1e-5
+CHANNEL_MULTIPLE = 16  # input channels of concatenation-fed convs padded for ONNX Runtime's NCHWc kernels
+
+
+def require(module: str):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConversionError(f"the ONNX formats need the `{module}` package: pip install 'bgmv2-zoo[onnx]' "
+                              "(onnx, onnxruntime, onnxscript, tf2onnx, onnxsim).") from None
+
+
+# -- writing --------------------------------------------------------------------------------------
+def write_onnx(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str = "fp32",
+               sampling_variant: str = "static", simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+    import torch
+    onnx = require("onnx")
+    require("onnxscript")
+    from .torch_formats import export_program
+    from .torch_formats import quiet
+    program = export_program(spec, precision, sampling_variant, topk_limit, channel_multiple=CHANNEL_MULTIPLE)
+    outputs = list(OUTPUTS_REFINE if spec.kind == "refine" else OUTPUTS_BASE)
+    with quiet():
+        exported = torch.onnx.export(program, dynamo=True, opset_version=OPSET, input_names=["src", "bgr"],
+                                     output_names=outputs, external_data=False, optimize=True, verbose=False)
+    model = exported.model_proto
+    name_input_dims(model)
+    if simplify:
+        onnxsim = require("onnxsim")
+        simplified, ok = onnxsim.simplify(model)
+        if not ok:
+            raise ConversionError("onnxsim could not verify the simplified model; convert without --simplify.")
+        model = simplified
+    set_metadata(model, metadata)
+    onnx.save_model(model, path)
+
+
+def name_input_dims(model) -> None:
+    for graph_input in model.graph.input:
+        dims = graph_input.type.tensor_type.shape.dim
+        for dim, name in zip(dims, ("batch", None, "height", "width")):
+            if name and not dim.HasField("dim_value"):
+                dim.dim_param = name
+
+
+def canonical_order(model) -> None:
+    """Inputs src, bgr and outputs pha, fgr, ... in the PyTorch order (tf2onnx sorts them by name)."""
+    for field, order in ((model.graph.input, ("src", "bgr")), (model.graph.output, OUTPUTS_REFINE + OUTPUTS_BASE)):
+        items = list(field)
+        items.sort(key=lambda v: order.index(v.name) if v.name in order else len(order))
+        copies = [type(v)() for v in items]
+        for copy, item in zip(copies, items):
+            copy.CopyFrom(item)
+        del field[:]
+        field.extend(copies)
+
+
+def set_metadata(model, metadata: Dict[str, str]) -> None:
+    keep = [p for p in model.metadata_props if not p.key.startswith(meta_mod.PREFIX)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in meta_mod.prefixed(metadata).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+# -- reading --------------------------------------------------------------------------------------
+def read_model(path: str, check: bool = True):
+    """The parsed ModelProto, checked; `ConversionError` for anything that is not a usable ONNX model."""
+    onnx = require("onnx")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        model = onnx.load_model_from_string(data)
+        if check:
+            onnx.checker.check_model(model)
+    except Exception as error:  # noqa: BLE001 - untrusted file: only our error leaves
+        raise ConversionError(f"{path} looks like ONNX but cannot be parsed ({first_line(error)}); it is probably "
+                              "truncated or corrupt: fetch it again, or export it again with `bgmv2 convert`.") from None
+    names = [i.name for i in model.graph.input]
+    if sorted(names) != ["bgr", "src"]:
+        raise ConversionError(f"{path} is an ONNX model with inputs {names}, not a Background Matting V2 model "
+                              "(inputs src, bgr). Convert the original weights with `bgmv2 convert`.")
+    return model
+
+
+def metadata_of(model) -> Dict[str, str]:
+    return meta_mod.unprefixed({p.key: p.value for p in model.metadata_props})
+
+
+def layout_of(model, metadata: Dict[str, str]) -> str:
+    if metadata.get("layout") in ("NCHW", "NHWC"):
+        return metadata["layout"]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return "NHWC" if len(dims) == 4 and dims[3].dim_value == 3 else "NCHW"
+
+
+def info(path: str) -> Dict[str, str]:
+    model = read_model(path, check=False)
+    metadata = metadata_of(model)
+    metadata.setdefault("opset", str(max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                                         default=0)))
+    metadata.setdefault("producer", f"{model.producer_name} {model.producer_version}".strip())
+    return metadata
+
+
+def conv_bn_pairs(spec_backbone: str, kind: str, kernel_size: Optional[int]) -> Dict[str, str]:
+    """BatchNorm module name -> the convolution that feeds it, found by running the PyTorch model."""
+    import torch
+    from torch import nn
+    from pytorch_impl import MattingBase, MattingRefine
+    if kind == "refine":
+        model = MattingRefine(spec_backbone, refine_mode="full", refine_kernel_size=kernel_size).eval()
+    else:
+        model = MattingBase(spec_backbone).eval()
+    produced, pairs = {}, {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            hooks.append(module.register_forward_hook(
+                lambda m, i, o, name=name: produced.__setitem__(id(o), name)))
+        elif isinstance(module, nn.BatchNorm2d):
+            hooks.append(module.register_forward_pre_hook(
+                lambda m, i, name=name: pairs.__setitem__(name, produced.get(id(i[0])))))
+    with torch.no_grad():
+        x = torch.rand(1, 3, 128, 128)
+        model(x, x)
+    for hook in hooks:
+        hook.remove()
+    return {bn: conv for bn, conv in pairs.items() if conv}
+
+
+def read_onnx(path: str) -> ModelSpec:
+    """The state dict inside an ONNX model this project exported (see the module docstring)."""
+    import torch
+    import pytorch_impl
+    from onnx import numpy_helper
+    model = read_model(path)
+    metadata = metadata_of(model)
+    if layout_of(model, metadata) == "NHWC":
+        raise ConversionError(f"{path} was converted from a TensorFlow SavedModel by tf2onnx, which renames and folds "
+                              "the weights; read them from the SavedModel it was made from (`bgmv2 convert "
+                              "SAVEDMODEL out.pth`).")
+    try:
+        tensors = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    except Exception as error:  # noqa: BLE001
+        raise ConversionError(f"{path}: an initializer cannot be read ({first_line(error)}).") from None
+    tensors = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()}
+    bias_of = {}  # conv weight name -> its bias initializer name (after folding)
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) > 2 and node.input[2]:
+            weight, bias = (n[len("model."):] if n.startswith("model.") else n for n in node.input[1:3])
+            bias_of[weight] = bias
+    named = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()
+             if k.startswith(("backbone.", "aspp.", "decoder.", "refiner."))}
+    try:
+        info = pytorch_impl.describe(named, path)
+    except pytorch_impl.CheckpointError:
+        raise ConversionError(f"{path} is an ONNX model whose weights are not named as the PyTorch parameters (not "
+                              "exported by bgmv2-zoo, e.g. upstream's export), so no state dict can be recovered "
+                              "from it; convert the original .pth instead.") from None
+    reference = (pytorch_impl.MattingRefine(info.backbone, refine_kernel_size=info.refine_kernel_size)
+                 if info.kind == "refine" else pytorch_impl.MattingBase(info.backbone)).state_dict()
+    pairs = conv_bn_pairs(info.backbone, info.kind, info.refine_kernel_size)
+    state, folded = {}, 0
+    for key, like in reference.items():
+        if key in tensors:
+            value = np.array(tensors[key])
+            if value.ndim == 4 and value.shape[1] > like.shape[1] and not value[:, like.shape[1]:].any():
+                value = value[:, :like.shape[1]]  # zero input channels added for ONNX Runtime (PaddedConv)
+            state[key] = torch.from_numpy(np.ascontiguousarray(value)).to(like.dtype)
+            continue
+        module, _, leaf = key.rpartition(".")
+        conv = pairs.get(module)
+        if leaf == "num_batches_tracked":
+            state[key] = torch.zeros_like(like)
+        elif conv and f"{conv}.weight" in tensors:
+            if leaf == "weight":
+                state[key] = torch.ones_like(like)
+                folded += 1
+            elif leaf == "bias":
+                bias = bias_of.get(f"{conv}.weight")
+                value = tensors.get(bias) if bias else None
+                state[key] = (torch.from_numpy(np.array(value)).reshape(like.shape).to(like.dtype)
+                              if value is not None else torch.zeros_like(like))
+            elif leaf == "running_mean":
+                state[key] = torch.zeros_like(like)
+            elif leaf == "running_var":
+                state[key] = torch.full_like(like, 1 - BN_EPS)
+    missing = [k for k in reference if k not in state]
+    if missing:
+        raise ConversionError(f"{path}: {len(missing)} weights cannot be found in the ONNX graph (first: "
+                              f"{', '.join(missing[:5])}); was it exported by bgmv2-zoo? Convert the original .pth.")
+    notes = []
+    if folded:
+        notes.append(f"BatchNorm was folded into {folded} convolutions in the ONNX graph: the state dict holds the "
+                     "folded convolution weights and identity BatchNorms (weight 1, bias = folded bias, mean 0, "
+                     "var 1 - eps) - the same function, not the original tensors; num_batches_tracked is 0.")
+    spec = ModelSpec({k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()},
+                     info.kind, info.backbone, info.refine_kernel_size, meta_mod.knobs_from_metadata(metadata),
+                     metadata.get("precision", "fp32"), metadata, notes)
+    return spec
+
+
+# -- running --------------------------------------------------------------------------------------
+def session_options(threads: Optional[int] = None, level: str = "all"):
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    options.log_severity_level = 3
+    return options
+
+
+def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, threads: Optional[int] = None,
+              optimization: str = "all", providers=None, **_) -> Runner:
+    ort = require("onnxruntime")
+    model = read_model(path)
+    metadata = metadata_of(model)
+    if knobs:
+        raise ConversionError(f"{path}: the knobs of an ONNX model are fixed when it is exported ({', '.join(knobs)} "
+                              "asked); convert it again with them.")
+    layout = layout_of(model, metadata)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimization),
+                                       providers=providers or ["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001
+        raise ConversionError(f"{path}: ONNX Runtime cannot load it ({first_line(error)}).") from None
+    input_type = session.get_inputs()[0].type
+    dtype = np.float16 if "float16" in input_type else np.float32
+    outputs = [o.name for o in session.get_outputs()]
+
+    def run(src, bgr):
+        if layout == "NHWC":
+            src, bgr = src.transpose(0, 2, 3, 1), bgr.transpose(0, 2, 3, 1)
+        feeds = {"src": np.ascontiguousarray(src, dtype=dtype), "bgr": np.ascontiguousarray(bgr, dtype=dtype)}
+        return session.run(None, feeds)
+
+    precision = "fp16" if dtype == np.float16 else metadata.get("precision", "fp32")
+    return Runner(run, "onnx", path, outputs, layout, metadata, precision, session)
+
+
+def opset_of(path: str) -> int:
+    model = read_model(path, check=False)
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)

@@ -1,0 +1,359 @@
+"""PyTorch-side formats: state dicts (`.pth`, safetensors), TorchScript and `torch.export` (`.pt2`).
+
+Each has `read(path) -> ModelSpec` (weights in the official layout, knobs and metadata the file
+carries), `write(spec, path, metadata, precision, ...)` and `load(path, **knobs) -> Runner`.
+Inputs are NCHW. Reading never executes pickled Python: state dicts go through
+`torch.load(weights_only=True)` (via `pytorch_impl`), TorchScript through `torch.jit.load` (C++,
+TorchScript's own restricted unpickler), `.pt2` through `torch.export.load`.
+"""
+import contextlib
+import io
+import json
+import os
+import zipfile
+from typing import Dict, Optional
+
+import numpy as np
+
+from . import meta as meta_mod
+from .errors import ConversionError, first_line
+from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
+from .meta import ModelSpec
+from .runner import Runner
+
+META_FILE = "bgmv2.json"
+
+
+# -- shared ---------------------------------------------------------------------------------------
+def torch_state(state: Dict[str, np.ndarray], dtype=None):
+    import torch
+    out = {}
+    for key, value in state.items():
+        tensor = torch.from_numpy(np.array(value, order="C"))  # keeps 0-d arrays 0-d
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        out[key] = tensor
+    return out
+
+
+def numpy_state(state) -> Dict[str, np.ndarray]:
+    out = {}
+    for key, value in state.items():
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.float()
+        out[key] = value.numpy().copy()
+    return out
+
+
+def precision_of(state) -> str:
+    import torch
+    dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    return "fp16" if dtypes == {torch.float16} else "fp32"
+
+
+def spec_from_torch_state(state, source: str, metadata: Dict[str, str], knobs: Dict[str, object]) -> ModelSpec:
+    import pytorch_impl
+    from pytorch_impl.checkpoint import unwrap
+    try:
+        state = unwrap(state, source)
+        info = pytorch_impl.describe(state, source)
+        model = build_torch_model_from(state, info, source)  # strict check of every key and shape
+    except pytorch_impl.CheckpointError as error:
+        raise ConversionError(str(error)) from None
+    state = {key: state[key] for key in model.state_dict()}  # the official order (safetensors sorts keys)
+    del model
+    return ModelSpec(numpy_state(state), info.kind, info.backbone, info.refine_kernel_size, dict(knobs),
+                     precision_of(state), dict(metadata))
+
+
+def build_torch_model_from(state, info, source):
+    import pytorch_impl
+    return pytorch_impl.load_model(state, kind=info.kind, backbone=info.backbone)
+
+
+def torch_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, precision: str = "fp32",
+                static_shapes: bool = False):
+    """The eager PyTorch model of `spec` (eval mode) with `knobs` (default: the spec's)."""
+    import torch
+    import pytorch_impl
+    options = {}
+    if spec.kind == "refine":
+        options = dict(spec.knob_values() if knobs is None else knobs)
+        if static_shapes:
+            options["refine_static_shapes"] = True
+    try:
+        model = pytorch_impl.load_model(torch_state(spec.state), kind=spec.kind, backbone=spec.backbone, **options)
+    except (pytorch_impl.CheckpointError, ValueError, TypeError) as error:
+        raise ConversionError(f"cannot build the PyTorch model: {error}") from None
+    return model.to(torch.float16) if precision == "fp16" else model
+
+
+def eager_runner(model, fmt: str, path: str, metadata: Dict[str, str], precision: str) -> Runner:
+    import torch
+    from pytorch_impl import MattingRefine
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+
+    def run(src, bgr):
+        with torch.inference_mode():
+            return model(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
+
+    outputs = OUTPUTS_REFINE if isinstance(model, MattingRefine) else OUTPUTS_BASE
+    return Runner(run, fmt, path, outputs, "NCHW", metadata, precision, model)
+
+
+def zip_member(path: str, suffix: str) -> Optional[bytes]:
+    """The bytes of the first zip member ending with `suffix`, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(suffix):
+                    return archive.read(name)
+    except Exception:  # noqa: BLE001 - unreadable archives are reported by the loader
+        return None
+    return None
+
+
+def wrap_errors(path: str, fmt: str, error: BaseException) -> ConversionError:
+    import pytorch_impl
+    if isinstance(error, ConversionError):
+        return error
+    if isinstance(error, pytorch_impl.CheckpointError):
+        return ConversionError(str(error))
+    return ConversionError(f"{path} looks like {fmt} but cannot be read ({first_line(error)}); it is probably truncated "
+                           "or corrupt: fetch it again, or re-create it with `bgmv2 convert`.")
+
+
+# -- .pth and .safetensors ------------------------------------------------------------------------
+def read_state_file(path: str, fmt: str) -> ModelSpec:
+    import pytorch_impl
+    from pytorch_impl import file_kinds
+    try:
+        state = pytorch_impl.read_state_dict(path)
+        metadata = {}
+        if fmt == "safetensors":
+            metadata = meta_mod.unprefixed(file_kinds.safetensors_metadata(path))
+        else:
+            raw = zip_member(path, "/" + META_FILE)
+            metadata = meta_mod.from_json(raw) if raw else {}
+        return spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata))
+    except Exception as error:  # noqa: BLE001 - untrusted file: only our error leaves
+        raise wrap_errors(path, fmt, error) from None
+
+
+def write_state_file(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str, fmt: str) -> None:
+    import torch
+    state = torch_state(spec.state, torch.float16 if precision == "fp16" else None)
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+        save_file(state, path, metadata=meta_mod.prefixed(metadata))
+        return
+    torch.save(state, path)
+    # A record beside data.pkl: torch.load ignores it, `--info` reads it.
+    with zipfile.ZipFile(path) as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"{prefix}/{META_FILE}", meta_mod.to_json(metadata))
+
+
+def load_state_file(path: str, fmt: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
+    spec = read_state_file(path, fmt)
+    chosen = {**spec.knob_values(), **(knobs or {})} if spec.kind == "refine" else None
+    model = torch_model(spec, chosen)
+    metadata = dict(spec.metadata)
+    return eager_runner(model, fmt, path, metadata, "fp32")
+
+
+# -- TorchScript ----------------------------------------------------------------------------------
+def production_class():
+    """`pytorch_impl.MattingRefineProduction` with the metadata as a TorchScript attribute."""
+    from pytorch_impl import MattingRefineProduction
+
+    class MattingRefineProductionWithMetadata(MattingRefineProduction):
+        bgmv2_metadata: str
+
+        def __init__(self, model, metadata: str):
+            super().__init__(model)
+            self.bgmv2_metadata = metadata
+
+    return MattingRefineProductionWithMetadata
+
+
+def write_torchscript(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str) -> None:
+    import torch
+    model = torch_model(spec, precision=precision)
+    text = meta_mod.to_json(metadata)
+    if spec.kind == "refine":
+        scripted = torch.jit.script(production_class()(model, text).eval())
+    else:
+        scripted = torch.jit.script(model.eval())
+    scripted.save(path, _extra_files={META_FILE: text})
+
+
+def read_torchscript_module(path: str):
+    import pytorch_impl
+    try:
+        return pytorch_impl.load_torchscript(path)
+    except Exception as error:  # noqa: BLE001
+        raise wrap_errors(path, "a TorchScript archive", error) from None
+
+
+def torchscript_knobs(module) -> Dict[str, object]:
+    knobs = {}
+    for name in meta_mod.KNOBS:
+        if hasattr(module, name):
+            try:
+                knobs[name] = meta_mod.parse_knob(name, getattr(module, name))
+            except (TypeError, ValueError):
+                pass
+    return knobs
+
+
+def read_torchscript(path: str) -> ModelSpec:
+    module = read_torchscript_module(path)
+    raw = zip_member(path, "/extra/" + META_FILE)
+    metadata = meta_mod.from_json(raw) if raw else {}
+    try:
+        state = module.state_dict()
+        spec = spec_from_torch_state(state, path, metadata, torchscript_knobs(module))
+    except Exception as error:  # noqa: BLE001
+        raise wrap_errors(path, "a TorchScript archive", error) from None
+    spec.precision = precision_of(state)
+    return spec
+
+
+def load_torchscript(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
+    """The scripted module itself; `knobs` are set as its attributes (the production wrapper's)."""
+    import torch
+    module = read_torchscript_module(path)
+    raw = zip_member(path, "/extra/" + META_FILE)
+    metadata = meta_mod.from_json(raw) if raw else {}
+    for name, value in (knobs or {}).items():
+        if not hasattr(module, name):
+            raise ConversionError(f"{path}: this TorchScript module has no knob {name!r} (a MattingBase, or not a "
+                                  "production wrapper); convert it with the knob instead.")
+        setattr(module, name, meta_mod.parse_knob(name, value))
+    state = module.state_dict()
+    precision = precision_of(state)
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    keys = [k[len("model."):] if k.startswith("model.") else k for k in state]
+    outputs = OUTPUTS_REFINE if any(k.startswith("refiner.") for k in keys) else OUTPUTS_BASE
+
+    def run(src, bgr):
+        with torch.inference_mode():
+            return module(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
+
+    return Runner(run, "torchscript", path, outputs, "NCHW", metadata, precision, module)
+
+
+# -- torch.export (.pt2) --------------------------------------------------------------------------
+def export_program(spec: ModelSpec, precision: str = "fp32", sampling_variant: str = "static", topk_limit=None,
+                   channel_multiple: int = 0):
+    """`torch.export` of the model with dynamic batch, height and width (see `exportable`)."""
+    import torch
+    from .exportable import TENSORRT_TOPK_LIMIT, Exportable, dynamic_shapes, example_inputs
+    model = torch_model(spec, precision=precision)
+    wrapper = Exportable(model, sampling_variant, topk_limit=topk_limit or TENSORRT_TOPK_LIMIT,
+                         channel_multiple=channel_multiple).eval()
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    # Size-oblivious reasoning: no 0/1 specialisation of sizes, so one program serves every size.
+    with torch.fx.experimental._config.patch(backed_size_oblivious=True), quiet():
+        return torch.export.export(wrapper, example_inputs(dtype=dtype), dynamic_shapes=dynamic_shapes())
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep the exporters' progress prints, warnings and log lines off the console."""
+    import logging
+    import warnings
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def write_pt2(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str) -> None:
+    import torch
+    program = export_program(spec, precision)
+    torch.export.save(program, path, extra_files={META_FILE: meta_mod.to_json(metadata)})
+
+
+_PROGRAMS: Dict[tuple, tuple] = {}  # (path, mtime, size) -> (program, metadata): loading is slow
+
+
+def read_pt2_program(path: str):
+    import torch
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _PROGRAMS:
+        return _PROGRAMS[key]
+    try:
+        extra = {META_FILE: ""}
+        program = torch.export.load(path, extra_files=extra)
+    except Exception as error:  # noqa: BLE001
+        raise wrap_errors(path, "a torch.export archive", error) from None
+    result = program, meta_mod.from_json(extra[META_FILE]) if extra[META_FILE] else {}
+    _PROGRAMS.clear()
+    _PROGRAMS[key] = result
+    return result
+
+
+def read_pt2(path: str) -> ModelSpec:
+    program, metadata = read_pt2_program(path)
+    try:
+        state = dict(program.state_dict)
+        spec = spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata))
+    except Exception as error:  # noqa: BLE001
+        raise wrap_errors(path, "a torch.export archive", error) from None
+    spec.precision = precision_of(state)
+    return spec
+
+
+def load_pt2(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
+    import torch
+    program, metadata = read_pt2_program(path)
+    if knobs:
+        raise ConversionError(f"{path}: the knobs of a .pt2 program are fixed when it is exported "
+                              f"({', '.join(knobs)} asked); convert it again with them.")
+    module = program.module()
+    precision = precision_of(program.state_dict)
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    outputs = OUTPUTS_REFINE if metadata.get("model", "MattingRefine") == "MattingRefine" else OUTPUTS_BASE
+
+    def run(src, bgr):
+        with torch.inference_mode():
+            return module(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
+
+    return Runner(run, "pt2", path, outputs, "NCHW", metadata, precision, module)
+
+
+# -- metadata without loading the model -----------------------------------------------------------
+def info(path: str, fmt: str) -> Dict[str, str]:
+    from pytorch_impl import file_kinds
+    if fmt == "safetensors":
+        try:
+            return meta_mod.unprefixed(file_kinds.safetensors_metadata(path))
+        except Exception as error:  # noqa: BLE001
+            raise wrap_errors(path, fmt, error) from None
+    member = {"pth": "/" + META_FILE, "torchscript": "/extra/" + META_FILE, "pt2": "/extra/" + META_FILE}[fmt]
+    raw = zip_member(path, member)
+    return meta_mod.from_json(raw) if raw else {}
+
+
+def knobs_json(knobs: Dict[str, object]) -> str:
+    return json.dumps(knobs, sort_keys=True)
+
+
+def cleanup(path: str) -> None:
+    if os.path.isdir(path):
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)

@@ -1,0 +1,209 @@
+"""`bgmv2 bench`: the model's own throughput and the video pipeline's, measured in one run.
+
+    bgmv2 bench                                   # shipped model, 1280x720, CPU or CUDA
+    bgmv2 bench --model pytorch_resnet50.pth --size 1920x1080 --device cuda --precision fp16
+    bgmv2 bench --model model.onnx --frames 48 --rounds 5 --sequential
+
+Rows (median over --rounds; each round measures every row back to back, in alternating order, so
+load changes hit the rows alike; the pipeline's share is the median of the rounds' ratios):
+- model only: the runner on frame pairs already in memory as input tensors (CUDA synchronised
+  before the clock stops); fixed work per frame (the same frames, sampling mode refines the same
+  number of patches on each);
+- video pipeline: `bgmv2 video` end to end on a generated clip of those frames: open, decode, model,
+  composite, encode (libx264), close, with decoding and encoding overlapped with the model;
+- sequential (--sequential): the same stages one after another on one thread, as upstream's script.
+"""
+import argparse
+
+from scripts.media.options import add_model_arguments, size_wxh, OUTPUT_TYPES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("--size", type=size_wxh, default=(1280, 720), metavar="WxH", help="frame size (default 1280x720)")
+    parser.add_argument("--frames", type=int, default=32, help="frames per measurement (default 32)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per row; the median is shown (default 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="model calls before timing (default 2)")
+    parser.add_argument("--video", help="benchmark on this video (its first --frames frames) instead of a generated clip")
+    parser.add_argument("--bgr", help="background for --video (default: its first frame)")
+    parser.add_argument("--output-types", nargs="+", choices=OUTPUT_TYPES, default=["com"], metavar="TYPE",
+                        help="what the pipeline writes (default: com)")
+    parser.add_argument("--codec", default="libx264")
+    parser.add_argument("--crf", type=int, default=18)
+    parser.add_argument("--preset-x264", dest="x264_preset", default="veryfast")
+    parser.add_argument("--encoder-threads", type=int, help="default: 1 with CPU inference, FFmpeg's choice with CUDA")
+    parser.add_argument("--sequential", action="store_true", help="add the one-thread pipeline (upstream's way) as a row")
+    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false", help="model only")
+    parser.add_argument("--min-ratio", type=float,
+                        help="exit with status 3 if the pipeline's fps is below this fraction of the model's (e.g. 0.85)")
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scripts.media.app import run_app
+    return run_app(bench, args)
+
+
+def bench_runner(args):
+    """The requested model; without --model the shipped one, or random weights if it is not there."""
+    import sys
+    from scripts.media.errors import MediaError
+    from scripts.media.runner import load_runner, shipped_model_path
+    if args.model is None:
+        try:
+            shipped_model_path()
+        except MediaError as error:
+            import tempfile
+            import torch
+            from pytorch_impl import MattingRefine
+            print(f"note: {error}\nnote: timing an untrained MattingRefine(mobilenetv2) instead (same work per frame)",
+                  file=sys.stderr)
+            folder = tempfile.mkdtemp(prefix="bgmv2-bench-")
+            args.model = f"{folder}/untrained_mobilenetv2.pth"
+            torch.manual_seed(0)
+            torch.save(MattingRefine("mobilenetv2").state_dict(), args.model)
+    return load_runner(args)
+
+
+def bench_media(args, folder):
+    """(video path, frames in memory, background) for the measurements."""
+    import numpy as np
+    from scripts.media.decode import VideoReader, read_image, fit_background
+    from scripts.media.encode import write_image
+    from scripts.media.synth import synthetic_clip, write_video
+    if args.video:
+        reader = VideoReader(args.video, "--video")
+        frames = []
+        for frame in reader:
+            frames.append(frame)
+            if len(frames) == args.frames:
+                break
+        reader.close()
+        size = (frames[0].shape[1], frames[0].shape[0])
+        bgr = fit_background(read_image(args.bgr), size, args.bgr, "--bgr") if args.bgr else frames[0]
+        video = f"{folder}/src.mp4"
+        write_video(video, frames, fps=reader.fps)
+    else:
+        width, height = args.size
+        frames, bgr = synthetic_clip(args.frames, height, width, seed=0)
+        video = f"{folder}/src.mp4"
+        write_video(video, frames, fps=25)
+    background = f"{folder}/bgr.png"
+    write_image(background, np.ascontiguousarray(bgr))
+    return video, frames, bgr, background
+
+
+def time_model(runner, inputs, bgr_input, size) -> float:
+    import time
+    import torch
+    sync = torch.cuda.synchronize if runner.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for src in inputs:
+        runner(src, bgr_input, size=size)
+    sync()
+    return time.perf_counter() - start
+
+
+def time_pipeline(args, runner, video, background, folder, overlap: bool) -> float:
+    import time
+    from scripts.cmd_video import matte_video
+    ns = argparse.Namespace(
+        src=video, bgr=background, resize=None, video_resize=None, output_dir=f"{folder}/out", output_types=args.output_types,
+        com_bg="green", force=True, image_format="png", output_format="video", codec=args.codec, crf=args.crf,
+        x264_preset=args.x264_preset, encoder_threads=args.encoder_threads, progress=False, queue_size=4,
+        align=False, align_method="orb", device=str(runner.device), overlap=overlap)
+    start = time.perf_counter()
+    result = matte_video(ns, runner=runner, quiet=True)
+    elapsed = time.perf_counter() - start
+    assert result["frames"] == args.frames, result
+    return elapsed
+
+
+def machine_text(runner) -> str:
+    import os
+    import platform
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    if runner.device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(runner.device)}"
+    return text
+
+
+def load_text() -> str:
+    import os
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average unknown"
+
+
+def bench(args) -> int:
+    import shutil
+    import statistics
+    import sys
+    import tempfile
+    import torch
+
+    if args.frames < 1 or args.rounds < 1:
+        from scripts.media.errors import MediaError
+        raise MediaError("--frames and --rounds must be at least 1")
+    runner = bench_runner(args)
+    folder = tempfile.mkdtemp(prefix="bgmv2-bench-")
+    try:
+        print(f"preparing {args.frames} frames ...", file=sys.stderr)
+        video, frames, bgr, background = bench_media(args, folder)
+        height, width = frames[0].shape[:2]
+        inputs = [runner.prepare(frame) for frame in frames]
+        bgr_input = runner.prepare(bgr)
+        for i in range(args.warmup):
+            runner(inputs[i % len(inputs)], bgr_input, size=(height, width))
+        before = load_text()
+        rows = {"model": [], "pipeline": [], "sequential": []}
+        for round_ in range(args.rounds):
+            measures = [("model", lambda: time_model(runner, inputs, bgr_input, (height, width)))]
+            if args.pipeline:
+                measures.append(("pipeline", lambda: time_pipeline(args, runner, video, background, folder, True)))
+            if args.sequential:
+                measures.append(("sequential", lambda: time_pipeline(args, runner, video, background, folder, False)))
+            for name, measure in (measures if round_ % 2 == 0 else measures[::-1]):  # ABBA: drift hits all alike
+                rows[name].append(measure())
+            print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(
+                f"{name} {args.frames / times[-1]:.2f} fps" for name, times in rows.items() if times), file=sys.stderr)
+        after = load_text()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    labels = {"model": "model only (input tensors in memory)",
+              "pipeline": "video pipeline (decode + model + composite + encode, overlapped)",
+              "sequential": "sequential pipeline (one thread, as upstream)"}
+    model_fps = args.frames / statistics.median(rows["model"])
+    print(f"\n{runner.description} on {runner.device}, {args.precision}; {width}x{height}, {args.frames} frames, "
+          f"median of {args.rounds}; outputs: {' '.join(args.output_types)} ({args.codec})")
+    print(f"machine: {machine_text(runner)}; {before} before, {after} after\n")
+    print("| measure | fps | ms/frame | vs model only | rounds (fps) |")
+    print("|---|---|---|---|---|")
+    for name, times in rows.items():
+        if not times:
+            continue
+        fps = args.frames / statistics.median(times)
+        each = " ".join(f"{args.frames / t:.2f}" for t in times)
+        print(f"| {labels[name]} | {fps:.2f} | {1000 / fps:.1f} | {100 * fps / model_fps:.1f}% | {each} |")
+    if args.pipeline:
+        per_round = [m / p for m, p in zip(rows["model"], rows["pipeline"])]
+        ratio = statistics.median(per_round)
+        print(f"\npipeline / model only: {100 * ratio:.1f}% (median of the rounds' ratios; each round measures both "
+              f"back to back: {' '.join(f'{100 * r:.1f}%' for r in per_round)})")
+        if args.min_ratio is not None and ratio < args.min_ratio:
+            print(f"below --min-ratio {args.min_ratio:.2f}", file=sys.stderr)
+            return 3
+    del torch
+    return 0

@@ -1,0 +1,104 @@
+"""`bgmv2 convert SOURCE DEST`: any model format to any other, validated on a probe before it is kept.
+
+`bgmv2 convert --info FILE` shows what a file is and the metadata it carries.
+"""
+import argparse
+import sys
+
+FORMAT_HELP = """formats (detected from the content of SOURCE; DEST's from --to or its name):
+  pth          PyTorch state dict, official layout (.pth)                    input NCHW
+  safetensors  state dict with metadata in the header (.safetensors)          input NCHW
+  torchscript  production TorchScript, knobs settable after loading (.pt)     input NCHW
+  pt2          torch.export program (.pt2)                                    input NCHW
+  onnx         ONNX, opset 18, dynamic batch/height/width (.onnx)             input NCHW
+               (made from a SavedModel with tf2onnx: input NHWC)
+  keras        Keras 3 weights (.weights.h5)                                  input NHWC
+  savedmodel   TensorFlow SavedModel folder (no suffix), signature
+               serving_default(src, bgr) -> pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm   input NHWC
+PyTorch-side files take NCHW input, TensorFlow-side files (SavedModel, Keras, ONNX from a SavedModel)
+take NHWC. Inputs are float RGB in [0, 1], named src and bgr, in every format.
+
+examples:
+  bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2.onnx
+  bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2_savedmodel
+  bgmv2 convert torchscript_resnet50_fp32.pth resnet50.pth --to pth
+  bgmv2 convert --info mobilenetv2.onnx"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = FORMAT_HELP
+    parser.add_argument("paths", nargs="+", metavar="SOURCE DEST", help="the model to convert and where to write it")
+    parser.add_argument("--info", action="store_true", help="show what FILE is and its metadata; convert nothing")
+    parser.add_argument("--to", choices=("pth", "safetensors", "torchscript", "pt2", "onnx", "keras", "savedmodel"),
+                        help="format of DEST (default: from DEST's suffix; no suffix means savedmodel)")
+    parser.add_argument("--backbone", choices=("mobilenetv2", "resnet50", "resnet101"),
+                        help="expected backbone (checked against the weights, which tell it anyway)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                        help="precision of DEST (fp16: pth, safetensors, torchscript, pt2, onnx)")
+    knobs = parser.add_argument_group("model knobs (default: the source's, else sampling, 80,000 pixels, scale 0.25)")
+    knobs.add_argument("--backbone-scale", type=float, help="0.25 for HD, 0.125 for 4K")
+    knobs.add_argument("--refine-mode", choices=("full", "sampling", "thresholding"))
+    knobs.add_argument("--refine-sample-pixels", type=int, help="pixels refined in sampling mode (80000 HD, 320000 4K)")
+    knobs.add_argument("--refine-threshold", type=float, help="error threshold of thresholding mode (default 0.1)")
+    knobs.add_argument("--refine-prevent-oversampling", type=lambda v: v.lower() in ("1", "true", "yes"),
+                       metavar="true|false", help="drop sampled cells whose error is 0 (default true)")
+    onnx = parser.add_argument_group("ONNX")
+    onnx.add_argument("--onnx-variant", choices=("static", "nonzero", "tensorrt"), default="static",
+                      help="sampling graph: static = top-k indices, no NonZero, fastest in ONNX Runtime (default); "
+                           "nonzero = upstream's data-dependent graph; tensorrt = static with every TopK k <= 3840")
+    onnx.add_argument("--onnx-from", choices=("pytorch", "tensorflow"),
+                      help="exporter: pytorch (torch.onnx, NCHW) or tensorflow (tf2onnx on a SavedModel SOURCE, NHWC); "
+                           "default: tensorflow for a SavedModel source, else pytorch")
+    onnx.add_argument("--simplify", action="store_true", help="run onnxsim on the exported graph")
+    parser.add_argument("--probe", default=None, metavar="HxW", help="size of the validation probe (default 288x512)")
+    parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+
+
+def show_info(path: str) -> int:
+    from converters import info
+    from converters.meta import ordered
+    found = info(path)
+    head = ("file", "format", "content", "metadata", "written_as")
+    for key in head:
+        if key in found:
+            print(f"{key + ':':<30} {found[key]}")
+    for key, value in ordered({k: v for k, v in found.items() if k not in head}):
+        print(f"{key + ':':<30} {value}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from converters import ConversionError
+    try:
+        if args.info:
+            if len(args.paths) != 1:
+                print("error: --info takes one FILE", file=sys.stderr)
+                return 2
+            return show_info(args.paths[0])
+        if len(args.paths) != 2:
+            print("error: convert takes SOURCE and DEST (or --info FILE)", file=sys.stderr)
+            return 2
+        probe = None
+        if args.probe:
+            try:
+                probe = tuple(int(v) for v in args.probe.lower().split("x"))
+                assert len(probe) == 2 and probe[0] % 4 == 0 and probe[1] % 4 == 0
+            except (ValueError, AssertionError):
+                print(f"error: --probe takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {args.probe!r}",
+                      file=sys.stderr)
+                return 2
+        from converters import convert
+        knobs = {"backbone_scale": args.backbone_scale, "refine_mode": args.refine_mode,
+                 "refine_sample_pixels": args.refine_sample_pixels, "refine_threshold": args.refine_threshold,
+                 "refine_prevent_oversampling": args.refine_prevent_oversampling}
+        options = {"probe_size": probe} if probe else {}
+        convert(args.paths[0], args.paths[1], args.to, backbone=args.backbone, precision=args.precision,
+                knobs={k: v for k, v in knobs.items() if v is not None}, onnx_variant=args.onnx_variant,
+                simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,
+                log=None if args.quiet else print, **options)
+        return 0
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,156 @@
+"""`bgmv2 video`: matte a video against a background shot (a picture or a video).
+
+    bgmv2 video --src talk.mp4 --bgr empty_room.jpg --output-dir out/
+    bgmv2 video --src walk.mp4 --bgr plate.mp4 -o out/ --output-types com fgr --com-bg beach.mp4 --align
+
+Decoding, inference and encoding run in three threads joined by bounded queues, so the pipeline
+runs at nearly the model's own speed. Outputs: OUTPUT_DIR/com.mp4, pha.mp4, err.mp4, ref.mp4 and
+fgr.mov (PNG frames with alpha), or with --output-format png|jpg one folder of numbered pictures per
+type (fgr: RGBA PNG). Rotation tags are applied (outputs are upright). Nothing exists under its
+final name until it is complete: Ctrl-C leaves finished files and no partial ones.
+"""
+import argparse
+
+from scripts.media.options import (add_alignment_arguments, add_model_arguments, add_output_arguments,
+                                   size_wxh)
+
+DEFAULT_TYPES = ("com", "pha")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("--src", "--video-src", dest="src", required=True, help="the video to matte")
+    parser.add_argument("--bgr", "--video-bgr", dest="bgr", required=True,
+                        help="the background without the subject: a picture, or a video (frame i for frame i)")
+    parser.add_argument("--resize", type=size_wxh, metavar="WxH", help="resize the frames first, e.g. 1280x720")
+    parser.add_argument("--video-resize", type=int, nargs=2, metavar=("W", "H"), help=argparse.SUPPRESS)
+    add_model_arguments(parser)
+    add_output_arguments(parser, DEFAULT_TYPES, video=True)
+    add_alignment_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scripts.media.app import run_app
+    return run_app(lambda a: matte_video(a) and 0, args)
+
+
+def output_paths(args):
+    from pathlib import Path
+    from scripts.media.outputs import VIDEO_SUFFIX
+    folder = Path(args.output_dir)
+    if sequence_format(args) is None:
+        return {t: folder / f"{t}{VIDEO_SUFFIX[t]}" for t in args.output_types}
+    return {t: folder / t for t in args.output_types}
+
+
+def sequence_format(args):
+    """None for video files, else the picture suffix of the sequences."""
+    return {"video": None, "image_sequences": ".png", "png": ".png", "jpg": ".jpg"}[args.output_format]
+
+
+def open_inputs(args, threads: int):
+    """Source reader, background and composite sources, all validated (before the model loads)."""
+    from scripts.media import decode
+    from scripts.media.composite import parse_colour
+    size = tuple(args.video_resize) if args.video_resize else args.resize
+    reader = decode.VideoReader(args.src, "--src", threads=threads, size=size)
+    sources = [reader]
+    try:
+        reader.first_frame()
+        background = decode.open_background(args.bgr, "--bgr", allow_video=True, threads=threads)
+        sources.append(background)
+        colour = parse_colour(args.com_bg) if "com" in args.output_types else None
+        com = None
+        if "com" in args.output_types and colour is None:
+            com = decode.open_background(args.com_bg, "--com-bg", allow_video=True, threads=threads)
+            sources.append(com)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return reader, background, colour, com
+
+
+def make_jobs(reader, background, com, aligner=None):
+    """Frame pairs (and composite backgrounds) in order, all at the first frame's size."""
+    from scripts.media import decode
+    from scripts.media.errors import warn
+    from scripts.media.matting import Job
+    size = reader.frame_size
+    warned = False
+    for index, src in enumerate(reader):
+        if (src.shape[1], src.shape[0]) != size:
+            if not warned:
+                warn(f"{reader.path} changes frame size at frame {index}; frames are resized to {size[0]}x{size[1]}")
+                warned = True
+            src = decode.resize(src, size)
+        bgr = background.frame(index, size)
+        if aligner is not None:
+            bgr = aligner(src, bgr)
+        yield Job(index, src, bgr, com.frame(index, size) if com is not None else None)
+
+
+def open_writers(args, paths, fps, size, threads: int):
+    from scripts.media.encode import SequenceWriter, VideoWriter
+    from scripts.media.outputs import OutputSet
+    outputs = OutputSet()
+    suffix = sequence_format(args)
+    try:
+        for kind, path in paths.items():
+            if suffix is None:
+                outputs.add(VideoWriter(path, fps, size, kind={"com": "rgb", "fgr": "rgba"}.get(kind, "gray"),
+                                        codec=args.codec, crf=args.crf, preset=args.x264_preset, threads=threads))
+            else:
+                outputs.add(SequenceWriter(path, suffix))
+    except BaseException:
+        outputs.abort()
+        raise
+    return outputs
+
+
+def matte_video(args, runner=None, quiet: bool = False) -> dict:
+    """Run the video app; returns figures (frames, seconds) for callers such as `bgmv2 bench`."""
+    import sys
+    from scripts.media.align import Aligner
+    from scripts.media.composite import Renderer
+    from scripts.media.matting import Stages, check_output_types
+    from scripts.media.outputs import refuse_existing
+    from scripts.media.pipeline import Pipeline
+    from scripts.media.runner import load_runner, resolve_device
+
+    paths = output_paths(args)
+    refuse_existing(paths.values(), args.force)
+    cpu = resolve_device(args.device).type == "cpu" if runner is None else runner.device.type == "cpu"
+    threads = args.encoder_threads if args.encoder_threads is not None else (1 if cpu else 0)
+    reader, background, colour, com = open_inputs(args, threads)
+    try:
+        runner = runner or load_runner(args)
+        check_output_types(args.output_types, runner)
+        aligner = Aligner(args.align_method) if args.align else None
+        outputs = open_writers(args, paths, reader.fps, reader.frame_size, threads)
+        writers = dict(zip(paths, outputs.writers))
+
+        def sink(job, pictures):
+            for kind, picture in pictures.items():
+                writers[kind].write(picture)
+
+        stages = Stages(runner, Renderer(args.output_types, colour), sink)
+        pipeline = Pipeline(stages.jobs(make_jobs(reader, background, com, aligner)), stages.infer, stages.consume,
+                            total=reader.frame_count, desc="video", queue_size=args.queue_size,
+                            progress=args.progress, overlap=getattr(args, "overlap", True))
+        try:
+            done = pipeline.run()
+            written = outputs.commit()
+        except BaseException:
+            outputs.abort()
+            raise
+    finally:
+        for source in (reader, background, com):
+            if source is not None:
+                source.close()
+    if not quiet:
+        fps = done / pipeline.elapsed if pipeline.elapsed else 0.0
+        print(f"{done} frames in {pipeline.elapsed:.1f} s ({fps:.2f} frames/s) -> "
+              + ", ".join(str(p) for p in written), file=sys.stderr)
+    return {"frames": done, "seconds": pipeline.elapsed, "paths": written}

@@ -1,0 +1,60 @@
+"""Which files a run writes, refusing to overwrite without --force, and finishing them together.
+
+`refuse_existing` runs before any work: if an output exists and --force was not given, the run stops
+with the list and nothing is written (there is never an interactive prompt). `OutputSet` holds the
+open writers of a run: `commit()` gives each its real name, `abort()` (on error or Ctrl-C) removes
+every temporary file, so a stopped run leaves no partial output.
+"""
+from pathlib import Path
+from typing import Iterable, List
+
+from .errors import MediaError
+
+VIDEO_SUFFIX = {"com": ".mp4", "pha": ".mp4", "err": ".mp4", "ref": ".mp4", "fgr": ".mov"}
+
+
+def picture_suffix(output_type: str, image_format: str) -> str:
+    """fgr is always PNG (it carries alpha); the others take --image-format."""
+    return ".png" if output_type == "fgr" else f".{image_format}"
+
+
+def refuse_existing(paths: Iterable[Path], force: bool) -> None:
+    if force:
+        return
+    existing = [p for p in paths if Path(p).exists()]
+    if existing:
+        shown = ", ".join(str(p) for p in existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise MediaError(f"{len(existing)} output(s) already exist: {shown}. Nothing was written; pass --force to "
+                         "overwrite them, or choose another --output-dir.")
+
+
+class OutputSet:
+    """The writers of one run, committed or aborted together."""
+
+    def __init__(self):
+        self.writers: List = []
+
+    def add(self, writer):
+        self.writers.append(writer)
+        return writer
+
+    def commit(self) -> List[Path]:
+        """Finish every writer (each takes its real name); if one fails, the unfinished ones are removed."""
+        done = []
+        try:
+            while self.writers:
+                self.writers[0].close()
+                done.append(self.writers.pop(0).path)
+        except BaseException:
+            self.writers.pop(0)
+            self.abort()
+            raise
+        return done
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            try:
+                writer.abort()
+            except Exception:
+                pass
+        self.writers = []

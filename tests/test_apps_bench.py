@@ -1,0 +1,43 @@
+"""`bgmv2 bench` on a tiny size: both measurements in one run, as a table."""
+import re
+
+import pytest
+import torch
+
+from pytorch_impl import MattingRefine
+from scripts.cli import main
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_table_has_model_pipeline_and_sequential_rows(tmp_path, capsys):
+    torch.manual_seed(0)
+    torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
+    code = main(["bench", "--model", str(tmp_path / "refine.pth"), "--size", "96x64", "--frames", "4", "--rounds", "2",
+                 "--sequential", "--threads", "1", "--device", "cpu", "--output-types", "com", "pha"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "96x64, 4 frames, median of 2" in out and "load average" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "fps" not in line.split("|")[2]]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names == ["model only (input tensors in memory)",
+                     "video pipeline (decode + model + composite + encode, overlapped)",
+                     "sequential pipeline (one thread, as upstream)"]
+    for row in rows:
+        fps = float(row.split("|")[2])
+        assert fps > 0
+    assert re.search(r"pipeline / model only: \d+\.\d%", out)
+
+
+def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys):
+    torch.manual_seed(0)
+    torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
+    common = ["bench", "--model", str(tmp_path / "refine.pth"), "--size", "64x48", "--threads", "1", "--device", "cpu"]
+    assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "100"]) == 3
+    assert main([*common, "--frames", "0"]) == 1
+    assert "--frames and --rounds must be at least 1" in capsys.readouterr().err

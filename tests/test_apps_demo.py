@@ -1,0 +1,71 @@
+"""`bgmv2 demo`: the bundled sample matted into outputs and a preview, with and without shipped weights."""
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from pytorch_impl import MattingRefine
+from scripts.cli import main
+from scripts.cmd_demo import SAMPLE
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bundled_sample_is_small_and_reproducible():
+    files = [SAMPLE / "src.jpg", SAMPLE / "bgr.jpg"]
+    assert sum(f.stat().st_size for f in files) < 300_000
+    for f in files:
+        assert cv2.imread(str(f)).shape == (360, 640, 3)
+    assert (SAMPLE / "make_sample.py").exists()
+
+
+def test_demo_writes_outputs_and_preview(tmp_path, capsys):
+    torch.manual_seed(0)
+    torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "m.pth")
+    out = tmp_path / "demo"
+    args = ["demo", "-o", str(out), "--model", str(tmp_path / "m.pth"), "--threads", "1", "--device", "cpu"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["com.png", "fgr.png", "pha.png", "preview.png"]
+    assert cv2.imread(str(out / "fgr.png"), cv2.IMREAD_UNCHANGED).shape == (360, 640, 4)
+    assert cv2.imread(str(out / "pha.png"), cv2.IMREAD_UNCHANGED).shape == (360, 640)
+    preview = cv2.imread(str(out / "preview.png"))
+    assert preview.shape[0] == 270 and preview.shape[1] > 4 * 480
+    capsys.readouterr()
+    assert main(args) == 1 and "already exist" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+
+
+def test_demo_without_shipped_weights_says_so_and_still_runs(tmp_path, monkeypatch, capsys):
+    from scripts.media import runner as runner_module
+    from scripts.media.errors import MediaError
+
+    def missing():
+        raise MediaError("the shipped model (x) is not in this install yet. Pass --model ...")
+    monkeypatch.setattr(runner_module, "shipped_model_path", missing)
+    monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "empty-cache"))
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--threads", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "is not in this install yet" in err and "UNTRAINED" in err
+    assert (out / "preview.png").exists()
+
+
+def test_demo_uses_the_shipped_model_when_present(tmp_path, capsys):
+    import weights
+    entry = weights.load_registry().default("mobilenetv2", "refine")
+    if not entry.shipped_path.exists():
+        pytest.skip(f"{entry.file} is not in this checkout yet")
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--threads", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert entry.file in err and "UNTRAINED" not in err
+    pha = cv2.imread(str(out / "pha.png"), cv2.IMREAD_UNCHANGED)
+    assert 0.02 < (pha > 127).mean() < 0.6  # the subject is found, not everything or nothing
