@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pytorch_impl import MattingBase, MattingRefine
-from pytorch_impl.refiner import select_by_threshold, select_top_k
+from pytorch_impl.refiner import select_by_threshold, select_top_k, top_k_map
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 TENSORRT_TOPK_LIMIT = 3840
@@ -277,19 +277,26 @@ def refine_patches_channels_last(refiner, src: torch.Tensor, bgr: torch.Tensor, 
     return refiner.conv4(p)
 
 
+def window_geometry(y: torch.Tensor, i: torch.Tensor, size: int, padding: int, H: int, W: int):
+    """For windows at (y * size - padding, i * size - padding): their side, the row and column of each
+    window pixel clamped into the image (N, window), and which pixels lie inside it (N, window, window)."""
+    window = size + 2 * padding
+    offsets = torch.arange(window, device=y.device)
+    rows = (y * size - padding).view(-1, 1) + offsets.view(1, -1)
+    cols = (i * size - padding).view(-1, 1) + offsets.view(1, -1)
+    inside = ((rows >= 0) & (rows < H)).view(-1, window, 1) & ((cols >= 0) & (cols < W)).view(-1, 1, window)
+    return window, rows.clamp(0, H - 1), cols.clamp(0, W - 1), inside
+
+
 def gather_windows_channels_last(x: torch.Tensor, b: torch.Tensor, y: torch.Tensor, i: torch.Tensor, size: int,
                                  padding: int) -> torch.Tensor:
     """(N, C, window, window) windows of x (B, C, H, W) at (y * size - padding, i * size - padding), zeros
     outside the image, as the refiner's crop gives them: one row Gather from a (B*H*W, C) copy (clamped
     indices), then a 0/1 mask for the pixels outside the image (cheaper than a padded copy)."""
     B, C, H, W = x.shape
-    window = size + 2 * padding
-    offsets = torch.arange(window, device=x.device)
-    rows = (y * size - padding).view(-1, 1) + offsets.view(1, -1)
-    cols = (i * size - padding).view(-1, 1) + offsets.view(1, -1)
-    inside = ((rows >= 0) & (rows < H)).view(-1, window, 1) & ((cols >= 0) & (cols < W)).view(-1, 1, window)
-    index = (b.view(-1, 1, 1) * (H * W) + rows.clamp(0, H - 1).view(-1, window, 1) * W
-             + cols.clamp(0, W - 1).view(-1, 1, window))
+    window, rows, cols, inside = window_geometry(y, i, size, padding, H, W)
+    index = (b.view(-1, 1, 1) * (H * W) + rows.view(-1, window, 1) * W
+             + cols.view(-1, 1, window))
     pixels = torch.clone(x.permute(0, 2, 3, 1), memory_format=torch.contiguous_format).view(B * H * W, C)
     windows = pixels.index_select(0, index.reshape(-1)).view(-1, window, window, C)
     return (windows * inside.unsqueeze(-1).to(x.dtype)).permute(0, 3, 1, 2)
@@ -299,12 +306,8 @@ def grouped_crop(x: torch.Tensor, y: torch.Tensor, i: torch.Tensor, k, size: int
     """The refiner's crop for cells grouped by image (k per image, image-major): one GatherElements per
     image plane on the (B, C, H*W) view, zeros outside the image by a mask; no copy of `x` at all."""
     B, C, H, W = x.shape
-    window = size + 2 * padding
-    offsets = torch.arange(window, device=x.device)
-    rows = (y * size - padding).view(-1, 1) + offsets.view(1, -1)
-    cols = (i * size - padding).view(-1, 1) + offsets.view(1, -1)
-    inside = ((rows >= 0) & (rows < H)).view(-1, window, 1) & ((cols >= 0) & (cols < W)).view(-1, 1, window)
-    index = rows.clamp(0, H - 1).view(-1, window, 1) * W + cols.clamp(0, W - 1).view(-1, 1, window)
+    window, rows, cols, inside = window_geometry(y, i, size, padding, H, W)
+    index = rows.view(-1, window, 1) * W + cols.view(-1, 1, window)
     index = index.view(B, 1, k * window * window).expand(B, C, k * window * window)
     values = x.reshape(B, C, H * W).gather(2, index) * inside.view(B, 1, -1).to(x.dtype)
     values = torch.clone(values.view(B, C, k, window, window).transpose(1, 2), memory_format=torch.contiguous_format)
@@ -359,16 +362,7 @@ def select_top_k_symbolic(err: torch.Tensor, k, prevent_oversampling: bool) -> t
     """`pytorch_impl.refiner.select_top_k` with a k that may be symbolic (already clamped to the cells)."""
     if not isinstance(k, torch.SymInt):
         return select_top_k(err, k, prevent_oversampling)
-    b, c, h, w = err.shape
-    flat = err.reshape(b, h * w)
-    kth = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
-    above = flat > kth
-    tied = flat == kth
-    room = k - above.sum(dim=1, keepdim=True)
-    chosen = above | (tied & (tied.cumsum(dim=1) <= room))
-    if prevent_oversampling:
-        chosen = chosen & (flat > 0)
-    return chosen.to(err.dtype).reshape(b, c, h, w)
+    return top_k_map(err, k, prevent_oversampling)
 
 
 def top_k_cells_symbolic(err: torch.Tensor, k) -> torch.Tensor:

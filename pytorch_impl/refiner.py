@@ -64,10 +64,16 @@ def select_by_threshold(err: torch.Tensor, threshold: float) -> torch.Tensor:
 def select_top_k(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch.Tensor:
     """0/1 map of the k cells of largest error per image; ties broken by lower row-major index."""
     b, c, h, w = err.shape
-    flat = err.reshape(b, h * w)
     k = min(k, h * w)
     if k <= 0:
         return torch.zeros_like(err)
+    return top_k_map(err, k, prevent_oversampling)
+
+
+def top_k_map(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch.Tensor:
+    """`select_top_k` for a k already within 1..cells (it may be symbolic in `torch.export`)."""
+    b, c, h, w = err.shape
+    flat = err.reshape(b, h * w)
     kth = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
     above = flat > kth
     tied = flat == kth

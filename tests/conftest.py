@@ -81,3 +81,26 @@ def shared_reference() -> Path:
 def few_threads():
     # Small inputs: a couple of threads is fastest and keeps CI machines responsive.
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """The apps set torch's thread count (--threads); put it back after each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """A folder with refine.pth (realistic BatchNorm statistics) and base.pth, MobileNetV2, for the apps."""
+    from pytorch_impl import MattingBase, MattingRefine
+    folder = tmp_path_factory.mktemp("models")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    refine = realistic_weights(MattingRefine("mobilenetv2").eval(), size=(64, 96))
+    torch.save(refine.state_dict(), folder / "refine.pth")
+    torch.save(MattingBase("mobilenetv2").eval().state_dict(), folder / "base.pth")
+    torch.set_num_threads(threads)
+    return folder

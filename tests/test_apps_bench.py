@@ -1,18 +1,10 @@
 """`bgmv2 bench` on a tiny size: both measurements in one run, as a table."""
 import re
 
-import pytest
 import torch
 
 from pytorch_impl import MattingRefine
 from scripts.cli import main
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_bench_table_has_model_pipeline_and_sequential_rows(tmp_path, capsys):

@@ -12,13 +12,6 @@ from scripts.cmd_demo import SAMPLE
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_bundled_sample_is_small_and_reproducible():
     files = [SAMPLE / "src.jpg", SAMPLE / "bgr.jpg"]
     assert sum(f.stat().st_size for f in files) < 300_000

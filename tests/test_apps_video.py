@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import realistic_weights
-from pytorch_impl import MattingBase, MattingRefine
 from scripts.cli import main
 from scripts.media.decode import VideoReader
 from scripts.media.encode import write_image
@@ -21,24 +19,6 @@ from scripts.media.synth import synthetic_clip, write_video
 
 FAST = ["--threads", "1", "--no-progress", "--device", "cpu"]
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    refine = realistic_weights(MattingRefine("mobilenetv2").eval(), size=(64, 96))
-    torch.save(refine.state_dict(), folder / "refine.pth")
-    torch.save(MattingBase("mobilenetv2").eval().state_dict(), folder / "base.pth")
-    return folder
 
 
 @pytest.fixture(scope="module")

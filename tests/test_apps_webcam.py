@@ -13,13 +13,6 @@ from scripts.media.synth import synthetic_clip
 from scripts.media.webcam import LatestFrame, WebcamApp
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("webcam") / "refine.pth"

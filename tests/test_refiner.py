@@ -38,6 +38,18 @@ def assert_identical(a, b):
         assert torch.equal(x, y), f"{name}: max abs difference {(x - y).abs().max().item()}"
 
 
+# `full` convolves the whole image, the patch paths convolve (N, C, 8, 8) crops: differently shaped
+# convolutions may sum in another order (seen: 1.2e-7 with one thread, 0 with two). The coarse outputs
+# and the refined cells must still be identical, the full-resolution ones equal to float rounding.
+def assert_same_up_to_summation_order(a, b):
+    for name, x, y in zip(("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm"), a, b):
+        assert x.shape == y.shape, name
+        if name in ("pha", "fgr"):
+            torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        else:
+            assert torch.equal(x, y), f"{name}: max abs difference {(x - y).abs().max().item()}"
+
+
 @pytest.mark.parametrize("mode", ["full", "sampling", "thresholding"])
 def test_every_mode_gives_valid_outputs(model, inputs, mode):
     src, bgr = inputs
@@ -61,8 +73,8 @@ def test_full_equals_thresholding_minus_one_and_sampling_everything(model, input
     every_cell = run(model, src, bgr, mode="thresholding", threshold=-1)
     all_sampled = run(model, src, bgr, mode="sampling", sample_pixels=16 * 24 * 32, prevent_oversampling=False)
     assert every_cell[5].all() and all_sampled[5].all()
-    assert_identical(full, every_cell)
-    assert_identical(full, all_sampled)
+    assert_same_up_to_summation_order(full, every_cell)
+    assert_same_up_to_summation_order(full, all_sampled)
 
 
 def test_refined_cells_differ_from_coarse_and_others_do_not(model, inputs):
@@ -141,7 +153,7 @@ def test_resnet_modes_agree(backbone):
     model = realistic_weights(MattingRefine(backbone), seed=4)
     src, bgr = torch_probe(1, 64, 96, seed=2)
     full = run(model, src, bgr, mode="full")
-    assert_identical(full, run(model, src, bgr, mode="thresholding", threshold=-1))
+    assert_same_up_to_summation_order(full, run(model, src, bgr, mode="thresholding", threshold=-1))
 
 
 @pytest.mark.parametrize("prevent_oversampling", [True, False])
