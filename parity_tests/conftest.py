@@ -1,0 +1,105 @@
+"""Session fixtures of the parity suite: probes, reference weights per backbone, the matrix's files
+(built once per session, in order of need), and a summary table of every case at the end."""
+import os
+import warnings
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "weights", "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
+RESULTS = []  # CaseResult of every matrix case run this session, for the summary
+WANTED = {}  # backbone -> matrix labels the collected CPU (and runnable CUDA) cases need
+# One thread per runtime: the inputs are small, and the matrix's files are built by worker processes
+# beside the tests; more threads than cores (or a busy neighbour) makes OpenMP spin-wait, measured
+# 40x slower for PyTorch at 2 threads on a shared 2-core machine. BGMV2_PARITY_THREADS overrides.
+THREADS = int(os.environ.get("BGMV2_PARITY_THREADS", "1"))
+for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(name, str(THREADS))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_frameworks():
+    import torch
+    torch.set_num_threads(THREADS)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+@pytest.fixture(scope="session")
+def probes():
+    from parity_tests.probes import default_probes
+    return default_probes()
+
+
+@pytest.fixture(scope="session")
+def matrix_knobs():
+    from parity_tests.matrix import default_knobs
+    return default_knobs()
+
+
+class Matrix:
+    """Per backbone: the reference weights, their `Reference`, and a `Builder` of their matrix files."""
+
+    def __init__(self, folder: str, knobs):
+        self.folder, self.knobs = folder, knobs
+        self.sides = {}
+
+    def source(self, backbone: str) -> str:
+        if backbone == "mobilenetv2":
+            return SHIPPED
+        from parity_tests.calibrated import write_calibrated
+        return write_calibrated(backbone, self.folder)
+
+    def side(self, backbone: str):
+        if backbone not in self.sides:
+            from parity_tests.candidates import Reference
+            from parity_tests.matrix import Builder
+            source = self.source(backbone)
+            builder = Builder(source, os.path.join(self.folder, backbone), self.knobs,
+                              workers=int(os.environ.get("BGMV2_PARITY_WORKERS", "2")))
+            builder.submit(WANTED.get(backbone, ()))
+            self.sides[backbone] = (builder, Reference(source))
+        return self.sides[backbone]
+
+    def close(self):
+        for builder, _ in self.sides.values():
+            builder.close()
+
+
+@pytest.fixture(scope="session")
+def matrix(tmp_path_factory, matrix_knobs):
+    found = Matrix(str(tmp_path_factory.mktemp("parity-matrix")), matrix_knobs)
+    yield found
+    found.close()
+
+
+def pytest_collection_finish(session):
+    """Note which matrix files the selected cases need, so they are built in parallel from the start."""
+    from parity_tests.candidates import cuda_unavailable
+    from parity_tests.matrix import missing_modules
+    runnable = {}
+    for item in session.items:
+        spec = getattr(item, "callspec", None)
+        if spec is None or "entry" not in spec.params:
+            continue
+        entry, device = spec.params["entry"], spec.params["device"]
+        if missing_modules(entry):
+            continue
+        if device != "cpu":
+            if entry.runtime not in runnable:
+                runnable[entry.runtime] = cuda_unavailable(entry.runtime) is None
+            if not runnable[entry.runtime]:
+                continue
+        labels = WANTED.setdefault(spec.params["backbone"], [])
+        if entry.label not in labels:
+            labels.append(entry.label)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    from parity_tests.engine import Report
+    from parity_tests.report import text_table
+    report = Report({}, [], "cpu", {}, cases=list(RESULTS))
+    terminalreporter.section("parity matrix (this session)")
+    terminalreporter.write_line(text_table(report))

@@ -1,0 +1,201 @@
+"""The engine behind `bgmv2 parity` and the parity suite: run a reference and candidates on the same
+inputs, measure every output, check the tolerances of each candidate's precision, time each format.
+"""
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .candidates import Candidate, ParityError, Reference, default_label, load_candidate
+from .metrics import ParityMetrics
+from .probes import Probe
+from .tolerances import TOLERANCES, Tolerance
+
+
+@dataclass
+class CandidateRequest:
+    """What to check: a file, how to run it, and an optional label."""
+    path: str
+    run_as: str = "file"
+    label: Optional[str] = None
+
+
+@dataclass
+class CaseResult:
+    label: str
+    path: str
+    format: str = ""
+    run_as: str = "file"
+    runtime: str = ""
+    precision: str = "fp32"
+    device: str = "cpu"
+    knobs: Dict[str, object] = field(default_factory=dict)
+    knob_sources: Dict[str, str] = field(default_factory=dict)
+    recorded_from: str = ""
+    tolerance: str = "fp32"
+    metrics: ParityMetrics = field(default_factory=ParityMetrics)
+    violations: List[str] = field(default_factory=list)
+    ms_per_frame: Optional[float] = None
+    error: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+    what: str = ""  # how the file was made (matrix entries)
+    picture: Optional[Dict[str, np.ndarray]] = None  # arrays for the diff map (not in the JSON)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.violations
+
+    @property
+    def verdict(self) -> str:
+        return "ok" if self.ok else ("ERROR" if self.error else "FAIL")
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"label": self.label, "path": self.path, "format": self.format, "run_as": self.run_as,
+                "runtime": self.runtime, "precision": self.precision, "device": self.device, "knobs": self.knobs,
+                "knob_sources": self.knob_sources, "knobs_recorded_in": self.recorded_from,
+                "tolerance": self.tolerance, "metrics": self.metrics.as_dict(), "violations": self.violations,
+                "ms_per_frame": self.ms_per_frame, "error": self.error, "notes": self.notes, "what": self.what,
+                "ok": self.ok}
+
+
+@dataclass
+class Report:
+    reference: Dict[str, object]
+    probes: List[str]
+    device: str
+    flags: Dict[str, object]
+    cases: List[CaseResult] = field(default_factory=list)
+    reference_ms_per_frame: Dict[str, float] = field(default_factory=dict)  # per knob set label
+    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    environment: Dict[str, str] = field(default_factory=lambda: environment())
+    title: str = "Parity"
+
+    @property
+    def ok(self) -> bool:
+        return all(case.ok for case in self.cases)
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"title": self.title, "date": self.date, "ok": self.ok, "device": self.device,
+                "reference": self.reference, "probes": self.probes, "flags": self.flags,
+                "reference_ms_per_frame": self.reference_ms_per_frame, "environment": self.environment,
+                "tolerances": {k: v.as_dict() for k, v in TOLERANCES.items()},
+                "cases": [case.as_dict() for case in self.cases]}
+
+
+def environment() -> Dict[str, str]:
+    """Versions of everything that computes, and the machine."""
+    from importlib import metadata
+    found = {"python": platform.python_version(), "machine": cpu_name(), "os": platform.platform(terse=True)}
+    for name in ("bgmv2-zoo", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorflow",
+                 "tensorflow-cpu", "keras", "tf2onnx", "onnxscript"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    import os
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores visible)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def tolerance_for(precision: str) -> Tolerance:
+    return TOLERANCES["fp16" if precision in ("fp16", "bf16") else "fp32"]
+
+
+def time_runner(run: Callable, probe: Probe, repeat: int) -> Optional[float]:
+    """Median milliseconds per frame over `repeat` calls (after the calls already made as warm-up)."""
+    if repeat <= 0:
+        return None
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run(probe.src, probe.bgr)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times) / probe.batch
+
+
+def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str, object], sources: Dict[str, str],
+                    probes: Sequence[Probe], repeat: int = 0) -> CaseResult:
+    """Run `candidate` and the reference (at `knobs`) on every probe and measure; no exceptions escape."""
+    tolerance = tolerance_for(candidate.precision)
+    result = CaseResult(candidate.label, candidate.path, candidate.format, candidate.run_as, candidate.runtime,
+                        candidate.precision, candidate.device, dict(knobs), dict(sources), candidate.recorded_from,
+                        tolerance.name, notes=list(candidate.notes))
+    worst = -1.0
+    try:
+        for probe in probes:
+            expected = reference.run(knobs, probe)
+            got = candidate.runner(probe.src, probe.bgr)
+            classes = result.metrics.add(expected, got, knobs, tolerance.band)
+            if "pha" in got and np.shape(got["pha"]) == np.shape(expected["pha"]):
+                diff = np.abs(expected["pha"].astype(np.float64) - got["pha"])
+                score = float(np.nan_to_num(diff, nan=1.0, posinf=1.0).sum())
+                if score > worst:
+                    worst = score
+                    image = int(np.argmax(np.nan_to_num(diff, nan=1.0, posinf=1.0).reshape(diff.shape[0], -1).sum(1)))
+                    result.picture = {"src": probe.src[image], "reference": expected["pha"][image, 0],
+                                      "candidate": np.asarray(got["pha"][image, 0]), "probe": probe.describe(),
+                                      **{k: v[image] for k, v in classes.items()}}
+        result.ms_per_frame = time_runner(candidate.runner, probes[0], repeat)
+    except Exception as error:  # noqa: BLE001 - a candidate's failure is a result, not a crash
+        result.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        return result
+    result.violations = tolerance.violations(result.metrics)
+    return result
+
+
+def run_parity(reference_path: str, requests: Sequence[CandidateRequest], probes: Sequence[Probe],
+               flags: Optional[Dict[str, object]] = None, device: str = "cpu", repeat: int = 3,
+               threads: Optional[int] = None, log: Optional[Callable[[str], None]] = None,
+               reference: Optional[Reference] = None, title: str = "Parity") -> Report:
+    """Check every candidate against the reference; a candidate that cannot load is an ERROR row."""
+    say = log or (lambda text: None)
+    reference = reference or Reference(reference_path)
+    report = Report({"path": reference_path, "format": reference.format, "backbone": reference.backbone,
+                     "kind": reference.spec.kind, "weights_precision": reference.spec.precision,
+                     "recorded_knobs": reference.recorded,
+                     "runs_as": "PyTorch eager, fp32, CPU"},
+                    [p.describe() for p in probes], device, dict(flags or {}), title=title)
+    for request in requests:
+        label = request.label or default_label(request.path, "", request.run_as, "")
+        say(f"checking {label} ...")
+        try:
+            candidate, knobs, sources = load_candidate(request.path, reference, flags, device, request.run_as,
+                                                       request.label, threads)
+        except ParityError as error:
+            report.cases.append(CaseResult(label, request.path, run_as=request.run_as, device=device, error=str(error)))
+            continue
+        except Exception as error:  # noqa: BLE001 - report, do not crash the whole run
+            report.cases.append(CaseResult(label, request.path, run_as=request.run_as, device=device,
+                                           error=f"{type(error).__name__}: {error}"))
+            continue
+        result = check_candidate(reference, candidate, knobs, sources, probes, repeat)
+        report.cases.append(result)
+        key = knob_label(knobs)
+        if repeat > 0 and key not in report.reference_ms_per_frame:
+            runner = reference.runner(knobs)
+            report.reference_ms_per_frame[key] = time_runner(runner, probes[0], repeat)
+    return report
+
+
+def knob_label(knobs: Dict[str, object]) -> str:
+    mode = knobs.get("refine_mode")
+    text = f"{mode}, scale {knobs.get('backbone_scale')}"
+    if mode == "sampling":
+        text += f", {knobs.get('refine_sample_pixels')} px"
+    elif mode == "thresholding":
+        text += f", threshold {knobs.get('refine_threshold')}"
+    return text

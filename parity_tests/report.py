@@ -1,0 +1,241 @@
+"""A parity `Report` as people and programs read it: a console table, JSON, Markdown and a PNG of
+where alpha differs. Files are written under a temporary name beside the destination, then renamed,
+so a report on disk is always whole.
+"""
+import json
+import math
+import os
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from .engine import CaseResult, Report, knob_label
+from .tolerances import TOLERANCES
+
+COLUMNS = ("case", "precision", "device", "verdict", "pha max", "pha max out", "pha mean", "pha SAD", "pha MSE",
+           "8-bit", "fgr max out", "cells differ", "edge", "unexpl.", "ms/frame")
+
+
+def scientific(value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.1e}"
+
+
+def row(case: CaseResult) -> List[str]:
+    """One line of the table: the figures a reader compares across formats."""
+    m = case.metrics
+    pha, fgr = m.outputs.get("pha"), m.outside.get("fgr")
+    out = m.outside.get("pha")
+    cells = m.cells
+    name = case.label if not case.runtime else f"{case.label}"
+    values = [name, case.precision, case.device, case.verdict,
+              scientific(pha.max_abs) if pha else "-", scientific(out.max_abs) if out else "-",
+              scientific(pha.mean_abs) if pha else "-", f"{pha.sad:.4f}" if pha else "-",
+              scientific(pha.mse) if pha else "-", f"{pha.share_8bit:.3%}" if pha else "-",
+              scientific(fgr.max_abs) if fgr else "-",
+              f"{cells.flipped}/{cells.cells}" if cells else "-", str(cells.edge) if cells else "-",
+              str(cells.unexplained) if cells else "-",
+              f"{case.ms_per_frame:.1f}" if case.ms_per_frame is not None else "-"]
+    return values
+
+
+def text_table(report: Report) -> str:
+    """The console table, then one line per failure or error saying what broke."""
+    rows = [list(COLUMNS)] + [row(case) for case in report.cases]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for key, ms in report.reference_ms_per_frame.items():
+        lines.append(f"reference (PyTorch eager fp32, CPU; {key}): {ms:.1f} ms/frame")
+    for case in report.cases:
+        if case.error:
+            lines.append(f"ERROR {case.label}: {case.error}")
+        for violation in case.violations:
+            lines.append(f"FAIL  {case.label}: {violation}")
+        for note in case.notes:
+            lines.append(f"note  {case.label}: {note}")
+    passed = sum(case.ok for case in report.cases)
+    lines.append(f"{passed}/{len(report.cases)} candidates within tolerance" + ("" if report.ok else "  -> FAILED"))
+    return "\n".join(lines)
+
+
+def shown(path: str) -> str:
+    """`path` relative to the working folder when it lies inside it (reports stay readable and portable)."""
+    if os.path.isabs(path) and path.startswith(os.getcwd() + os.sep):
+        return os.path.relpath(path)
+    return path
+
+
+def markdown(report: Report, command: Optional[str] = None) -> str:
+    """The report as Markdown: what was compared, how, the table, the failures, the tolerances."""
+    ref = report.reference
+    env = report.environment
+    lines = [f"# {report.title}", "",
+             f"- date: {report.date}",
+             f"- verdict: {'all candidates within tolerance' if report.ok else 'FAILED (see below)'}",
+             f"- reference: `{shown(str(ref.get('path')))}` ({ref.get('format') or 'weights'}, {ref.get('backbone')}, "
+             f"{ref.get('kind')}), run as {ref.get('runs_as')}",
+             f"- inputs: {'; '.join(report.probes)}",
+             f"- device of the candidates: {report.device}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("machine", "os")),
+             f"- machine: {env.get('machine', '?')}, {env.get('os', '?')}"]
+    if command:
+        lines.append(f"- command: `{command}`")
+    precisions = sorted({case.precision for case in report.cases}, key=lambda p: (p != "fp32", p))
+    for precision in precisions:
+        if len(precisions) > 1:
+            lines += ["", f"## {precision}"]
+        lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+        lines += ["| " + " | ".join(v.replace("|", "/") for v in row(case)) + " |"
+                  for case in report.cases if case.precision == precision]
+    lines.append("")
+    if report.reference_ms_per_frame:
+        lines.append("Reference speed (PyTorch eager fp32, CPU): "
+                     + "; ".join(f"{k}: {v:.1f} ms/frame" for k, v in report.reference_ms_per_frame.items()) + ".")
+        lines.append("")
+    lines += ["Columns: `pha max` / `pha mean`: max and mean |alpha difference| over every pixel; `pha max out`, "
+              "`fgr max out`: the same outside the 4x4 cells whose refinement selection differs; `pha SAD`: "
+              "sum |difference| / 1000 per image; `8-bit`: share of pixels whose 8-bit alpha differs; `cells differ`: "
+              "refined-cell map disagreements / cells; `edge`: of those, cells whose error lies at the selection "
+              "boundary (top-k ties or threshold within rounding), which may legitimately flip; `unexpl.`: the "
+              "others (must be 0); `ms/frame`: median time of one frame in this run.", ""]
+    details = [case for case in report.cases if case.error or case.violations or case.notes]
+    if details:
+        lines += ["## Failures and notes", ""]
+        for case in details:
+            if case.error:
+                lines.append(f"- **{case.label}** ERROR: {case.error}")
+            for violation in case.violations:
+                lines.append(f"- **{case.label}** FAIL: {violation}")
+            for note in case.notes:
+                lines.append(f"- {case.label}: {note}")
+        lines.append("")
+    lines += ["## Cases", "", "| case | format | runtime | knobs (source) | file |", "|---|---|---|---|---|"]
+    for case in report.cases:
+        knobs = knob_label(case.knobs) if case.knobs else "-"
+        sources = sorted(set(case.knob_sources.values())) if case.knob_sources else []
+        lines.append(f"| {case.label} | {case.format or '-'} | {case.runtime or '-'} | {knobs} ({', '.join(sources)}) "
+                     f"| {case.what or os.path.basename(os.path.normpath(case.path))} |")
+    lines += ["", "## Tolerances", "",
+              "A candidate is checked against the limits of its precision (fp16 files and fp16 runs: fp16). "
+              "Why each limit is what it is, with the measurements behind it: `parity_tests/tolerances.py`. "
+              "The pytest suite (`pytest parity_tests`, `-m slow` for every mode, size and backbone) checks the "
+              "same limits.", "", "| precision | " + " | ".join(list(TOLERANCES["fp32"].as_dict())[1:]) + " |",
+              "|" + "---|" * len(TOLERANCES["fp32"].as_dict())]
+    for tolerance in TOLERANCES.values():
+        values = list(tolerance.as_dict().values())
+        lines.append("| " + " | ".join(str(v) for v in values) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_atomic(path: str, write: Callable[[str], None]) -> str:
+    """Call `write(temporary)` beside `path`, then rename it to `path`; nothing is left on failure."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".partial-{os.getpid()}-{name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def write_text(path: str, text: str) -> str:
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(text)
+    return write_atomic(path, write)
+
+
+def write_json(report: Report, path: str, command: Optional[str] = None) -> str:
+    data = report.as_dict()
+    if command:
+        data["command"] = command
+    return write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_markdown(report: Report, path: str, command: Optional[str] = None) -> str:
+    return write_text(path, markdown(report, command))
+
+
+# -- the picture ----------------------------------------------------------------------------------
+PANEL_HEIGHT = 256
+
+
+def heat(diff: np.ndarray) -> np.ndarray:
+    """|d alpha| as RGB uint8 on a log scale: black 0 (or below 1e-7), blue, magenta, yellow, white 1e-1 and up."""
+    level = np.clip((np.log10(np.maximum(diff, 1e-12)) + 7) / 6, 0, 1)
+    level[diff <= 0] = 0
+    stops = np.array([[0, 0, 0], [30, 60, 220], [210, 40, 200], [250, 220, 40], [255, 255, 255]], np.float64)
+    position = level * (len(stops) - 1)
+    low = np.minimum(np.floor(position).astype(int), len(stops) - 2)
+    t = (position - low)[..., None]
+    return (stops[low] * (1 - t) + stops[low + 1] * t).astype(np.uint8)
+
+
+def outline_cells(image: np.ndarray, cells: np.ndarray, colour) -> None:
+    """Draw the border of each marked 4x4 cell into `image` (H, W, 3) in place."""
+    for y, x in zip(*np.nonzero(cells)):
+        y0, x0 = 4 * y, 4 * x
+        image[y0, x0:x0 + 4] = colour
+        image[y0 + 3, x0:x0 + 4] = colour
+        image[y0:y0 + 4, x0] = colour
+        image[y0:y0 + 4, x0 + 3] = colour
+
+
+def case_panels(case: CaseResult):
+    """(picture, reference alpha, candidate alpha, |d alpha| heat with differing cells outlined) as PIL images."""
+    from PIL import Image
+    p = case.picture
+    grey = lambda a: Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)).convert("RGB")  # noqa: E731
+    src = Image.fromarray((np.clip(p["src"].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8))
+    diff = np.abs(p["reference"].astype(np.float64) - np.nan_to_num(p["candidate"], nan=1.0))
+    coloured = heat(diff)
+    if "edge" in p:
+        outline_cells(coloured, p["edge"], (255, 255, 0))
+        outline_cells(coloured, p["unexplained"], (255, 0, 0))
+    return [src, grey(p["reference"]), grey(p["candidate"]), Image.fromarray(coloured)]
+
+
+def write_png(report: Report, path: str) -> Optional[str]:
+    """One row per candidate: picture, reference alpha, candidate alpha, |d alpha| (log colour scale) with
+    cells whose selection differs outlined (yellow: at the selection boundary, red: unexplained)."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return None
+    cases = [case for case in report.cases if case.picture is not None]
+    if not cases:
+        return None
+    rows = []
+    for case in cases:
+        panels = case_panels(case)
+        h, w = panels[0].height, panels[0].width
+        scale = PANEL_HEIGHT / h
+        size = (max(1, round(w * scale)), PANEL_HEIGHT)
+        panels = [panel.resize(size, Image.NEAREST) for panel in panels]
+        strip = Image.new("RGB", (size[0] * len(panels) + 3 * (len(panels) - 1), PANEL_HEIGHT + 18), (32, 32, 32))
+        for i, panel in enumerate(panels):
+            strip.paste(panel, (i * (size[0] + 3), 18))
+        diff = case.metrics.outputs.get("pha")
+        text = f"{case.verdict}  {case.label}  ({case.precision}, {case.device})  max |d alpha| " \
+               f"{scientific(diff.max_abs) if diff else '-'}  -  {case.picture['probe']}"
+        ImageDraw.Draw(strip).text((4, 3), text, fill=(255, 120, 120) if not case.ok else (230, 230, 230))
+        rows.append(strip)
+    legend = ("columns: picture | reference alpha | candidate alpha | |d alpha|, log scale: black < 1e-7, blue 1e-5, "
+              "magenta 1e-4, yellow 1e-2, white >= 1e-1; outlined cells: refinement selection differs "
+              "(yellow at the boundary, red unexplained)")
+    width = max(r.width for r in rows)
+    sheet = Image.new("RGB", (max(width, 6 * len(legend) + 8), sum(r.height for r in rows) + 20), (16, 16, 16))
+    ImageDraw.Draw(sheet).text((4, 4), legend, fill=(200, 200, 200))
+    top = 20
+    for strip in rows:
+        sheet.paste(strip, (0, top))
+        top += strip.height
+    return write_atomic(path, lambda temporary: sheet.save(temporary, format="PNG"))

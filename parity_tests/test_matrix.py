@@ -1,0 +1,95 @@
+"""The parity matrix: formats x backbones x refine modes x precision x devices, each against PyTorch eager fp32.
+
+Default tier (CPU, about 4 minutes on 2 cores): every fast format of the trained MobileNetV2 model in
+sampling mode, every refine mode for one file per runtime that takes knobs at load time, and
+ResNet-50 (calibrated weights) through TorchScript and Keras. `-m slow`: every other mode and
+format, ResNet-50's whole matrix and ResNet-101. Every case is also collected for CUDA and skipped
+with the reason where the runtime has no GPU here.
+"""
+import pytest
+
+from parity_tests.candidates import cuda_unavailable, load_candidate
+from parity_tests.conftest import RESULTS, THREADS
+from parity_tests.engine import check_candidate
+from parity_tests.matrix import BY_LABEL, ENTRIES, missing_modules
+from parity_tests.probes import SLOW_SIZES, synthetic_probe
+
+# Files per runtime that run every refine mode in the default tier (the others: sampling; all: slow).
+ALL_MODES_FAST = ("pth", "torchscript-upstream", "keras-eager")
+# ResNet-50 in the default tier (its whole matrix is slow); ResNet-101 is slow throughout.
+RESNET50_FAST = ("torchscript", "keras")
+BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
+
+
+def is_slow(backbone: str, entry, mode: str) -> bool:
+    if backbone == "resnet101" or entry.slow:
+        return True
+    if backbone == "resnet50":
+        return entry.label not in RESNET50_FAST or mode != "sampling"
+    return entry.knobs_at_load and mode != "sampling" and entry.label not in ALL_MODES_FAST
+
+
+def cases():
+    for backbone in BACKBONES:
+        for entry in ENTRIES:
+            for mode in entry.modes:
+                for device in ("cpu", "cuda"):
+                    marks = []
+                    if is_slow(backbone, entry, mode):
+                        marks.append(pytest.mark.slow)
+                    if device == "cuda":
+                        marks.append(pytest.mark.cuda)
+                    if "tensorflow" in entry.needs:
+                        marks.append(pytest.mark.tf)
+                    if any(name.startswith("onnx") for name in entry.needs):
+                        marks.append(pytest.mark.onnx)
+                    yield pytest.param(backbone, entry, mode, device, marks=marks,
+                                       id=f"{backbone}-{entry.label}-{mode}-{device}")
+
+
+@pytest.mark.parametrize("backbone, entry, mode, device", list(cases()))
+def test_parity(backbone, entry, mode, device, matrix, matrix_knobs, probes):
+    missing = missing_modules(entry)
+    if missing:
+        pytest.skip(f"{entry.label} needs {', '.join(missing)} (not installed)")
+    if device != "cpu":
+        reason = cuda_unavailable(entry.runtime)
+        if reason:
+            pytest.skip(reason)
+    builder, reference = matrix.side(backbone)
+    path = builder.path(entry.label)
+    flags = dict(matrix_knobs, refine_mode=mode)
+    candidate, knobs, sources = load_candidate(path, reference, flags, device, entry.run_as,
+                                               f"{backbone} {entry.label} {mode}", threads=THREADS)
+    assert candidate.precision == entry.precision, f"{entry.label} runs in {candidate.precision}"
+    result = check_candidate(reference, candidate, knobs, sources, probes)
+    result.what = entry.what
+    RESULTS.append(result)
+    assert result.error is None, result.error
+    assert result.ok, f"{entry.label} ({entry.what}): " + "; ".join(result.violations)
+    assert knobs["refine_mode"] == mode
+    if mode != "full":
+        assert result.metrics.cells.refined_reference > 0, "no cell refined: the probe does not exercise the refiner"
+
+
+
+LARGE = ("torchscript", "onnx-static", "onnx-static-fp16", "keras", "savedmodel")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SLOW_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("label", LARGE)
+def test_parity_large_sizes(label, size, matrix, matrix_knobs):
+    """Larger and wider inputs (up to 720x1280) through one file per runtime, MobileNetV2, CPU."""
+    entry = BY_LABEL[label]
+    missing = missing_modules(entry)
+    if missing:
+        pytest.skip(f"{label} needs {', '.join(missing)} (not installed)")
+    builder, reference = matrix.side("mobilenetv2")
+    probe = synthetic_probe(*size)
+    candidate, knobs, sources = load_candidate(builder.path(label), reference, dict(matrix_knobs), "cpu",
+                                               entry.run_as, f"mobilenetv2 {label} {size[0]}x{size[1]}",
+                                               threads=THREADS)
+    result = check_candidate(reference, candidate, knobs, sources, [probe])
+    RESULTS.append(result)
+    assert result.ok, result.error or "; ".join(result.violations)

@@ -1,0 +1,48 @@
+"""Files laid out as upstream's own export scripts make them: what they contain, and why the legacy
+ONNX export uses upstream's cell selection (see `parity_tests/upstream.py`)."""
+import pytest
+
+from parity_tests.conftest import SHIPPED
+
+
+@pytest.mark.onnx
+@pytest.mark.parametrize("label, opset, scatters", [("onnx-legacy-opset12", 12, 2),
+                                                    ("onnx-legacy-opset11-thresholding", 11, 1)])
+def test_legacy_onnx_files(label, opset, scatters, matrix):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    builder, _ = matrix.side("mobilenetv2")
+    model = onnx.load(builder.path(label))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    assert not [p for p in model.metadata_props if p.key.startswith("bgmv2.")]  # as upstream's: no metadata
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("ScatterElements") == scatters  # scatter_element replacement (and the top-k scatter)
+    assert "CumSum" not in ops and "ScatterND" not in ops
+    assert ops.count("RoiAlign") == 5  # every patch crop: coarse features, src, bgr at half and full size
+    dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "", "height", "width"]
+
+
+def test_production_torchscript_records_knobs_in_attributes(matrix):
+    from parity_tests.candidates import recorded_knobs
+    builder, _ = matrix.side("mobilenetv2")
+    path = builder.path("torchscript-upstream")
+    knobs, where = recorded_knobs(path, "torchscript", {})
+    assert where == "TorchScript attributes"
+    assert knobs["refine_mode"] == "sampling" and knobs["refine_sample_pixels"] == matrix.knobs["refine_sample_pixels"]
+
+
+@pytest.mark.onnx
+def test_unmodified_selection_is_refused_by_onnxruntime(tmp_path):
+    """Why the legacy export swaps in upstream's selection: `select_top_k`'s tie-break cumsum on a bool
+    tensor becomes CumSum(tensor(bool)), which ONNX does not define."""
+    pytest.importorskip("onnxruntime")
+    import converters
+    import pytorch_impl
+    from parity_tests.matrix import trace_example
+    from parity_tests.upstream import write_legacy_onnx
+    model = pytorch_impl.load_model(SHIPPED, refine_sample_pixels=4272)
+    path = str(tmp_path / "unmodified.onnx")
+    write_legacy_onnx(model, path, trace_example({}), opset=12, upstream_selection=False)
+    with pytest.raises(converters.ConversionError, match="CumSum"):
+        converters.load(path)

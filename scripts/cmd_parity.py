@@ -1,0 +1,188 @@
+"""`bgmv2 parity`: check model files against a reference, on pictures or built-in probes, on a device.
+
+    bgmv2 parity --reference model.pth --candidate model.onnx --candidate model_savedmodel
+    bgmv2 parity --zoo bgmv2-mobilenetv2-synthetic              # the whole format matrix of a zoo entry
+
+Prints a table (accuracy and ms per frame side by side), writes parity.json, parity.md and parity.png
+(where alpha differs) into --out, and exits 1 when a candidate breaks its precision's tolerance.
+"""
+import argparse
+import os
+import shlex
+import sys
+
+KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_prevent_oversampling")
+EXAMPLES = """examples:
+  bgmv2 parity --reference pytorch_mobilenetv2.pth --candidate mobilenetv2.onnx --candidate mobilenetv2_savedmodel
+  bgmv2 parity --reference pytorch_resnet50.pth --candidate torchscript_resnet50_fp32.pth --src me.jpg --bgr bg.jpg
+  bgmv2 parity --reference model.pth --candidate model_fp16.onnx --device cuda
+  bgmv2 parity --zoo bgmv2-mobilenetv2-synthetic --precision fp32 --precision fp16
+The reference runs in PyTorch eager, fp32, on the CPU, with the knobs the candidate records (bgmv2
+metadata, TorchScript attributes), else the model's defaults; --refine-* / --backbone-scale flags
+override both. Candidates: any format `bgmv2 convert` reads, including upstream's own exports."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLES
+    what = parser.add_argument_group("what to compare")
+    what.add_argument("--reference", metavar="FILE", help="the reference model (a file or a zoo name)")
+    what.add_argument("--candidate", action="append", default=[], metavar="FILE",
+                      help="a model file to check (repeatable); PREFIX:FILE runs it another way: keras-eager:, "
+                           "keras-mixed_float16: (Keras weights), eager-fp16: (a state dict in PyTorch fp16)")
+    what.add_argument("--zoo", metavar="NAME", help="check a zoo entry: convert it to every format of the matrix "
+                                                    "and check each file (the reference is the entry's file)")
+    what.add_argument("--formats", nargs="+", metavar="LABEL",
+                      help="with --zoo: matrix entries to check (default: the fast ones; `all` for every one)")
+    what.add_argument("--precision", action="append", choices=("fp32", "fp16"),
+                      help="with --zoo: precisions to check (repeatable; default both)")
+    what.add_argument("--work", metavar="DIR", help="with --zoo: keep the converted files in DIR (default: a "
+                                                    "temporary folder, removed afterwards)")
+    inputs = parser.add_argument_group("inputs (default: built-in synthetic composites, 192x256 x2 and 224x224)")
+    inputs.add_argument("--src", action="append", default=[], metavar="PICTURE", help="your picture (repeatable)")
+    inputs.add_argument("--bgr", action="append", default=[], metavar="PICTURE",
+                        help="its background shot, same size (one per --src, in order)")
+    inputs.add_argument("--max-side", type=int, default=1280, help="shrink pictures larger than this (default 1280)")
+    inputs.add_argument("--size", action="append", default=[], metavar="HxW",
+                        help="built-in probe size, multiples of 4 (repeatable), e.g. 720x1280")
+    inputs.add_argument("--batch", type=int, default=1, help="images per built-in probe with --size (default 1)")
+    run = parser.add_argument_group("how to run")
+    run.add_argument("--device", default="cpu", help="device of the candidates: cpu, cuda, cuda:1 (the reference "
+                                                     "always runs on the CPU in fp32)")
+    run.add_argument("--repeat", type=int, default=3, help="timed runs per candidate for ms/frame (0: no timing)")
+    run.add_argument("--threads", type=int, help="CPU threads of every runtime (default: theirs; 1 on a busy or small machine)")
+    knobs = parser.add_argument_group("model knobs (override what the files record)")
+    knobs.add_argument("--backbone-scale", type=float, help="0.25 for HD, 0.125 for 4K")
+    knobs.add_argument("--refine-mode", choices=("full", "sampling", "thresholding"))
+    knobs.add_argument("--refine-sample-pixels", type=int, help="pixels refined in sampling mode")
+    knobs.add_argument("--refine-threshold", type=float, help="error threshold of thresholding mode")
+    knobs.add_argument("--refine-prevent-oversampling", type=lambda v: v.lower() in ("1", "true", "yes"),
+                       metavar="true|false", help="drop sampled cells whose error is 0")
+    out = parser.add_argument_group("reports")
+    out.add_argument("--out", default="parity-report", metavar="DIR",
+                     help="folder for parity.json, parity.md and parity.png (default ./parity-report)")
+    out.add_argument("--markdown", metavar="FILE", help="also write the Markdown report to FILE")
+    out.add_argument("--title", default="Parity", help="title of the reports")
+    out.add_argument("--quiet", action="store_true", help="print only the table and errors")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (for the reports)."""
+    if len(sys.argv) > 1 and sys.argv[1] == "parity":
+        return "bgmv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    parts = ["bgmv2", "parity"]
+    for flag, value in (("--reference", args.reference), ("--zoo", args.zoo), ("--work", args.work)):
+        if value:
+            parts += [flag, value]
+    for candidate in args.candidate:
+        parts += ["--candidate", candidate]
+    if args.formats:
+        parts += ["--formats", *args.formats]
+    for precision in args.precision or []:
+        parts += ["--precision", precision]
+    for src, bgr in zip(args.src, args.bgr):
+        parts += ["--src", src, "--bgr", bgr]
+    for size in args.size:
+        parts += ["--size", size]
+    for name in KNOBS:
+        if getattr(args, name) is not None:
+            parts += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    if args.repeat != 3:
+        parts += ["--repeat", str(args.repeat)]
+    if args.threads:
+        parts += ["--threads", str(args.threads)]
+    parts += ["--out", args.out]
+    if args.markdown:
+        parts += ["--markdown", args.markdown]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def probes_of(args: argparse.Namespace):
+    from parity_tests.candidates import ParityError
+    from parity_tests.probes import default_probes, picture_probe, synthetic_probe
+    if len(args.src) != len(args.bgr):
+        raise ParityError(f"{len(args.src)} --src but {len(args.bgr)} --bgr: give one background shot per picture")
+    probes = []
+    for src, bgr in zip(args.src, args.bgr):
+        try:
+            probes.append(picture_probe(src, bgr, args.max_side))
+        except ValueError as error:
+            raise ParityError(str(error)) from None
+    for index, size in enumerate(args.size):
+        try:
+            height, width = (int(v) for v in size.lower().split("x"))
+            probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index))
+        except ValueError:
+            raise ParityError(f"--size takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {size!r}") from None
+    return probes or default_probes()
+
+
+def split_candidate(text: str):
+    """'keras-eager:model.weights.h5' -> ('model.weights.h5', 'keras-eager'); 'model.onnx' -> (..., 'file')."""
+    from parity_tests.candidates import RUN_AS
+    prefix, _, rest = text.partition(":")
+    if rest and prefix in RUN_AS and not os.path.exists(text):
+        return rest, prefix
+    return text, "file"
+
+
+def check_files(args, probes, flags, say):
+    from parity_tests.candidates import ParityError, resolve_path
+    from parity_tests.engine import CandidateRequest, run_parity
+    if not args.reference:
+        raise ParityError("pass --reference FILE (and --candidate FILE ...), or --zoo NAME")
+    if not args.candidate:
+        raise ParityError("pass at least one --candidate FILE to check against the reference")
+    reference = resolve_path(args.reference)
+    requests = []
+    for text in args.candidate:
+        path, run_as = split_candidate(text)
+        requests.append(CandidateRequest(resolve_path(path), run_as))
+    return run_parity(reference, requests, probes, flags, args.device, args.repeat, args.threads, say,
+                      title=args.title)
+
+
+def run(args: argparse.Namespace) -> int:
+    from parity_tests.candidates import ParityError
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    flags = {name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    try:
+        if args.zoo and (args.reference or args.candidate):
+            raise ParityError("--zoo checks a zoo entry's own matrix; leave out --reference and --candidate "
+                              "(or check your files with --reference/--candidate without --zoo)")
+        if (args.formats or args.precision or args.work) and not args.zoo:
+            raise ParityError("--formats, --precision and --work go with --zoo NAME")
+        if args.repeat < 0:
+            raise ParityError(f"--repeat must be 0 or more; got {args.repeat}")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if args.threads:
+            for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+                os.environ[name] = str(args.threads)  # read when TensorFlow starts
+            import torch
+            torch.set_num_threads(args.threads)
+        probes = probes_of(args)
+        if args.zoo:
+            from parity_tests.zoo import check_zoo
+            report = check_zoo(args.zoo, probes, flags, args.device, args.formats, args.precision or ("fp32", "fp16"),
+                               args.work, args.repeat, args.threads, say, args.title)
+        else:
+            report = check_files(args, probes, flags, say)
+    except ParityError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from parity_tests.report import text_table, write_json, write_markdown, write_png
+    command = command_line(args)
+    print(text_table(report))
+    try:
+        written = [write_json(report, os.path.join(args.out, "parity.json"), command),
+                   write_markdown(report, os.path.join(args.out, "parity.md"), command),
+                   write_png(report, os.path.join(args.out, "parity.png"))]
+        if args.markdown:
+            written.append(write_markdown(report, args.markdown, command))
+    except OSError as error:
+        print(f"error: cannot write the reports ({error}); choose another --out folder", file=sys.stderr)
+        return 1
+    say("reports: " + ", ".join(path for path in written if path))
+    return 0 if report.ok else 1
