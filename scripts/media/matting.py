@@ -36,9 +36,6 @@ class Stages:
                  render_on_device: Optional[bool] = None):
         self.runner, self.renderer, self.sink = runner, renderer, sink
         self.render_on_device = runner.device.type != "cpu" if render_on_device is None else render_on_device
-        import os
-        if os.environ.get("BGMV2_RENDER_MAIN"):  # EXPERIMENT
-            self.render_on_device = os.environ["BGMV2_RENDER_MAIN"] == "1"
         self._bgr_array, self._bgr_input = None, None
 
     def background_input(self, bgr: np.ndarray):

@@ -62,7 +62,6 @@ class Pipeline:
 
     # -- stages -------------------------------------------------------------------------------
     def read(self, q_in: queue.Queue) -> None:
-        lower_priority()
         try:
             for item in self.items:
                 self.put(q_in, item)
@@ -80,7 +79,6 @@ class Pipeline:
                     pass
 
     def write(self, q_out: queue.Queue, bar) -> None:
-        lower_priority()
         try:
             while True:
                 item = self.get(q_out)
@@ -154,18 +152,6 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def lower_priority() -> None:
-    import os
-    value = os.environ.get("BGMV2_WORKER_NICE", "0")  # EXPERIMENT
-    try:
-        if value == "idle":
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        elif int(value):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(value))
-    except (OSError, AttributeError):
-        pass
 
 
 class NullBar:
