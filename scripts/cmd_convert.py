@@ -5,6 +5,8 @@
 import argparse
 import sys
 
+from scripts.knob_options import add_knob_arguments, given_knobs
+
 FORMAT_HELP = """formats (detected from the content of SOURCE; DEST's from --to or its name):
   pth          PyTorch state dict, official layout (.pth)                    input NCHW
   safetensors  state dict with metadata in the header (.safetensors)          input NCHW
@@ -36,13 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expected backbone (checked against the weights, which tell it anyway)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                         help="precision of DEST (fp16: pth, safetensors, torchscript, pt2, onnx)")
-    knobs = parser.add_argument_group("model knobs (default: the source's, else sampling, 80,000 pixels, scale 0.25)")
-    knobs.add_argument("--backbone-scale", type=float, help="0.25 for HD, 0.125 for 4K")
-    knobs.add_argument("--refine-mode", choices=("full", "sampling", "thresholding"))
-    knobs.add_argument("--refine-sample-pixels", type=int, help="pixels refined in sampling mode (80000 HD, 320000 4K)")
-    knobs.add_argument("--refine-threshold", type=float, help="error threshold of thresholding mode (default 0.1)")
-    knobs.add_argument("--refine-prevent-oversampling", type=lambda v: v.lower() in ("1", "true", "yes"),
-                       metavar="true|false", help="drop sampled cells whose error is 0 (default true)")
+    add_knob_arguments(parser, "model knobs (default: the source's, else sampling, 80,000 pixels, scale 0.25)")
     onnx = parser.add_argument_group("ONNX")
     onnx.add_argument("--onnx-variant", choices=("static", "nonzero", "tensorrt"), default="static",
                       help="sampling graph: static = top-k indices, no NonZero, fastest in ONNX Runtime (default); "
@@ -90,12 +86,9 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 2
         from converters import convert
-        knobs = {"backbone_scale": args.backbone_scale, "refine_mode": args.refine_mode,
-                 "refine_sample_pixels": args.refine_sample_pixels, "refine_threshold": args.refine_threshold,
-                 "refine_prevent_oversampling": args.refine_prevent_oversampling}
         options = {"probe_size": probe} if probe else {}
         convert(args.paths[0], args.paths[1], args.to, backbone=args.backbone, precision=args.precision,
-                knobs={k: v for k, v in knobs.items() if v is not None}, onnx_variant=args.onnx_variant,
+                knobs=given_knobs(args), onnx_variant=args.onnx_variant,
                 simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,
                 log=None if args.quiet else print, **options)
         return 0

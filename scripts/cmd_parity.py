@@ -11,7 +11,8 @@ import os
 import shlex
 import sys
 
-KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_prevent_oversampling")
+from scripts.knob_options import KNOBS, add_knob_arguments, given_knobs
+
 EXAMPLES = """examples:
   bgmv2 parity --reference pytorch_mobilenetv2.pth --candidate mobilenetv2.onnx --candidate mobilenetv2_savedmodel
   bgmv2 parity --reference pytorch_resnet50.pth --candidate torchscript_resnet50_fp32.pth --src me.jpg --bgr bg.jpg
@@ -51,13 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      "always runs on the CPU in fp32)")
     run.add_argument("--repeat", type=int, default=3, help="timed runs per candidate for ms/frame (0: no timing)")
     run.add_argument("--threads", type=int, help="CPU threads of every runtime (default: theirs; 1 on a busy or small machine)")
-    knobs = parser.add_argument_group("model knobs (override what the files record)")
-    knobs.add_argument("--backbone-scale", type=float, help="0.25 for HD, 0.125 for 4K")
-    knobs.add_argument("--refine-mode", choices=("full", "sampling", "thresholding"))
-    knobs.add_argument("--refine-sample-pixels", type=int, help="pixels refined in sampling mode")
-    knobs.add_argument("--refine-threshold", type=float, help="error threshold of thresholding mode")
-    knobs.add_argument("--refine-prevent-oversampling", type=lambda v: v.lower() in ("1", "true", "yes"),
-                       metavar="true|false", help="drop sampled cells whose error is 0")
+    add_knob_arguments(parser, "model knobs (override what the files record)")
     out = parser.add_argument_group("reports")
     out.add_argument("--out", default="parity-report", metavar="DIR",
                      help="folder for parity.json, parity.md and parity.png (default ./parity-report)")
@@ -147,7 +142,7 @@ def check_files(args, probes, flags, say):
 def run(args: argparse.Namespace) -> int:
     from parity_tests.candidates import ParityError
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
-    flags = {name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    flags = given_knobs(args)
     try:
         if args.zoo and (args.reference or args.candidate):
             raise ParityError("--zoo checks a zoo entry's own matrix; leave out --reference and --candidate "

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from parity_tests.calibrated import standardise as standardise_output
 from probes import probe_pair
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -55,19 +56,6 @@ def realistic_weights(model: torch.nn.Module, seed: int = 0, size=(192, 256)) ->
         for head in [m for name, m in model.named_modules() if name.endswith("conv4")]:
             standardise_output(model, head, src, bgr)
     return model
-
-
-def standardise_output(model, head: torch.nn.Conv2d, src, bgr, mean: float = 0.4, std: float = 0.3) -> None:
-    """Rescale an output conv so each channel is about N(mean, std^2) on the probes, as a trained head is
-    (mostly inside the clamp range), instead of saturating at 0 or 1."""
-    seen = []
-    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(output))
-    model(src, bgr)
-    hook.remove()
-    out = torch.cat([o.transpose(0, 1).reshape(o.shape[1], -1) for o in seen], dim=1)
-    scale = std / out.std(dim=1).clamp_min(1e-6)
-    head.weight.mul_(scale.view(-1, 1, 1, 1))
-    head.bias.copy_(mean + (head.bias - out.mean(dim=1)) * scale)
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,10 @@ def test_sigint_leaves_no_partial_output(media, models, tmp_path):
     command = [sys.executable, "-m", "scripts.cli", "video", "--src", str(media / "long.mp4"), "--bgr",
                str(media / "long_bgr.png"), "-o", str(out), "--model", str(models / "refine.pth"),
                "--output-types", "com", "pha", *FAST]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell runs background jobs (CI's, often) with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the default disposition, as a terminal's Ctrl-C finds it.
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if out.exists() and any("partial" in p.name for p in out.iterdir()):
