@@ -1,4 +1,5 @@
 """`bgmv2 demo`: the bundled sample matted into outputs and a preview, with and without shipped weights."""
+import sys
 from pathlib import Path
 
 import cv2
@@ -62,3 +63,10 @@ def test_demo_uses_the_shipped_model_when_present(tmp_path, capsys):
     assert entry.file in err and "UNTRAINED" not in err
     pha = cv2.imread(str(out / "pha.png"), cv2.IMREAD_UNCHANGED)
     assert 0.02 < (pha > 127).mean() < 0.6  # the subject is found, not everything or nothing
+
+
+def test_missing_media_packages_name_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails as if it were not installed
+    assert main(["demo", "-o", str(tmp_path / "demo")]) == 1
+    err = capsys.readouterr().err
+    assert "needs the `cv2` package" in err and "pip install 'bgmv2-zoo[video]'" in err and "Traceback" not in err

@@ -6,6 +6,9 @@ from .errors import MediaError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# optional packages the apps import when they need them -> the extra that installs them
+EXTRA_OF_MODULE = {"cv2": "video", "av": "video", "PIL": "video", "tqdm": "video", "onnx": "onnx",
+                   "onnxruntime": "onnx", "tensorflow": "tf-cpu", "keras": "tf-cpu"}
 
 
 def passive_openmp() -> None:
@@ -31,6 +34,13 @@ def run_app(main: Callable, args) -> int:
         return main(args) or 0
     except MediaError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as error:
+        top = (error.name or "").split(".")[0]
+        if top not in EXTRA_OF_MODULE:
+            raise
+        print(f"error: this command needs the `{top}` package, which is not installed: "
+              f"pip install 'bgmv2-zoo[{EXTRA_OF_MODULE[top]}]'", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: finished outputs are kept, unfinished ones were removed (no partial files)",
