@@ -166,7 +166,7 @@ class Reference:
         if not self.recorded and self.format not in (None, "onnx", "savedmodel"):
             self.recorded = zoo_preset_knobs(path)
         self.models: Dict[tuple, object] = {}
-        self.outputs: Dict[tuple, Dict[str, np.ndarray]] = {}
+        self.outputs: Dict[tuple, tuple] = {}  # (knobs, probe id) -> (probe, outputs)
 
     @property
     def backbone(self) -> str:
@@ -183,9 +183,9 @@ class Reference:
     def run(self, knobs: Dict[str, object], probe) -> Dict[str, np.ndarray]:
         """Reference outputs for a probe (cached: every candidate with these knobs is compared to them)."""
         key = (tuple(sorted(knobs.items())), id(probe))
-        if key not in self.outputs:
-            self.outputs[key] = self.runner(knobs)(probe.src, probe.bgr)
-        return self.outputs[key]
+        if key not in self.outputs:  # the probe is kept with its outputs, so its id is not reused meanwhile
+            self.outputs[key] = (probe, self.runner(knobs)(probe.src, probe.bgr))
+        return self.outputs[key][1]
 
 
 # -- candidates -------------------------------------------------------------------------------------

@@ -55,8 +55,10 @@ class Matrix:
             from parity_tests.candidates import Reference
             from parity_tests.matrix import Builder
             source = self.source(backbone)
-            builder = Builder(source, os.path.join(self.folder, backbone), self.knobs,
-                              workers=int(os.environ.get("BGMV2_PARITY_WORKERS", "2")))
+            workers = int(os.environ.get("BGMV2_PARITY_WORKERS", "2"))
+            if backbone == "resnet101":
+                workers = min(workers, 1)  # two ResNet-101 exports at once need about 16 GB
+            builder = Builder(source, os.path.join(self.folder, backbone), self.knobs, workers=workers)
             builder.submit(WANTED.get(backbone, ()))
             self.sides[backbone] = (builder, Reference(source))
         return self.sides[backbone]

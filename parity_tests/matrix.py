@@ -12,6 +12,7 @@ so the top-k boundary falls inside the error distribution and matters).
 """
 import os
 import shutil
+import sys
 import time
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -279,8 +280,12 @@ class Builder:
             if self.workers > 0:
                 if self.pool is None:
                     import multiprocessing
+                    # One chain per process, which then exits: an idle worker would keep the gigabytes
+                    # an export took (ResNet-101's TensorFlow chain peaks near 8 GB), and workers of
+                    # several backbones together ran out of memory on 24 GB.
+                    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
                     self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=worker_setup)
+                                                    initializer=worker_setup, **fresh)
                 self.chains[chain] = self.pool.submit(build_chain, entries, self.source, self.folder, self.knobs)
             else:
                 self.chains[chain] = None  # built on first use, here
