@@ -146,7 +146,10 @@ def resolve_path(name: str) -> str:
         names = []
     if name in names:
         import weights
-        return str(weights.fetch(name))
+        try:
+            return str(weights.fetch(name))
+        except weights.ZooError as error:  # offline, checksum mismatch, ...: its message says what to do
+            raise ParityError(str(error)) from None
     raise ParityError(f"{name}: no such file or folder, and not a zoo name (`bgmv2 weights list` shows them)")
 
 

@@ -141,3 +141,17 @@ def test_errors_say_what_to_do(argv, message, tmp_path, capsys):
     code = main(["parity", *argv, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_zoo_entry_that_cannot_be_fetched_is_an_error(tmp_path, monkeypatch, capsys):
+    """An official entry, offline: the zoo's message (mirror, --from), no traceback, exit 1."""
+    import weights
+    monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "cache"))
+
+    def offline(name, *args, **kwargs):
+        raise weights.ZooError(f"could not get {name}: Name or service not known\\nOffline? Download it elsewhere "
+                               "and use --from PATH or a mirror URL.")
+    monkeypatch.setattr(weights, "fetch", offline)
+    assert main(["parity", "--zoo", "pytorch-resnet50", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not get pytorch-resnet50") and "--from PATH" in err

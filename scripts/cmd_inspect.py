@@ -1,5 +1,6 @@
 """`bgmv2 inspect FILE`: what a weights file is, whether it loads strictly, and (--run) what it computes."""
 import argparse
+import os
 import sys
 import time
 
@@ -26,7 +27,10 @@ def probe(height: int, width: int, device: str):
 
 def describe_file(path: str):
     import pytorch_impl
-    from pytorch_impl import file_kinds
+    from pytorch_impl import CheckpointError, file_kinds
+    path = pytorch_impl.checkpoint.zoo_path(path)  # a zoo name -> its local file (fetched if need be)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such file or folder (nor a zoo name: `bgmv2 weights list`)")
     kind = file_kinds.file_kind(path)
     print(f"file:      {path}")
     print(f"content:   {kind}")

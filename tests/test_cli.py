@@ -64,3 +64,10 @@ def test_inspect_bad_file_is_an_error_not_a_traceback(files):
 def test_inspect_bad_run_size(files, capsys):
     assert main(["inspect", str(files / "state.pth"), "--run", "big"]) == 2
     assert "--run takes HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_inspect_missing_file_and_zoo_names(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "nothing.pth")]) == 1
+    assert "nothing.pth: no such file or folder" in capsys.readouterr().err
+    assert main(["inspect", "bgmv2-mobilenetv2-synthetic"]) == 0  # the shipped zoo model, by name
+    assert "MattingRefine (mobilenetv2" in capsys.readouterr().out
