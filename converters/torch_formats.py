@@ -19,6 +19,7 @@ from . import meta as meta_mod
 from .errors import ConversionError, first_line
 from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
 from .meta import ModelSpec
+from .pt2_safety import check_pt2
 from .runner import Runner
 
 META_FILE = "bgmv2.json"
@@ -294,6 +295,7 @@ def read_pt2_program(path: str):
     key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
     if key in _PROGRAMS:
         return _PROGRAMS[key]
+    check_pt2(path)  # before torch.export.load, which would unpickle such payloads
     try:
         extra = {META_FILE: ""}
         program = torch.export.load(path, extra_files=extra)
