@@ -164,6 +164,18 @@ def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precis
         raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
 
 
+def refuse_overlap(source: str, dest: str) -> None:
+    """ConversionError when writing `dest` could touch `source`: the same path, a folder holding the
+    source, or a path inside a source folder (a SavedModel)."""
+    src, out = os.path.realpath(source), os.path.realpath(dest)
+    if src == out:
+        raise ConversionError(f"{dest} is the source itself; choose another destination (sources are never changed).")
+    if os.path.commonpath([src, out]) == out:
+        raise ConversionError(f"{dest} holds the source {source}; choose another destination (sources are never changed).")
+    if os.path.commonpath([src, out]) == src and os.path.isdir(src):
+        raise ConversionError(f"{dest} lies inside the source folder {source}; write it elsewhere (sources are never changed).")
+
+
 def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] = None, precision: str = "fp32",
             knobs: Optional[Dict[str, object]] = None, onnx_variant: str = "static", simplify: bool = False,
             topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False,
@@ -194,11 +206,13 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         raise ConversionError(f"onnx variant {onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
+    refuse_overlap(source, dest)
     if os.path.exists(dest):
-        if os.path.realpath(dest) == os.path.realpath(source):
-            raise ConversionError(f"{dest} is the source itself; choose another destination (sources are never changed).")
         if not overwrite:
             raise ConversionError(f"{dest} exists; remove it or pass --overwrite.")
+        if os.path.isdir(dest) and not os.path.isfile(os.path.join(dest, "saved_model.pb")):
+            raise ConversionError(f"{dest} is a folder but not a SavedModel; --overwrite replaces files and SavedModel "
+                                  "folders only. Choose another destination.")
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
         raise ConversionError(f"{folder}: no such folder for the destination; create it first.")

@@ -278,3 +278,26 @@ def test_help_says_which_formats_take_nchw_and_nhwc(capsys):
         main(["convert", "--help"])
     text = capsys.readouterr().out
     assert "NCHW" in text and "NHWC" in text and "savedmodel" in text and "--onnx-variant" in text
+
+
+def test_destinations_that_would_touch_the_source_are_refused(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    source = folder / "a.pth"
+    source.write_bytes(b"weights")  # never read: the destination is refused first
+    saved = tmp_path / "m_savedmodel"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"graph")
+    cases = [(source, source, None, "is the source itself"),
+             (source, folder, None, "holds the source"),
+             (source, tmp_path, "onnx", "holds the source"),
+             (saved, saved / "x.onnx", None, "inside the source folder")]
+    for src, dest, to, message in cases:
+        with pytest.raises(ConversionError, match=message):
+            convert(src, dest, to, overwrite=True, log=None)
+    other = tmp_path / "out"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(ConversionError, match="not a SavedModel"):
+        convert(source, other, "onnx", overwrite=True, log=None)
+    assert source.read_bytes() == b"weights" and (saved / "saved_model.pb").exists() and (other / "keep.txt").exists()
