@@ -38,9 +38,14 @@ def plan(args):
     from scripts.media import decode
     from scripts.media.composite import parse_colour
     from scripts.media.errors import MediaError
-    from scripts.media.outputs import picture_suffix, refuse_existing
+    from scripts.media.options import OUTPUT_TYPES
+    from scripts.media.outputs import picture_suffix, refuse_existing, refuse_inputs
 
     root, files = decode.list_images(args.src, "--src")
+    written = [Path(args.output_dir).resolve() / kind for kind in OUTPUT_TYPES]  # an earlier run's outputs
+    files = [f for f in files if not any(folder in Path(f).resolve().parents for folder in written)]
+    if not files:
+        raise MediaError(f"--src {args.src}: every picture lies in an output folder of --output-dir {args.output_dir}")
     decode.checked_images(files)
     backgrounds = None
     if Path(args.bgr).is_dir():
@@ -62,6 +67,7 @@ def plan(args):
             if path in seen:
                 raise MediaError(f"{seen[path]} and {name} would both be written to {path}; rename one of them")
             seen[path] = name
+    refuse_inputs(seen, [*files, *(backgrounds or []), args.bgr, args.com_bg if colour is None else None])
     refuse_existing(seen, args.force)
     return files, backgrounds, colour, outputs
 

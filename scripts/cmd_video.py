@@ -115,11 +115,12 @@ def matte_video(args, runner=None, quiet: bool = False) -> dict:
     from scripts.media.align import Aligner
     from scripts.media.composite import Renderer
     from scripts.media.matting import Stages, check_output_types
-    from scripts.media.outputs import refuse_existing
+    from scripts.media.outputs import refuse_existing, refuse_inputs
     from scripts.media.pipeline import Pipeline
     from scripts.media.runner import load_runner, resolve_device
 
     paths = output_paths(args)
+    refuse_inputs(paths.values(), [args.src, args.bgr, getattr(args, "com_bg", None)])
     refuse_existing(paths.values(), args.force)
     cpu = resolve_device(args.device).type == "cpu" if runner is None else runner.device.type == "cpu"
     threads = args.encoder_threads if args.encoder_threads is not None else (1 if cpu else 0)

@@ -229,3 +229,22 @@ def test_onnx_model_in_the_video_app(models, tmp_path):
     assert len(outputs["onnx"]) == 4
     for a, b in zip(outputs["onnx"], outputs["torch"]):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_outputs_never_replace_inputs(media, models, tmp_path, capsys):
+    """--output-dir may be --src: its output folders are not read as pictures; an output that would
+    replace an input (here the background) is refused before anything is written."""
+    import shutil
+    src = tmp_path / "src"
+    shutil.copytree(media / "src", src)
+    (src / "com").mkdir()
+    shutil.copy(media / "bgr.png", src / "com" / "b.png")  # an earlier output, and this run's background
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    argv = ["images", "--src", str(src), "--output-dir", str(src), "--output-types", "com", "--model",
+            str(models / "refine.pth"), "--force", *FAST]
+    assert main([*argv, "--bgr", str(src / "com" / "b.png")]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+    assert main([*argv, "--bgr", str(media / "bgr.png")]) == 0  # com/b.png is not taken for a picture
+    assert sorted(p.relative_to(src / "com").as_posix() for p in (src / "com").rglob("*.png")) == [
+        "a.png", "b.png", "more/c.png"]

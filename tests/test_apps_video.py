@@ -241,3 +241,23 @@ def test_upstream_wrapper_script(media, models, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / "scripts" / "inference_video.py"), run_name="__main__")
     assert exit_info.value.code == 0 and (out / "pha.mp4").exists()
+
+
+def test_output_that_is_an_input_is_refused(media, models, tmp_path, capsys):
+    import shutil
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(media / "src.mp4", out / "com.mp4")
+    before = (out / "com.mp4").read_bytes()
+    assert main(["video", "--src", str(out / "com.mp4"), "--bgr", str(media / "bgr.png"), "-o", str(out),
+                 "--output-types", "com", "--model", str(models / "refine.pth"), "--force", *FAST]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert (out / "com.mp4").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["com.mp4"]
+
+
+def test_encoder_error_is_a_message_and_leaves_nothing(media, models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert video(media, models, out, "--output-types", "com", "pha", "--preset-x264", "bogus") == 1
+    err = capsys.readouterr().err
+    assert "writing the video failed" in err and "--preset-x264" in err and "Traceback" not in err
+    assert not out.exists() or not list(out.iterdir())

@@ -116,16 +116,28 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(array, format=self.format)
         frame.pts = self.count
         self.count += 1
-        self.container.mux(self.stream.encode(frame))
+        try:
+            self.container.mux(self.stream.encode(frame))
+        except (av.error.FFmpegError, OSError) as error:
+            raise self.failure(error) from None
 
     def close(self) -> None:
+        import av
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
+            os.replace(self.temporary, self.path)
+        except (av.error.FFmpegError, OSError) as error:
+            self.abort()
+            raise self.failure(error) from None
         except BaseException:
             self.abort()
             raise
-        os.replace(self.temporary, self.path)
+
+    def failure(self, error: Exception) -> MediaError:
+        """The encoder's or the disk's error as a MediaError naming the output and what to change."""
+        return MediaError(f"{self.path}: writing the video failed ({error}); check the disk space and the encoder "
+                          "options (--codec, --preset-x264, --crf)")
 
     def abort(self) -> None:
         try:
@@ -159,7 +171,12 @@ class SequenceWriter:
         if self.path.exists():
             old = self.path.with_name(f"{self.path.name}.replaced-{os.getpid()}")
             os.replace(self.path, old)
-        os.replace(self.temporary, self.path)
+        try:
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            if old is not None:
+                os.replace(old, self.path)  # the earlier output comes back
+            raise MediaError(f"{self.path}: cannot put the finished pictures in place ({error})") from None
         if old is not None:
             remove(old)
 

@@ -5,6 +5,7 @@ with the list and nothing is written (there is never an interactive prompt). `Ou
 open writers of a run: `commit()` gives each its real name, `abort()` (on error or Ctrl-C) removes
 every temporary file, so a stopped run leaves no partial output.
 """
+import os
 from pathlib import Path
 from typing import Iterable, List
 
@@ -28,6 +29,18 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
                          "overwrite them, or choose another --output-dir.")
 
 
+def refuse_inputs(outputs: Iterable[Path], inputs: Iterable) -> None:
+    """MediaError when writing an output would replace an input: the same file by any path, or an
+    output folder (picture sequences) that holds an input."""
+    taken = [os.path.realpath(p) for p in inputs if p and os.path.exists(p)]
+    for output in outputs:
+        out = os.path.realpath(output)
+        for path in taken:
+            if os.path.commonpath([out, path]) == out:
+                raise MediaError(f"{output} would replace the input {path}; choose another --output-dir "
+                                 "(inputs are never overwritten).")
+
+
 class OutputSet:
     """The writers of one run, committed or aborted together."""
 
@@ -46,7 +59,11 @@ class OutputSet:
                 self.writers[0].close()
                 done.append(self.writers.pop(0).path)
         except BaseException:
-            self.writers.pop(0)
+            failed = self.writers.pop(0)
+            try:
+                failed.abort()  # its temporary file or folder goes too
+            except Exception:
+                pass
             self.abort()
             raise
         return done
