@@ -70,6 +70,7 @@ def bench_media(args, folder):
     """(video path, frames in memory, background) for the measurements."""
     import numpy as np
     from scripts.media.decode import VideoReader, read_image, fit_background
+    from scripts.media.errors import MediaError
     from scripts.media.encode import write_image
     from scripts.media.synth import synthetic_clip, write_video
     if args.video:
@@ -80,6 +81,8 @@ def bench_media(args, folder):
             if len(frames) == args.frames:
                 break
         reader.close()
+        if len(frames) < args.frames:
+            raise MediaError(f"--video {args.video} has {len(frames)} frame(s); pass --frames {len(frames)} or less")
         size = (frames[0].shape[1], frames[0].shape[0])
         bgr = fit_background(read_image(args.bgr), size, args.bgr, "--bgr") if args.bgr else frames[0]
         video = f"{folder}/src.mp4"

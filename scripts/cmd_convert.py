@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         if args.probe:
             try:
                 probe = tuple(int(v) for v in args.probe.lower().split("x"))
-                assert len(probe) == 2 and probe[0] % 4 == 0 and probe[1] % 4 == 0
-            except (ValueError, AssertionError):
+                if len(probe) != 2 or min(probe) < 4 or probe[0] % 4 or probe[1] % 4:
+                    raise ValueError
+            except ValueError:
                 print(f"error: --probe takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {args.probe!r}",
                       file=sys.stderr)
                 return 2

@@ -248,3 +248,15 @@ def test_outputs_never_replace_inputs(media, models, tmp_path, capsys):
     assert main([*argv, "--bgr", str(media / "bgr.png")]) == 0  # com/b.png is not taken for a picture
     assert sorted(p.relative_to(src / "com").as_posix() for p in (src / "com").rglob("*.png")) == [
         "a.png", "b.png", "more/c.png"]
+
+
+def test_torchscript_knobs_are_checked(media, models, tmp_path, capsys):
+    from pytorch_impl import script_model
+    path = tmp_path / "m.pt"
+    script_model(MattingRefine("mobilenetv2").eval()).save(str(path))
+    for flag, value, message in [("--backbone-scale", "0.9", "backbone_scale=0.9 must be in (0, 1/2]"),
+                                 ("--refine-sample-pixels", "0", "at least 16"),
+                                 ("--refine-kernel-size", "1", "kernel size 3, not 1")]:
+        assert main(["images", "--src", str(media / "src" / "a.jpg"), "--bgr", str(media / "bgr.png"), "-o",
+                     str(tmp_path / "out"), "--model", str(path), flag, value, *FAST]) == 1
+        assert message in capsys.readouterr().err

@@ -156,3 +156,12 @@ def test_weights_command(capsys, tmp_path):
     assert ": ok" in capsys.readouterr().out
     assert main(["weights", "fetch", "pytorch-resnet50", "--from", str(tmp_path / "missing.pth")]) == 1
     assert "could not get pytorch_resnet50.pth" in capsys.readouterr().err
+
+
+def test_a_damaged_shipped_file_is_reported_not_removed(monkeypatch):
+    registry = load_registry()
+    entry = next(m for m in registry.models if m.shipped)
+    monkeypatch.setattr(Registry, "expected_sha256", lambda self, e: "0" * 64)
+    with pytest.raises(ZooError, match="the shipped file is damaged"):
+        fetch(entry.name, registry=registry)
+    assert entry.shipped_path.exists()

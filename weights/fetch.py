@@ -5,6 +5,7 @@ sha256 is checked before the file takes its real name, and a file that fails the
 A file whose hash nobody knows yet is kept, and its hash is recorded (and shown) for later checks.
 """
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -60,13 +61,17 @@ def print_progress(done: int, total: Optional[int]) -> None:
     print(f"\r  {text}", end="", file=sys.stderr, flush=True)
 
 
-def check(path: Path, entry: ModelEntry, registry: Registry) -> str:
-    """Verify `path` against the known hash (removing it on mismatch), or record its hash; returns it."""
+def check(path: Path, entry: ModelEntry, registry: Registry, remove_bad: bool = True) -> str:
+    """Verify `path` against the known hash (removing it on mismatch, unless `remove_bad` is False: the
+    shipped file belongs to the install), or record its hash; returns it."""
     actual = sha256_of(path)
     expected = registry.expected_sha256(entry)
     if expected is None:
         record_hash(entry.file, actual)
         print(f"{entry.file}: no published sha256; recorded {actual} for later checks", file=sys.stderr)
+    elif actual != expected and not remove_bad:
+        raise ZooError(f"{path} has sha256 {actual}, expected {expected}: the shipped file is damaged or not the one "
+                       "this version ships (a Git LFS pointer?). Reinstall bgmv2-zoo or check out the file again.")
     elif actual != expected:
         path.unlink()
         raise ZooError(f"{entry.file} has sha256 {actual}, expected {expected}: the file is corrupt or not the "
@@ -90,7 +95,7 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
     registry = registry or load_registry()
     entry = registry.get(name)
     if entry.shipped and source is None:
-        check(entry.shipped_path, entry, registry)
+        check(entry.shipped_path, entry, registry, remove_bad=False)
         return entry.shipped_path
     destination = Path(directory or cache_dir() / entry.name) / entry.file
     if destination.exists() and source is None:
@@ -106,7 +111,7 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
                 shutil.copyfile(where, partial)
             else:
                 download(where, partial, progress)
-        except (OSError, urllib.error.URLError, ConnectionError) as error:
+        except (OSError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as error:
             tried.append(f"{where}: {error}")
             continue
         check(partial, entry, registry)

@@ -222,10 +222,19 @@ def eager_runner(path, kind, backbone, knobs, device, dtype) -> TorchRunner:
 
 def torchscript_runner(path, knobs, device, dtype) -> TorchRunner:
     from pytorch_impl import load_torchscript
+    from converters import ConversionError
+    from converters.api import check_knobs
     model = load_torchscript(path, map_location=device)
+    kernel = knobs.get("refine_kernel_size")
+    if kernel is not None and hasattr(model, "model") and hasattr(model.model, "refiner") and \
+            int(kernel) != model.model.refiner.kernel_size:
+        raise MediaError(f"{path} has a refiner of kernel size {model.model.refiner.kernel_size}, not {kernel}; "
+                         "leave --refine-kernel-size out")
+    try:
+        knobs = check_knobs({k: v for k, v in knobs.items() if k != "refine_kernel_size"})
+    except ConversionError as error:
+        raise MediaError(str(error)) from None
     for name, value in knobs.items():
-        if name == "refine_kernel_size":
-            continue
         if not hasattr(model, name):
             raise MediaError(f"{path} is a TorchScript archive without a settable {name}; "
                              f"leave --{name.replace('_', '-')} out")
