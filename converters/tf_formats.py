@@ -77,9 +77,14 @@ def write_keras(spec: ModelSpec, path: str, metadata: Dict[str, str]) -> None:
     import h5py
     model = keras_model(spec)
     target = path if path.endswith(".weights.h5") else path + ".weights.h5"  # Keras insists on the suffix
-    model.save_weights(target)
-    if target != path:
-        os.replace(target, path)
+    try:
+        model.save_weights(target)
+        if target != path:
+            os.replace(target, path)
+    except BaseException:
+        if target != path and os.path.exists(target):
+            os.remove(target)  # the caller removes `path`; this name is ours
+        raise
     with h5py.File(path, "a") as f:
         f.attrs[META_ATTRIBUTE] = meta_mod.to_json(metadata)
 

@@ -54,12 +54,12 @@ def bench_runner(args):
         try:
             shipped_model_path()
         except MediaError as error:
-            import tempfile
+            from scripts.media.outputs import temporary_folder
             import torch
             from pytorch_impl import MattingRefine
             print(f"note: {error}\nnote: timing an untrained MattingRefine(mobilenetv2) instead (same work per frame)",
                   file=sys.stderr)
-            folder = tempfile.mkdtemp(prefix="bgmv2-bench-")
+            folder = temporary_folder("bgmv2-bench-")
             args.model = f"{folder}/untrained_mobilenetv2.pth"
             torch.manual_seed(0)
             torch.save(MattingRefine("mobilenetv2").state_dict(), args.model)
@@ -153,14 +153,14 @@ def bench(args) -> int:
     import shutil
     import statistics
     import sys
-    import tempfile
+    from scripts.media.outputs import temporary_folder
     import torch
 
     if args.frames < 1 or args.rounds < 1:
         from scripts.media.errors import MediaError
         raise MediaError("--frames and --rounds must be at least 1")
     runner = bench_runner(args)
-    folder = tempfile.mkdtemp(prefix="bgmv2-bench-")
+    folder = temporary_folder("bgmv2-bench-")
     try:
         print(f"preparing {args.frames} frames ...", file=sys.stderr)
         video, frames, bgr, background = bench_media(args, folder)

@@ -51,14 +51,14 @@ def demo_model(args) -> None:
         print(f"note: {reason}; using the official weights fetched earlier ({cached})", file=sys.stderr)
         args.model = str(cached)
         return
-    import tempfile
+    from scripts.media.outputs import temporary_folder
     import torch
     from pytorch_impl import MattingRefine
     print(f"note: {reason}, and no official weights were fetched (`bgmv2 weights fetch pytorch-mobilenetv2`).\n"
           "note: running an UNTRAINED MattingRefine(mobilenetv2): the files show the pipeline, not a usable matte.",
           file=sys.stderr)
     torch.manual_seed(0)
-    args.model = str(Path(tempfile.mkdtemp(prefix="bgmv2-demo-")) / "untrained_mobilenetv2.pth")
+    args.model = str(Path(temporary_folder("bgmv2-demo-")) / "untrained_mobilenetv2.pth")
     torch.save(MattingRefine("mobilenetv2").state_dict(), args.model)
 
 

@@ -63,6 +63,8 @@ def webcam(args, camera=None, window=None, virtual_camera=None, max_frames=None)
         height, width = first.shape[:2]
         if background is not None:
             background = decode.fit_background(background, (width, height), args.bgr, "--bgr")
+            if args.mirror:  # the camera's frames are flipped before matting: flip the shot of its room too
+                background = background[:, ::-1].copy()
         if window is None:
             window = live.NoWindow() if args.no_window else live.OpenCVWindow()
             owned.append(window.close)

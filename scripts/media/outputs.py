@@ -29,6 +29,16 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
                          "overwrite them, or choose another --output-dir.")
 
 
+def temporary_folder(prefix: str) -> str:
+    """A new temporary folder, removed when the program ends (scratch files of one run)."""
+    import atexit
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def refuse_inputs(outputs: Iterable[Path], inputs: Iterable) -> None:
     """MediaError when writing an output would replace an input: the same file by any path, or an
     output folder (picture sequences) that holds an input."""
