@@ -149,9 +149,19 @@ class Pipeline:
 
     @staticmethod
     def join(*threads: threading.Thread, timeout: float = 30.0) -> None:
+        """Wait for the stages to finish the item they hold (each checks `stop` every POLL seconds), so
+        the caller's abort never races a writer. Another Ctrl-C meanwhile does not cut the wait short;
+        it is raised once the threads are done."""
         deadline = time.monotonic() + timeout
+        interrupted = False
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and time.monotonic() < deadline:
+                try:
+                    thread.join(POLL)
+                except KeyboardInterrupt:
+                    interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 class NullBar:
