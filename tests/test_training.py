@@ -21,13 +21,15 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     probe = validation_set(config)  # a fixed held-out batch
     torch.manual_seed(config.seed)
     untrained = build(config).train()
-    before = float(compute_loss(untrained, probe, False))
+    with torch.no_grad():
+        before = float(compute_loss(untrained, probe, False))
     summary = train(config, log=lambda message: None)
     state = torch.load(config.checkpoint, weights_only=True)
     assert state["step"] == 14
     trained = build(tiny(tmp_path)).train()
     trained.load_state_dict(state["model"])
-    after = float(compute_loss(trained, probe, False))
+    with torch.no_grad():
+        after = float(compute_loss(trained, probe, False))
     assert after < 0.9 * before, (before, after)
     assert summary["last_loss"] < summary["first_loss"]
 
