@@ -446,21 +446,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=at_least(1), default=2,
                         help="untimed calls per path before timing (torchscript gets at least 3)")
     parser.add_argument("--iters", type=at_least(1), default=5, help="timed calls; the median is reported")
-    parser.add_argument("--threads", type=at_least(1), default=len(os.sched_getaffinity(0)),
-                        help="torch.set_num_threads")
+    parser.add_argument("--matmul-size", type=at_least(1), default=2048, help="n of the n x n matmul rate probe")
+    return parse_with_shared_options(parser, argv, QUICK, "torch.set_num_threads")
+
+
+def parse_with_shared_options(parser: argparse.ArgumentParser, argv: Optional[List[str]], quick: Dict[str, object],
+                              threads_help: str) -> argparse.Namespace:
+    """Add the options every speed benchmark here takes (threads, model knobs, seed, allocator,
+    --quick) and parse; --quick swaps in `quick` as defaults, so explicit options still win."""
+    parser.add_argument("--threads", type=at_least(1), default=len(os.sched_getaffinity(0)), help=threads_help)
     parser.add_argument("--backbone-scale", type=float, default=0.25)
     parser.add_argument("--sample-pixels", type=at_least(1), default=80_000, help="refine_sample_pixels")
-    parser.add_argument("--matmul-size", type=at_least(1), default=2048, help="n of the n x n matmul rate probe")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and inputs")
     parser.add_argument("--glibc-defaults", action="store_true",
                         help="leave glibc's allocator as it is (by default freed memory is kept in the process, "
                              "see scripts/allocator.py, as the bgmv2 apps do)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: " + ", ".join(f"{k} {v}" for k, v in QUICK.items())
+                        help="smoke run: " + ", ".join(f"{k} {v}" for k, v in quick.items())
                         + " (explicit options still win)")
     args = parser.parse_args(argv)
     if args.quick:
-        parser.set_defaults(**QUICK)
+        parser.set_defaults(**quick)
         args = parser.parse_args(argv)
     return args
 

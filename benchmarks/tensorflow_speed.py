@@ -27,7 +27,8 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 import tensorflow_impl  # noqa: E402
-from benchmarks.pytorch_speed import at_least, build_model, comma_list, cpu_name, make_pair, size_list  # noqa: E402
+from benchmarks.pytorch_speed import (at_least, build_model, comma_list, cpu_name, make_pair,  # noqa: E402
+                                      parse_with_shared_options, size_list)
 from pytorch_impl import BACKBONES  # noqa: E402
 from scripts.allocator import keep_freed_memory  # noqa: E402
 
@@ -122,22 +123,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=size_list, default="1280x720,1920x1080", help="WIDTHxHEIGHT list")
     parser.add_argument("--warmup", type=at_least(1), default=2, help="untimed calls per path before timing")
     parser.add_argument("--iters", type=at_least(1), default=5, help="timed calls per path; the median is reported")
-    parser.add_argument("--threads", type=at_least(1), default=len(os.sched_getaffinity(0)),
-                        help="torch.set_num_threads and TensorFlow's intra-op threads")
-    parser.add_argument("--backbone-scale", type=float, default=0.25)
-    parser.add_argument("--sample-pixels", type=at_least(1), default=80_000, help="refine_sample_pixels")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights and inputs")
-    parser.add_argument("--glibc-defaults", action="store_true",
-                        help="leave glibc's allocator as it is (by default freed memory is kept in the process, "
-                             "as in benchmarks/pytorch_speed.py)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: " + ", ".join(f"{k} {v}" for k, v in QUICK.items())
-                        + " (explicit options still win)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
-    return args
+    return parse_with_shared_options(parser, argv, QUICK, "torch.set_num_threads and TensorFlow's intra-op threads")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
