@@ -214,14 +214,12 @@ def zoo_path(source: str) -> str:
     The one place pytorch_impl reaches outside itself: zoo names are resolved by the `weights`
     package, imported only when a name that is not a file is given.
     """
-    if os.path.exists(source) or os.sep in source or "." in os.path.basename(source):
-        return source
     try:
-        from weights import ZooError, resolve
+        from weights import ZooError, local_path
     except ImportError:
         return source
     try:
-        return resolve(source)
+        return local_path(source)
     except ZooError as error:
         raise CheckpointError(f"{source}: no such file, and {error}") from None
 

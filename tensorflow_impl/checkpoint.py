@@ -19,14 +19,12 @@ class CheckpointError(ValueError):
 
 
 def zoo_path(source: str) -> str:
-    if os.path.exists(source) or os.sep in source or "." in os.path.basename(source):
-        return source
     try:
-        from weights import ZooError, resolve
+        from weights import ZooError, local_path
     except ImportError:
         return source
     try:
-        return resolve(source)
+        return local_path(source)
     except ZooError as error:
         raise CheckpointError(f"{source}: no such file, and {error}") from None
 

@@ -73,7 +73,20 @@ def dilated_taps(x, kernel_size: int, dilation: int, tap):
     return out
 
 
-class Conv2d(keras.layers.Conv2D):
+class TorchPadded:
+    """The `call` of `Conv2d` and `DepthwiseConv2d`: PyTorch's padding first, then Keras' convolution,
+    or for a dilation > 1 the sum over kernel taps (`dilated_taps`) of the subclass's `tap`."""
+
+    def call(self, inputs):
+        x = pad_spatial(inputs, self.torch_padding)
+        dilation = self.dilation_rate[0]
+        if dilation == 1:
+            return super().call(x)
+        out = dilated_taps(x, self.kernel_size[0], dilation, self.tap)
+        return out + self.bias if self.use_bias else out
+
+
+class Conv2d(TorchPadded, keras.layers.Conv2D):
     """`nn.Conv2d` (groups=1): symmetric zero padding as PyTorch, see `keras_padding`. Kernel HWIO
     (PyTorch: OIHW)."""
 
@@ -86,18 +99,11 @@ class Conv2d(keras.layers.Conv2D):
                          dilation_rate=dilation, use_bias=bias, **kwargs)
         self.build((None, None, None, in_channels))
 
-    def call(self, inputs):
-        x = pad_spatial(inputs, self.torch_padding)
-        dilation = self.dilation_rate[0]
-        if dilation == 1:
-            return super().call(x)
-        kernel = self.kernel
-        out = dilated_taps(x, self.kernel_size[0], dilation,
-                           lambda window, i, j: ops.einsum("bhwc,cd->bhwd", window, kernel[i, j]))
-        return out + self.bias if self.use_bias else out
+    def tap(self, window, i: int, j: int):
+        return ops.einsum("bhwc,cd->bhwd", window, self.kernel[i, j])
 
 
-class DepthwiseConv2d(keras.layers.DepthwiseConv2D):
+class DepthwiseConv2d(TorchPadded, keras.layers.DepthwiseConv2D):
     """`nn.Conv2d` with groups = in = out channels. Kernel (kh, kw, C, 1) (PyTorch: (C, 1, kh, kw))."""
 
     def __init__(self, channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -109,14 +115,8 @@ class DepthwiseConv2d(keras.layers.DepthwiseConv2D):
                          dilation_rate=dilation, use_bias=bias, **kwargs)
         self.build((None, None, None, channels))
 
-    def call(self, inputs):
-        x = pad_spatial(inputs, self.torch_padding)
-        dilation = self.dilation_rate[0]
-        if dilation == 1:
-            return super().call(x)
-        kernel = self.kernel
-        out = dilated_taps(x, self.kernel_size[0], dilation, lambda window, i, j: window * kernel[i, j, :, 0])
-        return out + self.bias if self.use_bias else out
+    def tap(self, window, i: int, j: int):
+        return window * self.kernel[i, j, :, 0]
 
 
 def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,

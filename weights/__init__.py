@@ -8,4 +8,13 @@ def resolve(name: str) -> str:
     return str(fetch(name))
 
 
-__all__ = ["ModelEntry", "Registry", "ZooError", "cache_dir", "fetch", "load_registry", "resolve", "sha256_of", "verify"]
+def local_path(source: str) -> str:
+    """`source` itself when it names a file (it exists, or has a folder or a suffix), else the local
+    path of the zoo model of that name; ZooError when it is neither."""
+    import os
+    if os.path.exists(source) or os.sep in source or "." in os.path.basename(source):
+        return source
+    return resolve(source)
+
+
+__all__ = ["ModelEntry", "Registry", "ZooError", "cache_dir", "fetch", "load_registry", "local_path", "resolve", "sha256_of", "verify"]
