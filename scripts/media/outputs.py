@@ -42,13 +42,19 @@ def temporary_folder(prefix: str) -> str:
 def refuse_inputs(outputs: Iterable[Path], inputs: Iterable) -> None:
     """MediaError when writing an output would replace an input: the same file by any path, or an
     output folder (picture sequences) that holds an input."""
-    taken = [os.path.realpath(p) for p in inputs if p and os.path.exists(p)]
+    held = {}  # each input, and each folder above it -> that input (one pass, however many outputs)
+    for path in (os.path.realpath(p) for p in inputs if p and os.path.exists(p)):
+        folder = path
+        while folder not in held:
+            held[folder] = path
+            folder, parent = os.path.dirname(folder), folder
+            if folder == parent:
+                break
     for output in outputs:
-        out = os.path.realpath(output)
-        for path in taken:
-            if os.path.commonpath([out, path]) == out:
-                raise MediaError(f"{output} would replace the input {path}; choose another --output-dir "
-                                 "(inputs are never overwritten).")
+        path = held.get(os.path.realpath(output))
+        if path is not None:
+            raise MediaError(f"{output} would replace the input {path}; choose another --output-dir "
+                             "(inputs are never overwritten).")
 
 
 class OutputSet:
