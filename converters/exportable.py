@@ -14,8 +14,8 @@ NonZero, because how many cells pass a threshold depends on the data):
   lower cell index); cells `prevent_oversampling` drops are refined and then keep their coarse value.
   Shapes never depend on the data: no NonZero, fast in ONNX Runtime, friendly to graph compilers.
   Costs: the k patches are always computed (upstream computes only the non-zero-error ones, which
-  on real footage is nearly always all k); one top-k over all cells in float64 for exact tie-breaking
-  (TensorRT has no float64, so this variant is not for TensorRT).
+  on real footage is nearly always all k). Ties are broken with float32 keys (`pytorch_impl.refiner.
+  tie_break_key`): no float64 anywhere. TopK with k = 5000 > 3840 still rules out TensorRT.
 - `nonzero`: upstream's graph: a 0/1 map of selected cells, then NonZero and as many patches as
   cells were chosen. Same alpha; data-dependent shapes (slower in ONNX Runtime, not for TensorRT,
   not for TFLite).
@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pytorch_impl import MattingBase, MattingRefine
-from pytorch_impl.refiner import select_by_threshold, select_top_k, top_k_map
+from pytorch_impl.refiner import chosen_cells, select_by_threshold, select_top_k, top_k_map
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 TENSORRT_TOPK_LIMIT = 3840
@@ -366,14 +366,9 @@ def select_top_k_symbolic(err: torch.Tensor, k, prevent_oversampling: bool) -> t
 
 
 def top_k_cells_symbolic(err: torch.Tensor, k) -> torch.Tensor:
-    """`pytorch_impl.refiner.top_k_cells` (indices only) for a symbolic k: the chosen cells in
-    increasing index order, ties at the k-th error broken by the lower index, exact in float64."""
-    b, _, h, w = err.shape
-    n = h * w
-    chosen = select_top_k_symbolic(err, k, False).reshape(b, n)
-    order = torch.arange(n, device=err.device, dtype=torch.float64)
-    score = chosen.to(torch.float64) * n + (n - 1 - order)
-    return score.topk(k, dim=1, sorted=True).indices
+    """`pytorch_impl.refiner.top_k_cells` (indices only) for a k that may be symbolic: the chosen cells
+    in increasing index order, ties at the k-th error broken by the lower index (float32 keys only)."""
+    return chosen_cells(err, k)
 
 
 def staged_top_k(scores: torch.Tensor, k: int, limit: int, masked: float) -> torch.Tensor:

@@ -70,28 +70,54 @@ def select_top_k(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch
     return top_k_map(err, k, prevent_oversampling)
 
 
-def top_k_map(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch.Tensor:
+# float32 holds every integer up to 2^24 exactly: cell indices used as float32 keys stay exact up to
+# 16,777,216 cells (a 16384 x 16384 frame; 4K has 518,400).
+EXACT_INDEX_LIMIT = 2 ** 24
+
+
+def tie_break_key(flat: torch.Tensor, k) -> torch.Tensor:
+    """A float32 key (B, N) whose k largest entries are exactly the k cells of largest `flat`, ties at
+    the k-th value taken in increasing row-major index: 2^24 above the k-th value, minus the index at
+    it, -2^25 below. The tied cells' keys are distinct, so any top-k of the key picks the same set.
+
+    Why so: no float64 (TensorRT, TFLite, OpenVINO and GPUs lack it or run it slowly) and no cumsum
+    (Inductor's scan codegen failed on an int64 cumsum at batch > 1); exact for N < 2^24 cells.
+    """
+    kth = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+    index = torch.arange(flat.shape[1], device=flat.device, dtype=torch.int32).to(torch.float32)
+    above = torch.full_like(index, float(EXACT_INDEX_LIMIT))
+    below = torch.full_like(index, -2.0 * EXACT_INDEX_LIMIT)
+    return torch.where(flat > kth, above, torch.where(flat == kth, -index, below))
+
+
+def top_k_map(err: torch.Tensor, k, prevent_oversampling: bool) -> torch.Tensor:
     """`select_top_k` for a k already within 1..cells (it may be symbolic in `torch.export`)."""
     b, c, h, w = err.shape
     flat = err.reshape(b, h * w)
-    kth = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
-    above = flat > kth
-    tied = flat == kth
-    room = k - above.sum(dim=1, keepdim=True)
-    chosen = above | (tied & (tied.cumsum(dim=1) <= room))
+    key = tie_break_key(flat, k)
+    last = key.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+    chosen = key >= last  # the k largest keys: the keys of tied cells are distinct
     if prevent_oversampling:
         chosen = chosen & (flat > 0)
     return chosen.to(err.dtype).reshape(b, c, h, w)
 
 
+def chosen_cells(err: torch.Tensor, k) -> torch.Tensor:
+    """Flat indices (B, k) of the cells `select_top_k` chooses (before `prevent_oversampling`), in
+    increasing order; k within 1..cells (it may be symbolic). Float32 keys only (see `tie_break_key`)."""
+    b, c, h, w = err.shape
+    key = tie_break_key(err.reshape(b, h * w), k)
+    cells = key.topk(k, dim=1, sorted=False).indices
+    # Increasing index order: the largest of -index (exact in float32, see EXACT_INDEX_LIMIT).
+    negated = -cells.to(torch.int32).to(torch.float32)
+    order = negated.topk(k, dim=1, sorted=True).indices
+    return cells.gather(1, order)
+
+
 def top_k_cells(err: torch.Tensor, k: int, prevent_oversampling: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """Flat indices (B, k) of the cells `select_top_k` chooses, in increasing order, and which to keep."""
     b, c, h, w = err.shape
-    chosen = select_top_k(err, k, False).reshape(b, h * w)
-    order = torch.arange(h * w, device=err.device, dtype=torch.float64)
-    # Chosen cells first, and among them the lower index first: exact in float64 for any image size.
-    score = chosen.to(torch.float64) * (h * w) + (h * w - 1 - order)
-    cells = score.topk(k, dim=1, sorted=True).indices
+    cells = chosen_cells(err, min(k, h * w))
     if prevent_oversampling:
         keep = err.reshape(b, h * w).gather(1, cells) > 0
     else:

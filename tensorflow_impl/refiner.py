@@ -68,13 +68,20 @@ def select_by_threshold(err, threshold: float):
     return ops.cast(err > threshold, err.dtype)
 
 
+def chosen_cells(flat, k):
+    """Flat indices (B, k) of the k largest entries of `flat` (B, N) in increasing order, ties at the
+    k-th value taken in increasing index: `top_k`'s documented rule (PyTorch's `chosen_cells` builds
+    the same rule from float32 keys). Integer indices only: no float64."""
+    return ops.sort(ops.top_k(flat, k, sorted=True)[1], axis=1)
+
+
 def top_k_cells(err, k: int, prevent_oversampling: bool):
     """Flat cell indices (B, k') of the k' = min(k, cells) largest errors per image, in increasing
     order, and which of them to keep (error > 0 with `prevent_oversampling`). k must be positive."""
     b, h, w, _ = ops.shape(err)
     flat = ops.reshape(err, (b, h * w))
     k = ops.minimum(k, h * w) if not isinstance(h * w, int) else min(k, h * w)
-    cells = ops.sort(ops.top_k(flat, k, sorted=True)[1], axis=1)  # top_k: lower index wins ties
+    cells = chosen_cells(flat, k)
     if prevent_oversampling:
         keep = ops.take_along_axis(flat, cells, axis=1) > 0
     else:

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from conftest import realistic_weights, torch_probe
 from pytorch_impl import CROP_METHODS, REPLACE_METHODS, MattingRefine
-from pytorch_impl.refiner import select_top_k
+from pytorch_impl.refiner import select_top_k, top_k_cells, top_k_map
 
 
 @pytest.fixture(scope="module", params=[3, 1], ids=["k3", "k1"])
@@ -133,6 +133,57 @@ def test_top_k_breaks_ties_by_lower_index_and_drops_zero_error():
     assert select_top_k(err, 7, prevent_oversampling=False).view(-1).tolist() == [1, 1, 1, 1, 1, 1, 1, 0]
     assert select_top_k(err, 0, prevent_oversampling=False).sum() == 0
     assert select_top_k(err, 100, prevent_oversampling=False).sum() == 8
+
+
+def reference_top_k(err, k):
+    """The rule spelled out: per image, sort cells by (error descending, index ascending), take k."""
+    b, _, h, w = err.shape
+    chosen = torch.zeros(b, h * w)
+    for image, row in enumerate(err.reshape(b, -1).tolist()):
+        for cell in sorted(range(h * w), key=lambda i: (-row[i], i))[:k]:
+            chosen[image, cell] = 1
+    return chosen
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_tie_break_matches_the_rule_on_many_tied_maps(dtype):
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(150):
+        b, h, w = (int(torch.randint(1, n, (1,), generator=generator)) for n in (4, 9, 9))
+        err = (torch.randint(0, 4, (b, 1, h, w), generator=generator).float() / 4).to(dtype)  # many ties
+        k = int(torch.randint(1, h * w + 1, (1,), generator=generator))
+        expected = reference_top_k(err.float(), k)
+        assert torch.equal(top_k_map(err, k, False).float().reshape(b, -1), expected)
+        assert torch.equal(top_k_map(err, k, True).float().reshape(b, -1), expected * (err.reshape(b, -1) > 0))
+        cells, keep = top_k_cells(err, k, True)
+        assert (cells.diff(dim=1) > 0).all()  # increasing row-major order
+        assert torch.equal(torch.zeros(b, h * w).scatter(1, cells, 1.0), expected)
+        assert torch.equal(keep, err.reshape(b, -1).gather(1, cells) > 0)
+
+
+def test_tie_break_uses_no_float64_and_no_cumsum():
+    err = torch.rand(2, 1, 6, 8)
+    seen = []
+
+    class Spy(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            seen.append((str(func), getattr(out, "dtype", None)))
+            return out
+
+    with Spy():
+        top_k_map(err, 10, True)
+        top_k_cells(err, 10, True)
+    assert not [f for f, dtype in seen if dtype == torch.float64 or "cumsum" in f], seen
+
+
+def test_tie_break_compiles_with_inductor_at_batch_2():
+    """torch 2.11 + CUDA failed to compile the earlier int64 cumsum at batch > 1 (SplitScan codegen)."""
+    err = torch.randint(0, 3, (2, 1, 12, 16)).float() / 2
+    compiled = torch.compile(lambda e: (top_k_map(e, 40, True), top_k_cells(e, 40, True)[0]), fullgraph=True)
+    chosen, cells = compiled(err)
+    assert torch.equal(chosen.reshape(2, -1), reference_top_k(err, 40) * (err.reshape(2, -1) > 0))
+    assert torch.equal(cells, top_k_cells(err, 40, True)[0])
 
 
 def test_top_k_is_per_image():
