@@ -11,44 +11,37 @@ import shutil
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
+from . import formats
 from . import meta as meta_mod
 from .compare import Comparison, compare, lower_precision
 from .detect import content_kind, detect
 from .errors import ConversionError, first_line
-from .formats import FORMATS, NAMES, PRECISIONS, guess_format
+from .formats import PRECISIONS, guess_format
 from .meta import ModelSpec
 from .probe import DEFAULT_SIZE, probe_pair
 from .runner import Runner
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
-# Formats whose runners take knobs at load time (the others fix them when written).
-KNOBS_AT_LOAD = ("pth", "safetensors", "torchscript", "keras")
-FP16_FORMATS = ("pth", "safetensors", "torchscript", "pt2", "onnx")
+
+
+def __getattr__(name):
+    # Derived from the format table (converters.formats) for callers that knew the old constants.
+    if name == "KNOBS_AT_LOAD":
+        return tuple(n for n, m in formats.registry().items() if m.KNOBS_AT_LOAD)
+    if name == "FP16_FORMATS":
+        return tuple(n for n, m in formats.registry().items() if "fp16" in m.PRECISIONS)
+    raise AttributeError(f"module 'converters.api' has no attribute {name!r}")
 
 
 def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
-    return "NHWC" if via_tensorflow else FORMATS[fmt][1]
+    return "NHWC" if via_tensorflow else formats.get(fmt).LAYOUT
 
 
 # -- one entry point per operation ------------------------------------------------------------------
 def read(path, fmt: Optional[str] = None) -> ModelSpec:
     """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file."""
     path = os.fspath(path)
-    fmt = fmt or detect(path)
-    from . import torch_formats as tf_
-    if fmt in ("pth", "safetensors"):
-        return tf_.read_state_file(path, fmt)
-    if fmt == "torchscript":
-        return tf_.read_torchscript(path)
-    if fmt == "pt2":
-        return tf_.read_pt2(path)
-    if fmt == "onnx":
-        from . import onnx_format
-        return onnx_format.read_onnx(path)
-    if fmt in ("keras", "savedmodel"):
-        from . import tf_formats
-        return tf_formats.read(path, fmt)
-    raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
+    return formats.get(fmt or detect(path)).read(path)
 
 
 def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = None, **options) -> Runner:
@@ -58,22 +51,8 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization).
     """
     path = os.fspath(path)
-    fmt = fmt or detect(path)
-    knobs = check_knobs(knobs or {})
-    from . import torch_formats as tf_
-    if fmt in ("pth", "safetensors"):
-        return tf_.load_state_file(path, fmt, knobs)
-    if fmt == "torchscript":
-        return tf_.load_torchscript(path, knobs)
-    if fmt == "pt2":
-        return tf_.load_pt2(path, knobs)
-    if fmt == "onnx":
-        from . import onnx_format
-        return onnx_format.load_onnx(path, knobs, **options)
-    if fmt in ("keras", "savedmodel"):
-        from . import tf_formats
-        return tf_formats.load(path, fmt, knobs)
-    raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
+    module = formats.get(fmt or detect(path))
+    return module.load(path, check_knobs(knobs or {}), **options)
 
 
 def info(path) -> Dict[str, str]:
@@ -81,15 +60,7 @@ def info(path) -> Dict[str, str]:
     path = os.fspath(path)
     fmt = detect(path)
     result = {"file": path, "format": fmt, "content": content_kind(path)}
-    if fmt in ("pth", "safetensors", "torchscript", "pt2"):
-        from . import torch_formats
-        found = torch_formats.info(path, fmt)
-    elif fmt == "onnx":
-        from . import onnx_format
-        found = onnx_format.info(path)
-    else:
-        from . import tf_formats
-        found = tf_formats.info(path, fmt)
+    found = formats.get(fmt).info(path)
     if not found:
         result["metadata"] = "none (not written by bgmv2-zoo, e.g. an official file)"
     result.update({k: v for k, v in found.items() if k not in ("format",)})
@@ -145,23 +116,27 @@ def remove(path: str) -> None:
         os.remove(path)
 
 
+@dataclass
+class Job:
+    """One conversion, as the destination's format module sees it (`prepare` and `write`)."""
+    source: str
+    source_format: str
+    source_spec: ModelSpec  # as read from the source
+    spec: ModelSpec  # what is written: the source's weights with the chosen knobs
+    format: str
+    precision: str = "fp32"
+    onnx_variant: Optional[str] = None  # None: the format's default
+    simplify: bool = False
+    topk_limit: Optional[int] = None
+    onnx_from: Optional[str] = None
+    options: Dict[str, object] = field(default_factory=dict)  # anything else a format module takes
+
+
 def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precision: str,
-          onnx_variant: str = "static", simplify: bool = False, topk_limit: Optional[int] = None) -> None:
-    from . import torch_formats as tf_
-    if fmt in ("pth", "safetensors"):
-        tf_.write_state_file(spec, path, metadata, precision, fmt)
-    elif fmt == "torchscript":
-        tf_.write_torchscript(spec, path, metadata, precision)
-    elif fmt == "pt2":
-        tf_.write_pt2(spec, path, metadata, precision)
-    elif fmt == "onnx":
-        from . import onnx_format
-        onnx_format.write_onnx(spec, path, metadata, precision, onnx_variant, simplify, topk_limit)
-    elif fmt in ("keras", "savedmodel"):
-        from . import tf_formats
-        tf_formats.write(spec, path, fmt, metadata)
-    else:
-        raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
+          onnx_variant: Optional[str] = None, simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+    """Write `spec` to `path` in `fmt` (no validation: `convert` is the checked way)."""
+    job = Job("", "", spec, spec, fmt, precision, onnx_variant, simplify, topk_limit, "pytorch")
+    formats.get(fmt).write(spec, path, metadata, job)
 
 
 def refuse_overlap(source: str, dest: str) -> None:
@@ -177,32 +152,35 @@ def refuse_overlap(source: str, dest: str) -> None:
 
 
 def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] = None, precision: str = "fp32",
-            knobs: Optional[Dict[str, object]] = None, onnx_variant: str = "static", simplify: bool = False,
+            knobs: Optional[Dict[str, object]] = None, onnx_variant: Optional[str] = None, simplify: bool = False,
             topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False,
             probe_size: Tuple[int, int] = DEFAULT_SIZE, probe_batch: int = 1,
-            log: Optional[Callable[[str], None]] = print, validate_with: Optional[Callable] = None) -> ConversionResult:
+            log: Optional[Callable[[str], None]] = print, validate_with: Optional[Callable] = None,
+            options: Optional[Dict[str, object]] = None) -> ConversionResult:
     """Convert `source` (any format) to `dest` in format `to` (default: from `dest`'s name).
 
     `knobs`: MattingRefine knobs to set (the rest keep the source's values, or the defaults when the
-    source does not record them). `precision`: fp32 or fp16 (PyTorch-side formats and ONNX).
-    `onnx_variant`: static / nonzero / tensorrt (sampling mode only; see `onnx_format`).
+    source does not record them). `precision`: fp32 or fp16 (where the format's PRECISIONS has it).
+    `onnx_variant`: static / nonzero / tensorrt (sampling mode only; default: `onnx_format.DEFAULT_VARIANT`).
     `onnx_from`: "pytorch" (torch.onnx exporter, NCHW) or "tensorflow" (tf2onnx on a SavedModel, NHWC);
-    default: tensorflow when the source is a SavedModel, else pytorch.
+    default: tensorflow when the source is a SavedModel, else pytorch. `options`: further options for
+    the destination's format module (`Job.options`).
     `validate_with`: test hook, a function (runner) -> runner applied to the destination's runner.
     """
     source, dest = os.fspath(source), os.fspath(dest)
     say = log or (lambda text: None)
     fmt = to or guess_format(dest)
     if fmt is None:
-        raise ConversionError(f"cannot tell the format from the name {dest!r}; pass --to with one of {', '.join(NAMES)}")
-    if fmt not in FORMATS:
-        raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
+        raise ConversionError(f"cannot tell the format from the name {dest!r}; pass --to with one of "
+                              f"{', '.join(formats.registry())}")
+    module = formats.get(fmt)
     if precision not in PRECISIONS:
         raise ConversionError(f"precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and fmt not in FP16_FORMATS:
-        raise ConversionError(f"{fmt} files are written in fp32 only (fp16: {', '.join(FP16_FORMATS)}); "
-                              "for TensorFlow use a mixed_float16 policy when you load the weights.")
-    if onnx_variant not in SAMPLING_VARIANTS:
+    if precision not in module.PRECISIONS:
+        able = [n for n, m in formats.registry().items() if precision in m.PRECISIONS]
+        raise ConversionError(f"{fmt} files are written in {', '.join(module.PRECISIONS)} only ({precision}: "
+                              f"{', '.join(able)}); for TensorFlow use a mixed_float16 policy when you load the weights.")
+    if onnx_variant is not None and onnx_variant not in SAMPLING_VARIANTS:
         raise ConversionError(f"onnx variant {onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
@@ -219,59 +197,27 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
 
     source_format = detect(source)
     say(f"source:  {source} ({source_format})")
-    spec = read(source, source_format)
+    spec = formats.get(source_format).read(source)
     if backbone is not None and backbone != spec.backbone:
         raise ConversionError(f"{source} holds {spec.backbone} weights, but --backbone {backbone} was given: pass the "
                               f"{backbone} file, or leave --backbone out (it is read from the weights).")
     knobs = check_knobs(knobs or {})
-    if onnx_from not in (None, "pytorch", "tensorflow"):
-        raise ConversionError(f"onnx_from={onnx_from!r}; choose pytorch or tensorflow")
-    via_tensorflow = fmt == "onnx" and (onnx_from or ("tensorflow" if source_format == "savedmodel" else "pytorch")) == "tensorflow"
-    if via_tensorflow and source_format != "savedmodel":
-        raise ConversionError("ONNX through tf2onnx is made from a SavedModel: convert to a SavedModel first "
-                              "(`bgmv2 convert SOURCE model_savedmodel`), then the SavedModel to ONNX.")
-    if via_tensorflow and precision != "fp32":
-        raise ConversionError("tf2onnx converts the SavedModel's fp32 graph; for fp16 ONNX pass --onnx-from pytorch.")
-    if via_tensorflow and any(spec.knob_values().get(k) != v for k, v in knobs.items()):
-        raise ConversionError("a SavedModel's knobs are fixed: tf2onnx converts its graph as it is. Write a new SavedModel "
-                              "with the knobs first, or pass --onnx-from pytorch.")
     if knobs and spec.kind != "refine":
         raise ConversionError(f"{source} is a MattingBase (no refiner): knobs ({', '.join(knobs)}) do not apply.")
     target = replace(spec, knobs={**spec.knob_values(), **knobs}, notes=list(spec.notes))
+    job = Job(source, source_format, spec, target, fmt, precision, onnx_variant, simplify, topk_limit, onnx_from,
+              dict(options or {}))
+    extra = dict(module.prepare(job))
+    layout = str(extra.pop("layout", module.LAYOUT))
     for note in spec.notes:
         say(f"note:    {note}")
-    variant = onnx_variant if fmt == "onnx" else None
-    if via_tensorflow:
-        variant = "tf2onnx"
-    elif fmt == "onnx" and target.knob_values().get("refine_mode") != "sampling":
-        variant = "nonzero" if target.knob_values().get("refine_mode") == "thresholding" else "dense"
-    extra = {}
-    if via_tensorflow:
-        import tf2onnx
-        from .tf_formats import OPSET as TF_OPSET
-        extra = {"onnx_variant": variant, "exporter": f"tf2onnx {tf2onnx.__version__} (SavedModel serving_default)",
-                 "opset": TF_OPSET, "simplified": "yes" if simplify else "no"}
-    elif fmt == "onnx":
-        from .onnx_format import EXPORTER, OPSET
-        extra = {"onnx_variant": variant, "exporter": EXPORTER, "opset": OPSET, "simplified": "yes" if simplify else "no"}
-        if variant == "tensorrt":
-            from .exportable import TENSORRT_TOPK_LIMIT
-            extra["topk_limit"] = topk_limit or TENSORRT_TOPK_LIMIT
-    if fmt in ("keras", "savedmodel"):
-        from . import tf_formats
-        extra.update(tf_formats.versions())
-    metadata = meta_mod.describe(target, fmt, precision, layout_for(fmt, via_tensorflow), source, source_format, **extra)
+    metadata = meta_mod.describe(target, fmt, precision, layout, source, source_format, **extra)
     temporary = temporary_name(dest)
     remove(temporary)
-    say(f"writing: {dest} ({fmt}, {precision}, {layout_for(fmt, via_tensorflow)} input"
-        + (f", onnx variant {variant}" if variant else "") + ")")
+    variant = extra.get("onnx_variant")
+    say(f"writing: {dest} ({fmt}, {precision}, {layout} input" + (f", onnx variant {variant}" if variant else "") + ")")
     try:
-        if via_tensorflow:
-            from .tf_formats import write_onnx_from_savedmodel
-            write_onnx_from_savedmodel(source, temporary, metadata, simplify)
-        else:
-            write(target, temporary, fmt, metadata, precision, onnx_variant if fmt == "onnx" else "static", simplify,
-                  topk_limit)
+        module.write(target, temporary, metadata, job)
         comparisons = validate(source, source_format, spec, temporary, fmt, target, precision, probe_size,
                                probe_batch, validate_with)
         for comparison in comparisons:
@@ -309,7 +255,7 @@ def validate(source: str, source_format: str, spec: ModelSpec, written: str, fmt
     written_runner = load(written, fmt)
     if validate_with is not None:
         written_runner = validate_with(written_runner)
-    if source_knobs == target_knobs or source_format in KNOBS_AT_LOAD:
+    if source_knobs == target_knobs or formats.get(source_format).KNOBS_AT_LOAD:
         changed = {k: v for k, v in target_knobs.items() if source_knobs.get(k) != v}
         source_runner = load(source, source_format, knobs=changed or None)
         return [compare(source_runner(src, bgr), written_runner(src, bgr), tolerance,

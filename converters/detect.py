@@ -1,8 +1,8 @@
 """What a model file or folder is, from its content (never its name), in the terms of `formats`.
 
 Builds on `pytorch_impl.file_kinds` (zip directory and leading bytes) and adds what it does not
-know: `torch.export` archives (`.pt2`), Keras weights in HDF5, SavedModel folders and ONNX models
-(protobuf, parsed to be sure).
+know: `torch.export` archives (`.pt2`) and Keras weights in HDF5. Which format a kind is, each format
+module says (`detect(path, kind)`, see `converters.formats`).
 """
 import os
 import zipfile
@@ -10,23 +10,10 @@ import zipfile
 from pytorch_impl import file_kinds
 
 from .errors import ConversionError
-from .formats import FORMATS, NAMES
+from . import formats
 
 PT2 = "torch.export program archive (.pt2)"
 KERAS_WEIGHTS = "Keras weights (HDF5)"
-
-KIND_TO_FORMAT = {
-    file_kinds.TORCH_ZIP: "pth",
-    file_kinds.TORCH_LEGACY: "pth",
-    file_kinds.SAFETENSORS: "safetensors",
-    file_kinds.TORCHSCRIPT: "torchscript",
-    PT2: "pt2",
-    file_kinds.ONNX: "onnx",
-    KERAS_WEIGHTS: "keras",
-    file_kinds.HDF5: "keras",
-    file_kinds.SAVED_MODEL: "savedmodel",
-}
-
 
 def is_pt2(path: str) -> bool:
     try:
@@ -56,13 +43,15 @@ def content_kind(path: str) -> str:
 
 
 def detect(path) -> str:
-    """The format name (`pth`, `safetensors`, `torchscript`, `pt2`, `onnx`, `keras`, `savedmodel`) of
-    `path`, from its content; `ConversionError` saying what the file is when it is none of them."""
+    """The format name (`pth`, `safetensors`, `torchscript`, `pt2`, `onnx`, `keras`, `savedmodel`, ...) of
+    `path`, from its content: the first format module of the table whose `detect` claims it;
+    `ConversionError` saying what the file is when none does."""
     path = os.fspath(path)
     kind = content_kind(path)
-    if kind in KIND_TO_FORMAT:
-        return KIND_TO_FORMAT[kind]
-    known = ", ".join(NAMES)
+    for name, module in formats.registry().items():
+        if module.detect(path, kind):
+            return name
+    known = ", ".join(formats.registry())
     if kind in (file_kinds.EMPTY, file_kinds.CORRUPT_ZIP):
         raise ConversionError(f"{path} is {file_kinds.with_article(kind)}: the download or copy was probably cut "
                               "short. Fetch it again and compare its sha256 with the published one.")
@@ -73,4 +62,4 @@ def detect(path) -> str:
         raise ConversionError(f"{path} is a folder without saved_model.pb, so not a TensorFlow SavedModel. "
                               f"Pass a model file or a SavedModel folder ({known}).")
     raise ConversionError(f"{path} is {file_kinds.with_article(kind)}, not a model file bgmv2 converts. "
-                          f"Formats read: {known} ({'; '.join(f'{k}: {v[0]}' for k, v in FORMATS.items())}).")
+                          f"Formats read: {known} ({'; '.join(f'{k}: {v[0]}' for k, v in formats.FORMATS.items())}).")

@@ -1,41 +1,112 @@
-"""Format names, what each holds, and how a destination's name suggests one."""
-import os
+"""The format registry: one module per format, listed once in `FORMAT_MODULES`.
 
-# name -> (what it is, layout of its inputs, side)
-FORMATS = {
-    "pth": ("PyTorch state dict (torch.save, official layout)", "NCHW", "torch"),
-    "safetensors": ("safetensors state dict (official layout, metadata in the header)", "NCHW", "torch"),
-    "torchscript": ("TorchScript production wrapper (knobs settable after loading)", "NCHW", "torch"),
-    "pt2": ("torch.export program (torch.export.save)", "NCHW", "torch"),
-    "onnx": ("ONNX model (from PyTorch: NCHW; from a SavedModel via tf2onnx: NHWC)", "NCHW", "onnx"),
-    "keras": ("Keras 3 weights (.weights.h5, metadata in the HDF5 attributes)", "NHWC", "tf"),
-    "savedmodel": ("TensorFlow SavedModel folder (serving signature src, bgr -> pha, fgr, ...)", "NHWC", "tf"),
-}
-NAMES = tuple(FORMATS)
+Adding a format is one new file `converters/<name>_format.py` with the face below and one line in
+`FORMAT_MODULES`; `converters.detect/read/load/info/convert`, `--to`, `--info` and the help then know
+it. Format modules import their framework inside functions, so listing them costs no framework import.
+
+The face of a format module (Polygraphy's backends and timm's registry have the same shape):
+
+    NAME: str                 'onnx'; the name users pass to --to
+    DESCRIPTION: str          one line: what the file holds
+    LAYOUT: str               'NCHW' or 'NHWC': the layout of the inputs of the file itself
+    SIDE: str                 'torch', 'onnx', 'tf', ...: the framework it needs (for messages)
+    SUFFIXES: tuple[str]      destination name endings that choose it ('.onnx',); may be empty
+    PRECISIONS: tuple[str]    precisions it writes ('fp32', 'fp16')
+    KNOBS_AT_LOAD: bool       whether `load(path, knobs=...)` sets MattingRefine knobs
+    detect(path, kind) -> bool            whether the file or folder is this format, from its content;
+                                          `kind` is `converters.detect.content_kind(path)`
+    read(path) -> ModelSpec               the weights (official PyTorch layout), knobs, metadata
+    prepare(job) -> dict                  check the conversion's options before anything is written
+                                          (`job`: a `converters.api.Job`), return extra metadata;
+                                          raise ConversionError naming the fix
+    write(spec, path, metadata, job) -> None    write `spec` to `path` (a temporary name)
+    load(path, knobs=None, **options) -> Runner  run it: runner(src, bgr) -> named NCHW outputs
+    info(path) -> dict                    the metadata the file carries, without running it
+  optional:
+    claims_name(path) -> bool             a destination name without a known suffix that means it
+"""
+import importlib
+import os
+from types import ModuleType
+from typing import Dict
+
+# The table. Order matters twice: `detect` asks the modules in this order, and FORMATS lists them so.
+FORMAT_MODULES = (
+    "converters.pth_format",
+    "converters.safetensors_format",
+    "converters.torchscript_format",
+    "converters.pt2_format",
+    "converters.onnx_format",
+    "converters.keras_format",
+    "converters.savedmodel_format",
+)
+
+FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "KNOBS_AT_LOAD",
+        "detect", "read", "prepare", "write", "load", "info")
+
 PRECISIONS = ("fp32", "fp16")
 OUTPUTS_REFINE = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
 OUTPUTS_BASE = ("pha", "fgr", "err", "hid")
 INPUTS = ("src", "bgr")
 
-SUFFIXES = [
-    (".safetensors", "safetensors"),
-    (".weights.h5", "keras"),
-    (".h5", "keras"),
-    (".onnx", "onnx"),
-    (".pt2", "pt2"),
-    (".torchscript", "torchscript"),
-    (".ts", "torchscript"),
-    (".pt", "torchscript"),
-    (".pth", "pth"),
-]
+
+def check_face(module: ModuleType) -> ModuleType:
+    missing = [name for name in FACE if not hasattr(module, name)]
+    if missing:
+        raise TypeError(f"format module {module.__name__} lacks {', '.join(missing)} (see converters.formats)")
+    return module
+
+
+def load_registry() -> Dict[str, ModuleType]:
+    registry = {}
+    for path in FORMAT_MODULES:
+        module = check_face(importlib.import_module(path))
+        if module.NAME in registry:
+            raise TypeError(f"two format modules are named {module.NAME!r}")
+        registry[module.NAME] = module
+    return registry
+
+
+REGISTRY: Dict[str, ModuleType] = {}
+
+
+def registry() -> Dict[str, ModuleType]:
+    """name -> format module, in table order (imported on first use: converters.formats itself is
+    imported by the format modules)."""
+    if not REGISTRY:
+        REGISTRY.update(load_registry())
+    return REGISTRY
+
+
+def get(name: str) -> ModuleType:
+    """The format module called `name`; ConversionError listing the names otherwise."""
+    from .errors import ConversionError
+    if name not in registry():
+        raise ConversionError(f"unknown format {name!r}; choose one of {', '.join(registry())}")
+    return registry()[name]
+
+
+def __getattr__(name):
+    # FORMATS and NAMES are derived from the table when first asked for (the modules import this one).
+    if name == "FORMATS":  # name -> (what it is, layout of its inputs, side): the shape callers know
+        return {n: (m.DESCRIPTION, m.LAYOUT, m.SIDE) for n, m in registry().items()}
+    if name == "NAMES":
+        return tuple(registry())
+    if name == "SUFFIXES":
+        pairs = [(suffix, n) for n, m in registry().items() for suffix in m.SUFFIXES]
+        return sorted(pairs, key=lambda pair: -len(pair[0]))  # '.weights.h5' before '.h5'
+    raise AttributeError(f"module 'converters.formats' has no attribute {name!r}")
 
 
 def guess_format(path: str):
     """The format a destination's name suggests, or None."""
+    from . import formats
     name = os.path.basename(os.path.normpath(os.fspath(path))).lower()
-    for suffix, fmt in SUFFIXES:
+    for suffix, fmt in formats.SUFFIXES:
         if name.endswith(suffix):
             return fmt
-    if os.path.isdir(path) or "." not in name or name.endswith(("_savedmodel", "saved_model")):
-        return "savedmodel"
+    for fmt, module in registry().items():
+        claims = getattr(module, "claims_name", None)
+        if claims is not None and claims(os.fspath(path)):
+            return fmt
     return None

@@ -32,6 +32,16 @@ from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
 from .meta import ModelSpec
 from .runner import Runner
 
+NAME = "onnx"
+DESCRIPTION = "ONNX model (from PyTorch: NCHW; from a SavedModel via tf2onnx: NHWC)"
+LAYOUT = "NCHW"
+SIDE = "onnx"
+SUFFIXES = (".onnx",)
+PRECISIONS = ("fp32", "fp16")
+KNOBS_AT_LOAD = False
+
+SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
+DEFAULT_VARIANT = "static"
 OPSET = 18
 EXPORTER = "torch.onnx.export(dynamo=True)"
 BN_EPS = 1e-5
@@ -47,9 +57,75 @@ def require(module: str):
                               "(onnx, onnxruntime, onnxscript, tf2onnx, onnxsim).") from None
 
 
+# -- the format face (converters.formats) ----------------------------------------------------------
+def detect(path, kind) -> bool:
+    from pytorch_impl import file_kinds
+    return kind == file_kinds.ONNX
+
+
+def read(path: str) -> ModelSpec:
+    return read_onnx(path)
+
+
+def load(path: str, knobs: Optional[Dict[str, object]] = None, **options) -> Runner:
+    return load_onnx(path, knobs, **options)
+
+
+def via_tensorflow(job) -> bool:
+    """tf2onnx on a SavedModel (NHWC) rather than the PyTorch exporter (NCHW)."""
+    return (job.onnx_from or ("tensorflow" if job.source_format == "savedmodel" else "pytorch")) == "tensorflow"
+
+
+def variant_of(job) -> str:
+    """The graph's variant: the sampling variant asked for, or what the refine mode implies."""
+    if via_tensorflow(job):
+        return "tf2onnx"
+    mode = job.spec.knob_values().get("refine_mode")
+    if job.spec.kind == "refine" and mode != "sampling":
+        return "nonzero" if mode == "thresholding" else "dense"
+    return job.onnx_variant or DEFAULT_VARIANT
+
+
+def prepare(job) -> Dict[str, str]:
+    """Check the ONNX options of a conversion; the metadata they add (variant, exporter, opset...)."""
+    if job.onnx_variant is not None and job.onnx_variant not in SAMPLING_VARIANTS:
+        raise ConversionError(f"onnx variant {job.onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
+    if job.onnx_from not in (None, "pytorch", "tensorflow"):
+        raise ConversionError(f"onnx_from={job.onnx_from!r}; choose pytorch or tensorflow")
+    extra = {"simplified": "yes" if job.simplify else "no", "onnx_variant": variant_of(job)}
+    if via_tensorflow(job):
+        if job.source_format != "savedmodel":
+            raise ConversionError("ONNX through tf2onnx is made from a SavedModel: convert to a SavedModel first "
+                                  "(`bgmv2 convert SOURCE model_savedmodel`), then the SavedModel to ONNX.")
+        if job.precision != "fp32":
+            raise ConversionError("tf2onnx converts the SavedModel's fp32 graph; for fp16 ONNX pass --onnx-from pytorch.")
+        if job.spec.knob_values() != job.source_spec.knob_values():
+            raise ConversionError("a SavedModel's knobs are fixed: tf2onnx converts its graph as it is. Write a new "
+                                  "SavedModel with the knobs first, or pass --onnx-from pytorch.")
+        import tf2onnx
+        from .tf_formats import OPSET as TF_OPSET
+        extra.update({"layout": "NHWC", "exporter": f"tf2onnx {tf2onnx.__version__} (SavedModel serving_default)",
+                      "opset": TF_OPSET})
+        return extra
+    extra.update({"exporter": EXPORTER, "opset": OPSET})
+    if extra["onnx_variant"] == "tensorrt":
+        from .exportable import TENSORRT_TOPK_LIMIT
+        extra["topk_limit"] = job.topk_limit or TENSORRT_TOPK_LIMIT
+    return extra
+
+
+def write(spec: ModelSpec, path: str, metadata: Dict[str, str], job) -> None:
+    if via_tensorflow(job):
+        from .tf_formats import write_onnx_from_savedmodel
+        write_onnx_from_savedmodel(job.source, path, metadata, job.simplify)
+        return
+    variant = job.onnx_variant or DEFAULT_VARIANT
+    write_onnx(spec, path, metadata, job.precision, variant, job.simplify, job.topk_limit)
+
+
 # -- writing --------------------------------------------------------------------------------------
 def write_onnx(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str = "fp32",
-               sampling_variant: str = "static", simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+               sampling_variant: str = DEFAULT_VARIANT, simplify: bool = False, topk_limit: Optional[int] = None) -> None:
     import torch
     onnx = require("onnx")
     require("onnxscript")

@@ -266,25 +266,3 @@ def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str],
     canonical_order(model)
     set_metadata(model, metadata)
     onnx.save_model(model, path)
-
-
-# -- dispatch ----------------------------------------------------------------------------------------
-def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str]) -> None:
-    if fmt == "keras":
-        write_keras(spec, path, metadata)
-    else:
-        write_savedmodel(spec, path, metadata)
-
-
-def read(path: str, fmt: str) -> ModelSpec:
-    return read_keras(path) if fmt == "keras" else read_savedmodel(path)
-
-
-def load(path: str, fmt: str, knobs: Optional[Dict[str, object]] = None) -> Runner:
-    return load_keras(path, knobs) if fmt == "keras" else load_savedmodel(path, knobs)
-
-
-def info(path: str, fmt: str) -> Dict[str, str]:
-    if fmt == "keras":
-        return keras_metadata(path)
-    return {k: v for k, v in savedmodel_metadata(path).items() if k != "state_keys"}

@@ -75,7 +75,7 @@ def select_top_k(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch
 EXACT_INDEX_LIMIT = 2 ** 24
 
 
-def tie_break_key(flat: torch.Tensor, k) -> torch.Tensor:
+def tie_break_key(flat: torch.Tensor, k: int) -> torch.Tensor:
     """A float32 key (B, N) whose k largest entries are exactly the k cells of largest `flat`, ties at
     the k-th value taken in increasing row-major index: 2^24 above the k-th value, minus the index at
     it, -2^25 below. The tied cells' keys are distinct, so any top-k of the key picks the same set.
@@ -85,12 +85,12 @@ def tie_break_key(flat: torch.Tensor, k) -> torch.Tensor:
     """
     kth = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
     index = torch.arange(flat.shape[1], device=flat.device, dtype=torch.int32).to(torch.float32)
-    above = torch.full_like(index, float(EXACT_INDEX_LIMIT))
-    below = torch.full_like(index, -2.0 * EXACT_INDEX_LIMIT)
+    above = torch.full_like(index, 16777216.0)  # EXACT_INDEX_LIMIT (TorchScript takes no global here)
+    below = torch.full_like(index, -33554432.0)
     return torch.where(flat > kth, above, torch.where(flat == kth, -index, below))
 
 
-def top_k_map(err: torch.Tensor, k, prevent_oversampling: bool) -> torch.Tensor:
+def top_k_map(err: torch.Tensor, k: int, prevent_oversampling: bool) -> torch.Tensor:
     """`select_top_k` for a k already within 1..cells (it may be symbolic in `torch.export`)."""
     b, c, h, w = err.shape
     flat = err.reshape(b, h * w)
@@ -102,7 +102,7 @@ def top_k_map(err: torch.Tensor, k, prevent_oversampling: bool) -> torch.Tensor:
     return chosen.to(err.dtype).reshape(b, c, h, w)
 
 
-def chosen_cells(err: torch.Tensor, k) -> torch.Tensor:
+def chosen_cells(err: torch.Tensor, k: int) -> torch.Tensor:
     """Flat indices (B, k) of the cells `select_top_k` chooses (before `prevent_oversampling`), in
     increasing order; k within 1..cells (it may be symbolic). Float32 keys only (see `tie_break_key`)."""
     b, c, h, w = err.shape

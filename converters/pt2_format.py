@@ -1,0 +1,38 @@
+"""`pt2`: a `torch.export` program (`torch.export.save`) of `converters.exportable.Exportable`:
+inputs `src`, `bgr` (NCHW, any batch, height and width), outputs `pha, fgr, pha_sm, fgr_sm, err_sm,
+ref_sm`; knobs fixed at export; metadata in the extra file `bgmv2.json`. Checked for pickled
+payloads before `torch.export.load` (`converters.pt2_safety`)."""
+from . import torch_formats
+
+NAME = "pt2"
+DESCRIPTION = "torch.export program (torch.export.save)"
+LAYOUT = "NCHW"
+SIDE = "torch"
+SUFFIXES = (".pt2",)
+PRECISIONS = ("fp32", "fp16")
+KNOBS_AT_LOAD = False
+
+
+def detect(path, kind) -> bool:
+    from .detect import PT2
+    return kind == PT2
+
+
+def read(path):
+    return torch_formats.read_pt2(path)
+
+
+def prepare(job) -> dict:
+    return {}
+
+
+def write(spec, path, metadata, job) -> None:
+    torch_formats.write_pt2(spec, path, metadata, job.precision)
+
+
+def load(path, knobs=None, **options):
+    return torch_formats.load_pt2(path, knobs)
+
+
+def info(path) -> dict:
+    return torch_formats.info(path, NAME)

@@ -1,0 +1,36 @@
+"""`safetensors`: a state dict in the official layout (no pickle at all), the metadata as
+`bgmv2.`-prefixed pairs in the header. Knobs at load time."""
+from . import torch_formats
+
+NAME = "safetensors"
+DESCRIPTION = "safetensors state dict (official layout, metadata in the header)"
+LAYOUT = "NCHW"
+SIDE = "torch"
+SUFFIXES = (".safetensors",)
+PRECISIONS = ("fp32", "fp16")
+KNOBS_AT_LOAD = True
+
+
+def detect(path, kind) -> bool:
+    from pytorch_impl import file_kinds
+    return kind == file_kinds.SAFETENSORS
+
+
+def read(path):
+    return torch_formats.read_state_file(path, NAME)
+
+
+def prepare(job) -> dict:
+    return {}
+
+
+def write(spec, path, metadata, job) -> None:
+    torch_formats.write_state_file(spec, path, metadata, job.precision, NAME)
+
+
+def load(path, knobs=None, **options):
+    return torch_formats.load_state_file(path, NAME, knobs)
+
+
+def info(path) -> dict:
+    return torch_formats.info(path, NAME)

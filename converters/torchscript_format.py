@@ -1,0 +1,36 @@
+"""`torchscript`: the scripted production wrapper (`torch.jit.save`), knobs settable after loading;
+the metadata is the extra file `bgmv2.json` and the module attribute `bgmv2_metadata`."""
+from . import torch_formats
+
+NAME = "torchscript"
+DESCRIPTION = "TorchScript production wrapper (knobs settable after loading)"
+LAYOUT = "NCHW"
+SIDE = "torch"
+SUFFIXES = (".torchscript", ".ts", ".pt")
+PRECISIONS = ("fp32", "fp16")
+KNOBS_AT_LOAD = True
+
+
+def detect(path, kind) -> bool:
+    from pytorch_impl import file_kinds
+    return kind == file_kinds.TORCHSCRIPT
+
+
+def read(path):
+    return torch_formats.read_torchscript(path)
+
+
+def prepare(job) -> dict:
+    return {}
+
+
+def write(spec, path, metadata, job) -> None:
+    torch_formats.write_torchscript(spec, path, metadata, job.precision)
+
+
+def load(path, knobs=None, **options):
+    return torch_formats.load_torchscript(path, knobs)
+
+
+def info(path) -> dict:
+    return torch_formats.info(path, NAME)
