@@ -99,7 +99,9 @@ def info(path) -> Dict[str, str]:
 
 
 def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
-    from pytorch_impl.refiner import MODES
+    """The knobs a file may carry (`meta.KNOBS`), checked and converted by the model's own rule
+    (`pytorch_impl.knobs`), so convert, load and the apps answer a value as the model does."""
+    from pytorch_impl.knobs import check_knob
     out = {}
     for name, value in knobs.items():
         if value is None:
@@ -107,16 +109,9 @@ def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
         if name not in meta_mod.KNOBS:
             raise ConversionError(f"unknown knob {name!r}; the knobs are {', '.join(meta_mod.KNOBS)}")
         try:
-            value = meta_mod.parse_knob(name, value)
-        except (TypeError, ValueError):
-            raise ConversionError(f"{name}={value!r} is not a valid {meta_mod.KNOBS[name][0].__name__}") from None
-        if name == "refine_mode" and value not in MODES:
-            raise ConversionError(f"refine_mode={value!r}; choose one of {', '.join(MODES)}")
-        if name == "backbone_scale" and not 0 < value <= 0.5:
-            raise ConversionError(f"backbone_scale={value} must be in (0, 1/2]: 0.25 for HD, 0.125 for 4K")
-        if name == "refine_sample_pixels" and value < 16:
-            raise ConversionError(f"refine_sample_pixels={value} must be at least 16 (one 4x4 cell)")
-        out[name] = value
+            out[name] = check_knob(name, value)
+        except ValueError as error:
+            raise ConversionError(str(error)) from None
     return out
 
 

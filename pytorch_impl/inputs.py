@@ -4,6 +4,8 @@ from typing import List
 
 import torch
 
+from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+
 
 def shape_text(shape: List[int]) -> str:
     return "(" + ", ".join([str(d) for d in shape]) + ")"
@@ -74,13 +76,6 @@ def check_divisible_by_4(src: torch.Tensor) -> None:
         raise ValueError(
             f"height and width must be divisible by 4; got {H}x{W}. Pad the images, or call "
             "pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
-
-
-def check_backbone_scale(scale: float) -> None:
-    if not (0.0 < scale <= 0.5):
-        raise ValueError(
-            f"backbone_scale must be in (0, 1/2]; got {scale}. The refiner works at 1/2 and 1/4 resolution, "
-            "so the backbone must see at most half: use 0.25 for HD, 0.125 for 4K.")
 
 
 def check_scaled_size(src: torch.Tensor, scale: float) -> None:

@@ -11,6 +11,8 @@ from typing import Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+
 
 def static_shape(x) -> Optional[Tuple[Optional[int], ...]]:
     """The shape as far as it is known (None for unknown dimensions), or None for unknown rank."""
@@ -75,13 +77,6 @@ def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:
         raise ValueError(
             f"height and width must be divisible by 4; got {height}x{width}. Pad the images, or call "
             "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
-
-
-def check_backbone_scale(scale: float) -> None:
-    if not (0.0 < scale <= 0.5):
-        raise ValueError(
-            f"backbone_scale must be in (0, 1/2]; got {scale}. The refiner works at 1/2 and 1/4 resolution, "
-            "so the backbone must see at most half: use 0.25 for HD, 0.125 for 4K.")
 
 
 def check_scaled_size(height: Optional[int], width: Optional[int], scale: float) -> None:
