@@ -17,12 +17,15 @@ FOLDER = "folder"
 EMPTY = "empty file"
 CORRUPT_ZIP = "truncated or corrupt zip archive"
 OTHER_ZIP = "zip archive of unknown content"
+JPEG = "JPEG image"
+PNG = "PNG image"
+HTML = "HTML page (a web server's error or sign-in page, not the file itself?)"
 UNKNOWN = "unrecognised file"
 
 
 def with_article(kind: str) -> str:
     """'a PyTorch ...' / 'an ONNX ...', for messages."""
-    return ("an " if kind[0].lower() in "aeiou" else "a ") + kind
+    return ("an " if kind[0].lower() in "aeiou" or kind.startswith(("HDF5", "HTML")) else "a ") + kind
 
 
 def zip_kind(path: str) -> str:
@@ -75,6 +78,18 @@ def file_kind(path: str) -> str:
         return SAFETENSORS
     if looks_like_onnx(head):
         return ONNX
+    return foreign_kind(head)
+
+
+def foreign_kind(head: bytes) -> str:
+    """What a file that is no model format is, for messages: a picture, a web page, or unknown."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return HTML
     return UNKNOWN
 
 

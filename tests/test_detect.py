@@ -114,7 +114,10 @@ def test_detects_keras_weights_and_savedmodel_folders(tmp_path):
 @pytest.mark.parametrize("name, content, says", [
     ("empty.pth", b"", "empty file"),
     ("notes.onnx", b"just some text, not a model\n", "unrecognised file"),
-    ("photo.pth", b"\x89PNG\r\n\x1a\n" + bytes(64), "unrecognised file"),
+    ("photo.pth", b"\x89PNG\r\n\x1a\n" + bytes(64), "a PNG image"),
+    ("photo.pth", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64), "a JPEG image"),
+    ("model.onnx", b"\n<!DOCTYPE html><html><body>404 Not Found</body></html>", "an HTML page"),
+    ("blob.pth", bytes(range(200, 256)) * 2, "an unrecognised file"),
     ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TensorFlow Lite"),
 ])
 def test_rejects_foreign_files_saying_what_they_are(tmp_path, name, content, says):
