@@ -32,9 +32,15 @@ def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
 
 # -- one entry point per operation ------------------------------------------------------------------
 def read(path, fmt: Optional[str] = None) -> ModelSpec:
-    """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file."""
+    """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file;
+    ConversionError for weights holding NaN or infinity (named), as the model loaders refuse them."""
     path = os.fspath(path)
-    fmt = fmt or detect(path)
+    spec = read_format(path, fmt or detect(path))
+    meta_mod.check_finite(spec, path)
+    return spec
+
+
+def read_format(path: str, fmt: str) -> ModelSpec:
     from . import torch_formats as tf_
     if fmt in ("pth", "safetensors"):
         return tf_.read_state_file(path, fmt)

@@ -80,6 +80,17 @@ class ModelSpec:
         return {name: self.knobs.get(name, default) for name, (_, default) in KNOBS.items()}
 
 
+def check_finite(spec: ModelSpec, source: str) -> None:
+    """ConversionError naming the tensors of `spec` that hold NaN or infinity."""
+    from .errors import ConversionError
+    bad = [k for k, v in spec.state.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+           and not np.isfinite(v).all()]
+    if bad:
+        listed = ", ".join(bad[:12]) + (f" ... and {len(bad) - 12} more" if len(bad) > 12 else "")
+        raise ConversionError(f"{source} has NaN or infinite values in {len(bad)} tensor(s): {listed}. The weights are "
+                              "damaged (or came from a training run that diverged): fetch or export them again.")
+
+
 def knobs_from_metadata(metadata: Dict[str, str], source: str = "the file") -> Dict[str, object]:
     """The knobs a file's metadata records; ConversionError when one is invalid (never silently dropped)."""
     from .errors import ConversionError

@@ -133,6 +133,15 @@ def describe(state: Mapping[str, torch.Tensor], source: str = "the checkpoint") 
     return CheckpointInfo("base", backbone, None)
 
 
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity: the model would return a NaN matte without a word."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{source} has NaN or infinite values in {len(bad)} tensor(s): {listing(bad)}. The weights are damaged "
+            "(or came from a training run that diverged): fetch or export them again.")
+
+
 def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise one error listing every missing, unexpected and mis-shaped tensor."""
     expected = model.state_dict()
@@ -204,6 +213,7 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
     if isinstance(model, MattingBase) and not isinstance(model, MattingRefine) and info.kind == "refine":
         state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
     check_compatible(model, state, name)
+    check_finite(state, name)
     model.load_state_dict(state, strict=True)
     return model.to(device=device, dtype=dtype).eval()
 
