@@ -83,12 +83,16 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
 
 
 def info(path) -> Dict[str, str]:
-    """What a file is (format, content) and the metadata it carries, without running it."""
+    """What a file is (format, content) and the metadata it carries, without running it. A pickle
+    (`.pth`) is read through the safe loader first, so one holding anything but tensors is refused
+    (ConversionError), never described as a model without metadata."""
     path = os.fspath(path)
     fmt = detect(path)
     result = {"file": path, "format": fmt, "content": content_kind(path)}
     if fmt in ("pth", "safetensors", "torchscript", "pt2"):
         from . import torch_formats
+        if fmt == "pth":
+            refuse_unsafe_pickle(path)
         found = torch_formats.info(path, fmt)
     elif fmt == "onnx":
         from . import onnx_format
@@ -96,12 +100,37 @@ def info(path) -> Dict[str, str]:
     else:
         from . import tf_formats
         found = tf_formats.info(path, fmt)
+    if not found and fmt == "safetensors":
+        found = foreign_safetensors_metadata(path)
+        if found:
+            result["metadata"] = "the safetensors header's own (not bgmv2-zoo's keys), below"
     if not found:
         result["metadata"] = "none (not written by bgmv2-zoo, e.g. an official file)"
     result.update({k: v for k, v in found.items() if k not in ("format",)})
     if "format" in found and found["format"] != fmt:
         result["written_as"] = found["format"]
     return result
+
+
+def refuse_unsafe_pickle(path: str) -> None:
+    """ConversionError when the `.pth` at `path` is not a plain state dict the safe loader reads."""
+    import pytorch_impl
+    try:
+        pytorch_impl.read_state_dict(path)
+    except pytorch_impl.CheckpointError as error:
+        raise ConversionError(str(error)) from None
+
+
+def foreign_safetensors_metadata(path: str) -> Dict[str, str]:
+    """The `__metadata__` of a safetensors header written by others (e.g. the shipped model's training
+    export), keys that clash with `info`'s own prefixed with `header_`."""
+    from pytorch_impl import file_kinds
+    try:
+        raw = file_kinds.safetensors_metadata(path)
+    except Exception:  # noqa: BLE001 - an unreadable header was reported by torch_formats.info
+        return {}
+    return {(f"header_{k}" if k in ("file", "format", "content", "metadata") else str(k)): str(v)
+            for k, v in raw.items()}
 
 
 def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:

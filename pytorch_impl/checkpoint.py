@@ -57,7 +57,7 @@ def read_state_dict(path: Union[str, os.PathLike]) -> StateDict:
         return read_safetensors(path)
     if kind in (file_kinds.TORCH_ZIP, file_kinds.TORCH_LEGACY):
         return unwrap(read_pickled(path), path)
-    if kind in (file_kinds.CORRUPT_ZIP, file_kinds.EMPTY):
+    if kind in file_kinds.TRUNCATED:
         raise CheckpointError(
             f"{path} is {file_kinds.with_article(kind)}: the download or copy was probably cut short. Fetch the file again "
             "and compare its sha256 with the published one.")
@@ -84,8 +84,8 @@ def read_pickled(path: str):
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f"a Python object ({found.group(1)})" if found else "Python objects"
         raise CheckpointError(
-            f"{path} holds {what}, not only tensors, so it is not loaded (unpickling arbitrary objects can "
-            "run code). If you trust its source, load it there and re-save the plain weights with "
+            f"{path} is a pickle that holds {what}, not only tensors, so it was refused and not read (unpickling "
+            "arbitrary objects can run code). If you trust its source, load it there and re-save the plain weights with "
             "torch.save(model.state_dict(), path) or safetensors.") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(

@@ -62,8 +62,8 @@ def read_torch_file(path: str) -> Dict[str, np.ndarray]:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f"a Python object ({found.group(1)})" if found else "Python objects"
         raise CheckpointError(
-            f"{path} is a pickle that holds {what}, not only tensors, so it was refused (unpickling arbitrary objects "
-            "can run code). If you trust its source, load it there and re-save the plain weights with "
+            f"{path} is a pickle that holds {what}, not only tensors, so it was refused and not read (unpickling "
+            "arbitrary objects can run code). If you trust its source, load it there and re-save the plain weights with "
             "torch.save(model.state_dict(), path) or safetensors.") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path} cannot be read as a PyTorch file ({str(error).splitlines()[0]}); it is probably "
