@@ -19,11 +19,15 @@ __all__ = ["ConversionError", "ConversionResult", "FORMATS", "NAMES", "convert",
            "load", "read"]
 
 
+def detect(path) -> str:
+    """The format name of `path` from its content (`converters.detection.detect`). The submodule has
+    another name than this function, so importing it never replaces `converters.detect`."""
+    from .detection import detect as detect_format
+    return detect_format(path)
+
+
 def __getattr__(name):
     if name in ("convert", "load", "read", "info", "ConversionResult"):
         from . import api as module
         return getattr(module, name)
-    if name == "detect":
-        from .detect import detect
-        return detect
     raise AttributeError(f"module 'converters' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from . import formats
 from . import meta as meta_mod
 from .compare import Comparison, compare, lower_precision
-from .detect import content_kind, detect
+from .detection import content_kind, detect
 from .errors import ConversionError, first_line
 from .formats import PRECISIONS, guess_format
 from .meta import ModelSpec
@@ -39,9 +39,12 @@ def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
 
 # -- one entry point per operation ------------------------------------------------------------------
 def read(path, fmt: Optional[str] = None) -> ModelSpec:
-    """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file."""
+    """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file;
+    ConversionError for weights holding NaN or infinity (named), as the model loaders refuse them."""
     path = os.fspath(path)
-    return formats.get(fmt or detect(path)).read(path)
+    spec = formats.get(fmt or detect(path)).read(path)
+    meta_mod.check_finite(spec, path)
+    return spec
 
 
 def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = None, **options) -> Runner:
@@ -56,7 +59,9 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
 
 
 def info(path) -> Dict[str, str]:
-    """What a file is (format, content) and the metadata it carries, without running it."""
+    """What a file is (format, content) and the metadata it carries, without running it. A pickle
+    (`.pth`) is read through the safe loader first, so one holding anything but tensors is refused
+    (ConversionError), never described as a model without metadata."""
     path = os.fspath(path)
     fmt = detect(path)
     result = {"file": path, "format": fmt, "content": content_kind(path)}
@@ -69,8 +74,11 @@ def info(path) -> Dict[str, str]:
     return result
 
 
+
 def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
-    from pytorch_impl.refiner import MODES
+    """The knobs a file may carry (`meta.KNOBS`), checked and converted by the model's own rule
+    (`pytorch_impl.knobs`), so convert, load and the apps answer a value as the model does."""
+    from pytorch_impl.knobs import check_knob
     out = {}
     for name, value in knobs.items():
         if value is None:
@@ -78,16 +86,9 @@ def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
         if name not in meta_mod.KNOBS:
             raise ConversionError(f"unknown knob {name!r}; the knobs are {', '.join(meta_mod.KNOBS)}")
         try:
-            value = meta_mod.parse_knob(name, value)
-        except (TypeError, ValueError):
-            raise ConversionError(f"{name}={value!r} is not a valid {meta_mod.KNOBS[name][0].__name__}") from None
-        if name == "refine_mode" and value not in MODES:
-            raise ConversionError(f"refine_mode={value!r}; choose one of {', '.join(MODES)}")
-        if name == "backbone_scale" and not 0 < value <= 0.5:
-            raise ConversionError(f"backbone_scale={value} must be in (0, 1/2]: 0.25 for HD, 0.125 for 4K")
-        if name == "refine_sample_pixels" and value < 16:
-            raise ConversionError(f"refine_sample_pixels={value} must be at least 16 (one 4x4 cell)")
-        out[name] = value
+            out[name] = check_knob(name, value)
+        except ValueError as error:
+            raise ConversionError(str(error)) from None
     return out
 
 

@@ -14,7 +14,7 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
     PRECISIONS: tuple[str]    precisions it writes ('fp32', 'fp16')
     KNOBS_AT_LOAD: bool       whether `load(path, knobs=...)` sets MattingRefine knobs
     detect(path, kind) -> bool            whether the file or folder is this format, from its content;
-                                          `kind` is `converters.detect.content_kind(path)`
+                                          `kind` is `converters.detection.content_kind(path)`
     read(path) -> ModelSpec               the weights (official PyTorch layout), knobs, metadata
     prepare(job) -> dict                  check the conversion's options before anything is written
                                           (`job`: a `converters.api.Job`), return extra metadata;

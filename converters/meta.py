@@ -55,10 +55,10 @@ def sha256(path: str) -> str:
 
 
 def parse_knob(name: str, value):
-    kind = KNOBS[name][0]
-    if kind is bool and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return kind(value)
+    """`value` (a string from a file, or a number) as the knob's type; ValueError with the model's
+    message (`pytorch_impl.knobs`) when the model would refuse it."""
+    from pytorch_impl.knobs import check_knob
+    return check_knob(name, value)
 
 
 @dataclass
@@ -80,14 +80,28 @@ class ModelSpec:
         return {name: self.knobs.get(name, default) for name, (_, default) in KNOBS.items()}
 
 
-def knobs_from_metadata(metadata: Dict[str, str]) -> Dict[str, object]:
+def check_finite(spec: ModelSpec, source: str) -> None:
+    """ConversionError naming the tensors of `spec` that hold NaN or infinity."""
+    from .errors import ConversionError
+    bad = [k for k, v in spec.state.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+           and not np.isfinite(v).all()]
+    if bad:
+        listed = ", ".join(bad[:12]) + (f" ... and {len(bad) - 12} more" if len(bad) > 12 else "")
+        raise ConversionError(f"{source} has NaN or infinite values in {len(bad)} tensor(s): {listed}. The weights are "
+                              "damaged (or came from a training run that diverged): fetch or export them again.")
+
+
+def knobs_from_metadata(metadata: Dict[str, str], source: str = "the file") -> Dict[str, object]:
+    """The knobs a file's metadata records; ConversionError when one is invalid (never silently dropped)."""
+    from .errors import ConversionError
     knobs = {}
     for name in KNOBS:
         if name in metadata:
             try:
                 knobs[name] = parse_knob(name, metadata[name])
-            except (TypeError, ValueError):
-                pass
+            except ValueError as error:
+                raise ConversionError(f"{source}: its metadata records a knob the model refuses: {error} "
+                                      "Convert the original again with valid knobs.") from None
     return knobs
 
 

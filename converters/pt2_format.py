@@ -14,7 +14,7 @@ KNOBS_AT_LOAD = False
 
 
 def detect(path, kind) -> bool:
-    from .detect import PT2
+    from .detection import PT2
     return kind == PT2
 
 

@@ -33,4 +33,7 @@ def load(path, knobs=None, **options):
 
 
 def info(path) -> dict:
+    """The metadata, after the safe loader read the pickle: one holding anything but tensors is refused
+    (ConversionError), never described as a model without metadata."""
+    torch_formats.refuse_unsafe_pickle(path)
     return torch_formats.info(path, NAME)

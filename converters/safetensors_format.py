@@ -33,4 +33,10 @@ def load(path, knobs=None, **options):
 
 
 def info(path) -> dict:
-    return torch_formats.info(path, NAME)
+    """Our metadata, or else the header's own `__metadata__` (e.g. the shipped model's training export)."""
+    found = torch_formats.info(path, NAME)
+    if not found:
+        found = torch_formats.foreign_safetensors_metadata(path)
+        if found:
+            found["metadata"] = "the safetensors header's own (not bgmv2-zoo's keys), below"
+    return found

@@ -137,7 +137,7 @@ def read_state_file(path: str, fmt: str) -> ModelSpec:
         else:
             raw = zip_member(path, "/" + META_FILE)
             metadata = meta_mod.from_json(raw) if raw else {}
-        return spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata))
+        return spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata, path))
     except Exception as error:  # noqa: BLE001 - untrusted file: only our error leaves
         raise wrap_errors(path, fmt, error) from None
 
@@ -199,14 +199,14 @@ def read_torchscript_module(path: str):
         raise wrap_errors(path, "a TorchScript archive", error) from None
 
 
-def torchscript_knobs(module) -> Dict[str, object]:
+def torchscript_knobs(module, path: str = "the TorchScript archive") -> Dict[str, object]:
     knobs = {}
     for name in meta_mod.KNOBS:
         if hasattr(module, name):
             try:
                 knobs[name] = meta_mod.parse_knob(name, getattr(module, name))
-            except (TypeError, ValueError):
-                pass
+            except ValueError as error:
+                raise ConversionError(f"{path}: its knob attributes hold a value the model refuses: {error}") from None
     return knobs
 
 
@@ -216,7 +216,7 @@ def read_torchscript(path: str) -> ModelSpec:
     metadata = meta_mod.from_json(raw) if raw else {}
     try:
         state = module.state_dict()
-        spec = spec_from_torch_state(state, path, metadata, torchscript_knobs(module))
+        spec = spec_from_torch_state(state, path, metadata, torchscript_knobs(module, path))
     except Exception as error:  # noqa: BLE001
         raise wrap_errors(path, "a TorchScript archive", error) from None
     spec.precision = precision_of(state)
@@ -311,7 +311,7 @@ def read_pt2(path: str) -> ModelSpec:
     program, metadata = read_pt2_program(path)
     try:
         state = dict(program.state_dict)
-        spec = spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata))
+        spec = spec_from_torch_state(state, path, metadata, meta_mod.knobs_from_metadata(metadata, path))
     except Exception as error:  # noqa: BLE001
         raise wrap_errors(path, "a torch.export archive", error) from None
     spec.precision = precision_of(state)
@@ -359,3 +359,23 @@ def cleanup(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.exists(path):
         os.remove(path)
+
+def refuse_unsafe_pickle(path: str) -> None:
+    """ConversionError when the `.pth` at `path` is not a plain state dict the safe loader reads."""
+    import pytorch_impl
+    try:
+        pytorch_impl.read_state_dict(path)
+    except pytorch_impl.CheckpointError as error:
+        raise ConversionError(str(error)) from None
+
+
+def foreign_safetensors_metadata(path: str) -> Dict[str, str]:
+    """The `__metadata__` of a safetensors header written by others (e.g. the shipped model's training
+    export), keys that clash with `info`'s own prefixed with `header_`."""
+    from pytorch_impl import file_kinds
+    try:
+        raw = file_kinds.safetensors_metadata(path)
+    except Exception:  # noqa: BLE001 - an unreadable header was reported by torch_formats.info
+        return {}
+    return {(f"header_{k}" if k in ("file", "format", "content", "metadata") else str(k)): str(v)
+            for k, v in raw.items()}

@@ -26,8 +26,7 @@ import numpy as np
 
 
 def detect_format(path: str) -> str:
-    # `converters.detect` is shadowed by the `converters.detect` submodule once `converters.api` is imported.
-    from converters.detect import detect
+    from converters.detection import detect
     return detect(path)
 
 KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",

@@ -57,7 +57,7 @@ def read_state_dict(path: Union[str, os.PathLike]) -> StateDict:
         return read_safetensors(path)
     if kind in (file_kinds.TORCH_ZIP, file_kinds.TORCH_LEGACY):
         return unwrap(read_pickled(path), path)
-    if kind in (file_kinds.CORRUPT_ZIP, file_kinds.EMPTY):
+    if kind in file_kinds.TRUNCATED:
         raise CheckpointError(
             f"{path} is {file_kinds.with_article(kind)}: the download or copy was probably cut short. Fetch the file again "
             "and compare its sha256 with the published one.")
@@ -84,8 +84,8 @@ def read_pickled(path: str):
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f"a Python object ({found.group(1)})" if found else "Python objects"
         raise CheckpointError(
-            f"{path} holds {what}, not only tensors, so it is not loaded (unpickling arbitrary objects can "
-            "run code). If you trust its source, load it there and re-save the plain weights with "
+            f"{path} is a pickle that holds {what}, not only tensors, so it was refused and not read (unpickling "
+            "arbitrary objects can run code). If you trust its source, load it there and re-save the plain weights with "
             "torch.save(model.state_dict(), path) or safetensors.") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(
@@ -131,6 +131,15 @@ def describe(state: Mapping[str, torch.Tensor], source: str = "the checkpoint") 
     if "refiner.conv1.weight" in state:
         return CheckpointInfo("refine", backbone, int(state["refiner.conv1.weight"].shape[-1]))
     return CheckpointInfo("base", backbone, None)
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity: the model would return a NaN matte without a word."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{source} has NaN or infinite values in {len(bad)} tensor(s): {listing(bad)}. The weights are damaged "
+            "(or came from a training run that diverged): fetch or export them again.")
 
 
 def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -204,6 +213,7 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
     if isinstance(model, MattingBase) and not isinstance(model, MattingRefine) and info.kind == "refine":
         state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
     check_compatible(model, state, name)
+    check_finite(state, name)
     model.load_state_dict(state, strict=True)
     return model.to(device=device, dtype=dtype).eval()
 

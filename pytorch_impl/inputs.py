@@ -4,6 +4,8 @@ from typing import List
 
 import torch
 
+from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+
 
 def shape_text(shape: List[int]) -> str:
     return "(" + ", ".join([str(d) for d in shape]) + ")"
@@ -57,6 +59,42 @@ def check_pair(src: torch.Tensor, bgr: torch.Tensor, weight: torch.Tensor) -> No
     # TorchScript in torch 2.13), so scripted models leave this mismatch to PyTorch's own error.
     if not torch.jit.is_scripting():
         check_weight_dtype(src, weight)
+        if not symbolic():
+            check_values("src", src)
+            check_values("bgr", bgr)
+    else:
+        check_values("src", src)
+        check_values("bgr", bgr)
+
+
+def check_values(name: str, x: torch.Tensor) -> None:
+    """NaN / infinite values, and values far outside [0, 1] (0-255 or normalised images), with the fix.
+    One pass over the tensor (aminmax; NaN propagates to both ends). Values within 0.25 of [0, 1] pass
+    (resampling overshoot, noise); beyond that the scale is wrong: a 0-255 image has pixels of 2/255
+    or more, a mean/std-normalised one has black at -2.1."""
+    lo_hi = torch.aminmax(x)
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(
+            f"{name} contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come from "
+            f"(a division by zero, a failed decode) or replace them: torch.nan_to_num({name}).clamp(0, 1).")
+    if math.isinf(lo) or math.isinf(hi):
+        raise ValueError(f"{name} contains infinite values; the model takes RGB in [0, 1]. Clamp it: {name}.clamp(0, 1).")
+    if lo < -0.25 or hi > 1.25:
+        shown = (torch.stack([lo_hi[0], lo_hi[1]]).double() * 1000).round() / 1000
+        if lo >= -0.25:
+            fix = f"For 0-255 values divide by 255: {name} / 255."
+        else:
+            fix = "Not mean/std-normalised values: undo the normalisation (x * std + mean)."
+        raise ValueError(f"{name} has values from {float(shown[0])} to {float(shown[1])}; the model takes RGB in "
+                         f"[0, 1]. " + fix)
+
+
+@torch.jit.unused
+def symbolic() -> bool:
+    """True while torch.compile, torch.export or the tracer runs the model: the input values are not
+    known then (and reading them would break the graph), so `check_values` is left out."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 @torch.jit.unused
@@ -74,13 +112,6 @@ def check_divisible_by_4(src: torch.Tensor) -> None:
         raise ValueError(
             f"height and width must be divisible by 4; got {H}x{W}. Pad the images, or call "
             "pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
-
-
-def check_backbone_scale(scale: float) -> None:
-    if not (0.0 < scale <= 0.5):
-        raise ValueError(
-            f"backbone_scale must be in (0, 1/2]; got {scale}. The refiner works at 1/2 and 1/4 resolution, "
-            "so the backbone must see at most half: use 0.25 for HD, 0.125 for 4K.")
 
 
 def check_scaled_size(src: torch.Tensor, scale: float) -> None:

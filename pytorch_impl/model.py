@@ -8,6 +8,7 @@ from torch.nn import functional as F
 from .aspp import ASPP
 from .decoder import Decoder
 from .inputs import check_backbone_scale, check_divisible_by_4, check_pair, check_scaled_size
+from .knobs import check_knob, check_knobs
 from .mobilenet import MobileNetV2Encoder
 from .refiner import Refiner
 from .resnet import ResNetEncoder
@@ -73,7 +74,12 @@ class MattingRefine(MattingBase):
                  refine_kernel_size: int = 3, refine_prevent_oversampling: bool = True,
                  refine_patch_crop_method: str = "unfold", refine_patch_replace_method: str = "scatter_nd",
                  refine_static_shapes: bool = False):
-        check_backbone_scale(backbone_scale)
+        check_knobs(dict(backbone_scale=backbone_scale, refine_mode=refine_mode,
+                         refine_sample_pixels=refine_sample_pixels, refine_threshold=refine_threshold,
+                         refine_kernel_size=refine_kernel_size, refine_prevent_oversampling=refine_prevent_oversampling,
+                         refine_patch_crop_method=refine_patch_crop_method,
+                         refine_patch_replace_method=refine_patch_replace_method,
+                         refine_static_shapes=refine_static_shapes))  # before anything is built
         super().__init__(backbone)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
@@ -82,8 +88,7 @@ class MattingRefine(MattingBase):
 
     def __setattr__(self, name: str, value) -> None:
         if name == "backbone_scale":  # settable after construction, as upstream allows
-            value = float(value)
-            check_backbone_scale(value)
+            value = float(check_knob("backbone_scale", value))
         super().__setattr__(name, value)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[

@@ -39,21 +39,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODES = ("full", "sampling", "thresholding")
-KERNEL_SIZES = (1, 3)
-CROP_METHODS = ("unfold", "gather", "roi_align")
-REPLACE_METHODS = ("scatter_nd", "scatter_element")
+from .knobs import (CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_crop_method, check_kernel_size,
+                    check_knob, check_mode, check_replace_method, check_sample_pixels, check_threshold)
 
-
-# Settable knobs: their type (values are coerced to it) and, where restricted, their choices.
-KNOB_TYPES = {"mode": str, "sample_pixels": int, "threshold": float, "prevent_oversampling": bool,
-              "patch_crop_method": str, "patch_replace_method": str, "static_shapes": bool}
-KNOB_CHOICES = {"mode": MODES, "patch_crop_method": CROP_METHODS, "patch_replace_method": REPLACE_METHODS}
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(map(repr, choices))}")
+# The knobs settable after construction, by attribute name; `knobs.check_knob` checks and converts
+# them under their model argument names ("refine_" + attribute).
+KNOB_ATTRIBUTES = ("mode", "sample_pixels", "threshold", "prevent_oversampling", "patch_crop_method",
+                   "patch_replace_method", "static_shapes")
 
 
 def select_by_threshold(err: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -142,7 +134,7 @@ class Refiner(nn.Module):
                  patch_crop_method: str = "unfold", patch_replace_method: str = "scatter_nd",
                  static_shapes: bool = False):
         super().__init__()
-        check_choice("refine_kernel_size", kernel_size, KERNEL_SIZES)
+        check_kernel_size(kernel_size)
         self.mode = mode
         self.sample_pixels = sample_pixels
         self.threshold = threshold
@@ -163,12 +155,12 @@ class Refiner(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def __setattr__(self, name: str, value) -> None:
-        # The knobs may be changed after construction (as upstream allows): check and coerce them
+        # The knobs may be changed after construction (as upstream allows): check and convert them
         # here, so a bad value fails now with its name and an int threshold still scripts as float.
-        if name in KNOB_TYPES:
-            value = KNOB_TYPES[name](value)
-            if name in KNOB_CHOICES:
-                check_choice("refine_" + name, value, KNOB_CHOICES[name])
+        if name in KNOB_ATTRIBUTES:
+            value = check_knob("refine_" + name, value)
+            if name == "threshold":
+                value = float(value)
         super().__setattr__(name, value)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor, pha: torch.Tensor, fgr: torch.Tensor,
@@ -219,15 +211,13 @@ class Refiner(nn.Module):
         return out[:, :1], out[:, 1:], ref.view(B, 1, h, w)
 
     def check_knobs(self) -> None:
-        """Knobs may be set on a scripted model, where __setattr__ does not run: check them here."""
-        if self.mode not in ["full", "sampling", "thresholding"]:
-            raise ValueError(f"refine_mode='{self.mode}' is not supported; choose 'full', 'sampling' or 'thresholding'")
-        if self.patch_crop_method not in ["unfold", "gather", "roi_align"]:
-            raise ValueError(f"refine_patch_crop_method='{self.patch_crop_method}' is not supported; "
-                             "choose 'unfold', 'gather' or 'roi_align'")
-        if self.patch_replace_method not in ["scatter_nd", "scatter_element"]:
-            raise ValueError(f"refine_patch_replace_method='{self.patch_replace_method}' is not supported; "
-                             "choose 'scatter_nd' or 'scatter_element'")
+        """Knobs may be set on a scripted model, where __setattr__ does not run: check them here (the
+        same rule and messages as `knobs.check_knob`)."""
+        check_mode(self.mode)
+        check_sample_pixels(self.sample_pixels)
+        check_threshold(self.threshold)
+        check_crop_method(self.patch_crop_method)
+        check_replace_method(self.patch_replace_method)
 
     def select_refinement_regions(self, err: torch.Tensor) -> torch.Tensor:
         """0/1 map (B, 1, H/4, W/4) of the cells to refine, from the quarter-resolution error."""

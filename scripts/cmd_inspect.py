@@ -42,12 +42,12 @@ def describe_file(path: str):
         state = model.state_dict()
     else:
         model = pytorch_impl.load_model(path)
-        state = model.state_dict()
+        state = pytorch_impl.read_state_dict(path)  # as stored (the model holds float32 copies)
     info = pytorch_impl.describe(pytorch_impl.checkpoint.unwrap(state, path), path)
     print(f"model:     {'MattingRefine' if info.kind == 'refine' else 'MattingBase'} ({info.backbone}"
           + (f", refiner kernel {info.refine_kernel_size})" if info.refine_kernel_size else ")"))
     params = sum(v.numel() for k, v in state.items() if v.is_floating_point() and "running_" not in k)
-    print(f"tensors:   {len(state)}, {params / 1e6:.2f} M parameters, dtypes "
+    print(f"tensors:   {len(state)}, {params / 1e6:.2f} M parameters, dtypes in the file "
           + ", ".join(sorted({str(v.dtype).replace('torch.', '') for v in state.values()})))
     print("loads:     yes (strict: every key and shape matches the official layout)")
     return model

@@ -1,4 +1,4 @@
-"""`bgmv2 weights list | info NAME | fetch NAME | verify PATH`: the model zoo from the shell."""
+"""`bgmv2 weights list | info NAME | fetch NAME | verify PATH | forget NAME`: the model zoo from the shell."""
 import argparse
 import sys
 from pathlib import Path
@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify = actions.add_parser("verify", help="check a file's sha256 against the zoo")
     verify.add_argument("path")
     verify.add_argument("--name", help="zoo name, when the file was renamed")
+    forget = actions.add_parser("forget", help="drop the sha256 recorded on a model's first fetch (the next fetch "
+                                               "checks the file it gets and records its hash again)")
+    forget.add_argument("name")
 
 
 def show_list(registry) -> None:
@@ -31,7 +34,7 @@ def show_info(registry, name: str) -> None:
     preset = registry.presets.get(m.preset or "", {})
     rows = [("name", m.name), ("origin", m.origin), ("description", m.description), ("model", f"{m.kind} / {m.backbone}"),
             ("format", f"{m.format}, {m.precision}"), ("file", m.file), ("size", m.size),
-            ("sha256", registry.expected_sha256(m) or "unknown (recorded on first download)"),
+            ("sha256", sha256_text(registry, m)),
             ("shipped", m.shipped), ("urls", ", ".join(m.urls) or "-"),
             ("preset", f"{m.preset}: {preset}" if preset else "-"), ("metrics", m.metrics or "-")]
     for key, value in rows:
@@ -39,8 +42,19 @@ def show_info(registry, name: str) -> None:
             print(f"{key + ':':13} {value}")
 
 
+def sha256_text(registry, m) -> str:
+    from weights.registry import recorded_hashes
+    if m.sha256:
+        return f"{m.sha256} (published in the registry)"
+    record = recorded_hashes().get(m.file)
+    if record is None:
+        return "unknown (recorded on the first fetch whose file loads strictly as this model)"
+    how = record.get("checked") or "not checked: recorded by an older bgmv2; `bgmv2 weights forget` drops it"
+    return f"{record['sha256']} (recorded from {record['source']}, {record['recorded']}; {how})"
+
+
 def run(args: argparse.Namespace) -> int:
-    from weights import ZooError, fetch, load_registry, verify
+    from weights import ZooError, fetch, forget, load_registry, verify
     registry = load_registry()
     try:
         if args.action == "list":
@@ -51,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
             from weights.fetch import print_progress
             path = fetch(args.name, args.source, Path(args.dir) if args.dir else None, registry, print_progress)
             print(path)
+        elif args.action == "forget":
+            record = forget(args.name, registry)
+            if record is None:
+                print(f"{args.name}: no sha256 recorded; nothing to forget")
+            else:
+                print(f"{args.name}: forgot sha256 {record['sha256']} (recorded from {record['source']}, "
+                      f"{record['recorded']}); the next fetch checks the file it gets and records its hash again")
         else:
             if not Path(args.path).is_file():
                 print(f"error: {args.path}: no such file", file=sys.stderr)

@@ -11,6 +11,9 @@ from typing import Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+from .tf_ops import known_values
+
 
 def static_shape(x) -> Optional[Tuple[Optional[int], ...]]:
     """The shape as far as it is known (None for unknown dimensions), or None for unknown rank."""
@@ -66,6 +69,34 @@ def check_pair(src, bgr) -> None:
             "height and width).")
     if dtype_name(src) != dtype_name(bgr):
         raise TypeError(f"src is {dtype_name(src)} but bgr is {dtype_name(bgr)}; give both the same dtype.")
+    for name, x in (("src", src), ("bgr", bgr)):
+        values = known_values(x)
+        if values is not None:
+            check_values(name, values)
+
+
+def check_values(name: str, x: np.ndarray) -> None:
+    """NaN / infinite values, and values far outside [0, 1] (0-255 or normalised images), with the fix;
+    the messages of `pytorch_impl.inputs.check_values`. Values within 0.25 of [0, 1] pass (resampling
+    overshoot, noise); beyond that the scale is wrong: a 0-255 image has pixels of 2/255 or more, a
+    mean/std-normalised one has black at -2.1. Checked where the values are known (eager calls)."""
+    if x.size == 0:
+        return
+    lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates to both
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(
+            f"{name} contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come from "
+            f"(a division by zero, a failed decode) or replace them: np.clip(np.nan_to_num({name}), 0, 1).")
+    if math.isinf(lo) or math.isinf(hi):
+        raise ValueError(f"{name} contains infinite values; the model takes RGB in [0, 1]. Clamp it: "
+                         f"np.clip({name}, 0, 1).")
+    if lo < -0.25 or hi > 1.25:
+        if lo >= -0.25:
+            fix = f"For 0-255 values divide by 255: {name} / 255."
+        else:
+            fix = "Not mean/std-normalised values: undo the normalisation (x * std + mean)."
+        raise ValueError(f"{name} has values from {round(lo, 3)} to {round(hi, 3)}; the model takes RGB in "
+                         f"[0, 1]. " + fix)
 
 
 def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:
@@ -75,13 +106,6 @@ def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:
         raise ValueError(
             f"height and width must be divisible by 4; got {height}x{width}. Pad the images, or call "
             "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
-
-
-def check_backbone_scale(scale: float) -> None:
-    if not (0.0 < scale <= 0.5):
-        raise ValueError(
-            f"backbone_scale must be in (0, 1/2]; got {scale}. The refiner works at 1/2 and 1/4 resolution, "
-            "so the backbone must see at most half: use 0.25 for HD, 0.125 for 4K.")
 
 
 def check_scaled_size(height: Optional[int], width: Optional[int], scale: float) -> None:

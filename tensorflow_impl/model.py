@@ -8,7 +8,8 @@ from .inputs import (check_backbone_scale, check_divisible_by_4, check_pair, che
                      static_shape)
 from .layers import named_layers
 from .mobilenet import MobileNetV2Encoder
-from .refiner import Refiner, check_options
+from .knobs import check_knob, check_knobs
+from .refiner import Refiner
 from .resize import resize_bilinear, scaled_size
 from .resnet import ResNetEncoder
 from .tf_ops import assert_runtime_shapes
@@ -95,9 +96,12 @@ class MattingRefine(MattingBase):
                  refine_kernel_size: int = 3, refine_prevent_oversampling: bool = True,
                  refine_patch_crop_method: str = "unfold", refine_patch_replace_method: str = "scatter_nd",
                  refine_static_shapes: bool = False, dtype=None, **kwargs):
-        check_backbone_scale(backbone_scale)
-        check_options(refine_kernel_size, mode=refine_mode, patch_crop_method=refine_patch_crop_method,
-                      patch_replace_method=refine_patch_replace_method)
+        check_knobs(dict(backbone_scale=backbone_scale, refine_mode=refine_mode,
+                         refine_sample_pixels=refine_sample_pixels, refine_threshold=refine_threshold,
+                         refine_kernel_size=refine_kernel_size, refine_prevent_oversampling=refine_prevent_oversampling,
+                         refine_patch_crop_method=refine_patch_crop_method,
+                         refine_patch_replace_method=refine_patch_replace_method,
+                         refine_static_shapes=refine_static_shapes))  # before anything is built
         Base.__init__(self, backbone, in_channels=6, out_channels=OUT_CHANNELS, dtype=dtype, **kwargs)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
@@ -107,8 +111,7 @@ class MattingRefine(MattingBase):
 
     def __setattr__(self, name: str, value) -> None:
         if name == "backbone_scale":  # settable after construction, as upstream allows
-            value = float(value)
-            check_backbone_scale(value)
+            value = float(check_knob("backbone_scale", value))
         super().__setattr__(name, value)
 
     def __call__(self, src, bgr, **kwargs):

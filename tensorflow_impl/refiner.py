@@ -39,28 +39,12 @@ from keras import ops
 from .layers import BatchNorm2d, conv2d, pad_spatial
 from .resize import resize_bilinear, upsample_nearest_2x
 
-MODES = ("full", "sampling", "thresholding")
-KERNEL_SIZES = (1, 3)
-CROP_METHODS = ("unfold", "gather", "roi_align")
-REPLACE_METHODS = ("scatter_nd", "scatter_element")
+from .knobs import CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_kernel_size, check_knob
 
-# Settable knobs: their type (values are coerced to it) and, where restricted, their choices.
-KNOB_TYPES = {"mode": str, "sample_pixels": int, "threshold": float, "prevent_oversampling": bool,
-              "patch_crop_method": str, "patch_replace_method": str, "static_shapes": bool}
-KNOB_CHOICES = {"mode": MODES, "patch_crop_method": CROP_METHODS, "patch_replace_method": REPLACE_METHODS}
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(map(repr, choices))}")
-
-
-def check_options(kernel_size: int, **knobs) -> None:
-    """Check constructor options before anything is built (the knobs are checked again when set)."""
-    check_choice("refine_kernel_size", kernel_size, KERNEL_SIZES)
-    for name, value in knobs.items():
-        if name in KNOB_CHOICES:
-            check_choice("refine_" + name, KNOB_TYPES[name](value), KNOB_CHOICES[name])
+# The knobs settable after construction, by attribute name; `knobs.check_knob` checks and converts
+# them under their model argument names ("refine_" + attribute).
+KNOB_ATTRIBUTES = ("mode", "sample_pixels", "threshold", "prevent_oversampling", "patch_crop_method",
+                   "patch_replace_method", "static_shapes")
 
 
 def select_by_threshold(err, threshold: float):
@@ -129,7 +113,7 @@ class Refiner(keras.layers.Layer):
                  patch_crop_method: str = "unfold", patch_replace_method: str = "scatter_nd",
                  static_shapes: bool = False, **kwargs):
         super().__init__(**kwargs)
-        check_choice("refine_kernel_size", kernel_size, KERNEL_SIZES)
+        check_kernel_size(kernel_size)
         self.mode = mode
         self.sample_pixels = sample_pixels
         self.threshold = threshold
@@ -149,12 +133,12 @@ class Refiner(keras.layers.Layer):
         self.conv4 = conv2d(channels[3], channels[4], kernel_size, bias=True)
 
     def __setattr__(self, name: str, value) -> None:
-        # Knobs may be changed after construction (as upstream allows): check and coerce them here,
+        # Knobs may be changed after construction (as upstream allows): check and convert them here,
         # so a bad value fails now, with its name.
-        if name in KNOB_TYPES:
-            value = KNOB_TYPES[name](value)
-            if name in KNOB_CHOICES:
-                check_choice("refine_" + name, value, KNOB_CHOICES[name])
+        if name in KNOB_ATTRIBUTES:
+            value = check_knob("refine_" + name, value)
+            if name == "threshold":
+                value = float(value)
         super().__setattr__(name, value)
 
     def call(self, src, bgr, pha, fgr, err, hid):

@@ -5,7 +5,18 @@ Everything else, including the refiner's data-dependent selection (`ops.nonzero`
 `tf.function` is traced with unknown height and width the input checks that need those sizes become
 graph assertions here, with the same messages as the eager checks in `inputs.py`.
 """
+import numpy as np
 import tensorflow as tf
+
+
+def known_values(x):
+    """`x` as a numpy array when its values are known now (numpy data, or an eager tensor), else None
+    (a symbolic tensor while a `tf.function` or a Keras functional model is traced)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if tf.executing_eagerly() and isinstance(x, tf.Tensor) and hasattr(x, "numpy"):
+        return x.numpy()
+    return None
 
 
 def assert_runtime_shapes(src, bgr, scale=None):

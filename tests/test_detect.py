@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from converters import ConversionError
-from converters.detect import detect
+from converters.detection import detect
 
 MARKER_ENV = "BGMV2_PICKLE_MARKER"
 
@@ -114,7 +114,10 @@ def test_detects_keras_weights_and_savedmodel_folders(tmp_path):
 @pytest.mark.parametrize("name, content, says", [
     ("empty.pth", b"", "empty file"),
     ("notes.onnx", b"just some text, not a model\n", "unrecognised file"),
-    ("photo.pth", b"\x89PNG\r\n\x1a\n" + bytes(64), "unrecognised file"),
+    ("photo.pth", b"\x89PNG\r\n\x1a\n" + bytes(64), "a PNG image"),
+    ("photo.pth", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64), "a JPEG image"),
+    ("model.onnx", b"\n<!DOCTYPE html><html><body>404 Not Found</body></html>", "an HTML page"),
+    ("blob.pth", bytes(range(200, 256)) * 2, "an unrecognised file"),
     ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TensorFlow Lite"),
 ])
 def test_rejects_foreign_files_saying_what_they_are(tmp_path, name, content, says):
@@ -175,3 +178,17 @@ def test_state_dict_errors_name_the_problem(samples, tmp_path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(ConversionError, match="not a Background Matting V2 checkpoint"):
         read(path)
+
+
+def test_converters_detect_stays_the_function_after_any_import(tmp_path):
+    """`converters.detect(path)` as the docs show it: twice, and after `converters.info` imported the
+    whole package (a fresh interpreter, so no earlier import hides the bug)."""
+    import subprocess
+    import sys
+    model = tmp_path / "tiny.onnx"
+    model.write_bytes(tiny_onnx_bytes())
+    code = ("import converters, sys; p = sys.argv[1]; a = converters.detect(p); b = converters.detect(p); "
+            "import converters.detection, converters.api; c = converters.detect(p); print(a, b, c)")
+    done = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["onnx", "onnx", "onnx"]

@@ -27,8 +27,8 @@ def test_every_registered_module_has_the_whole_face():
 def test_the_api_dispatches_without_naming_formats():
     """No branch on a format name left in the entry points: they ask the table."""
     import inspect
-    from converters import api, detect
-    for function in (api.read, api.load, api.info, api.convert, api.write, detect.detect):
+    from converters import api, detection
+    for function in (api.read, api.load, api.info, api.convert, api.write, detection.detect):
         source = inspect.getsource(function)
         for name in formats.registry():
             assert f'"{name}"' not in source and f"'{name}'" not in source, (function.__name__, name)
@@ -120,7 +120,7 @@ def test_one_file_and_one_line_add_a_format(toy_format, tmp_path):
     assert "npz" in formats.FORMATS and formats.guess_format("x.npz") == "npz"
     result = convert(tmp_path / "m.pth", tmp_path / "m.npz", probe_size=(32, 48), log=None)
     assert result.format == "npz" and result.metadata["toy"] == "yes" and all(c.ok for c in result.comparisons)
-    from converters.detect import detect
+    from converters.detection import detect
     assert detect(tmp_path / "m.npz") == "npz" and info(tmp_path / "m.npz")["format"] == "npz"
     assert np.array_equal(read(tmp_path / "m.npz").state["refiner.conv1.weight"],
                           model.state_dict()["refiner.conv1.weight"].numpy())

@@ -12,7 +12,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from converters import ConversionError  # noqa: E402
 from converters.api import load, read  # noqa: E402
-from converters.detect import detect  # noqa: E402
+from converters.detection import detect  # noqa: E402
 from test_detect import Payload, tiny_files, tiny_onnx_bytes  # noqa: E402
 
 EXAMPLES = 1200

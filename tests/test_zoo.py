@@ -1,5 +1,7 @@
 """The zoo registry, and fetch / verify against a server on 127.0.0.1: good, corrupted and interrupted
-downloads, mirrors and local copies, hashes recorded on first download."""
+downloads, mirrors and local copies, hashes recorded on first fetch only for a file that loads strictly
+as the entry's model, files that fail a check kept aside (never deleted), `weights forget`."""
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -60,10 +62,19 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def registry_for(url, sha256):
+def registry_for(url, sha256, fmt="pth"):
     return Registry({"presets": {}, "models": [
-        {"name": "test-model", "origin": "test", "backbone": "mobilenetv2", "kind": "refine", "format": "pth",
+        {"name": "test-model", "origin": "test", "backbone": "mobilenetv2", "kind": "refine", "format": fmt,
          "precision": "fp32", "file": "model.pth", "sha256": sha256, "urls": [url + "model.pth"]}]})
+
+
+def shipped_bytes() -> bytes:
+    """A real model file (the shipped MobileNetV2 safetensors, 10 MB): what a first fetch must get."""
+    return load_registry().models[0].shipped_path.read_bytes()
+
+
+def suspects(folder):
+    return sorted(p.name for p in folder.glob("model.pth.suspect-*"))
 
 
 def test_registry_is_consistent():
@@ -88,11 +99,13 @@ def test_good_download_is_verified_and_kept(server, tmp_path):
     assert path.read_bytes() == PAYLOAD and not list((tmp_path / "out").glob("*.partial"))
 
 
-def test_corrupted_download_is_refused_and_removed(server, tmp_path):
-    RangeHandler.files["model.pth"] = PAYLOAD[:-1] + b"\x00"
-    with pytest.raises(ZooError, match="expected .*removed"):
+def test_corrupted_download_is_refused_and_kept_aside(server, tmp_path):
+    bad = PAYLOAD[:-1] + b"\x00"
+    RangeHandler.files["model.pth"] = bad
+    with pytest.raises(ZooError, match="is not the published model.pth.*The new file is the suspect.*kept aside"):
         fetch("test-model", registry=registry_for(server, hashlib.sha256(PAYLOAD).hexdigest()), directory=tmp_path)
-    assert not list(tmp_path.glob("model.pth*"))
+    aside = tmp_path / f"model.pth.suspect-{hashlib.sha256(bad).hexdigest()[:8]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [aside.name] and aside.read_bytes() == bad
 
 
 def test_interrupted_download_resumes(server, tmp_path):
@@ -108,15 +121,98 @@ def test_interrupted_download_resumes(server, tmp_path):
 
 
 def test_unknown_hash_is_recorded_then_enforced(server, tmp_path, cache, capsys):
-    RangeHandler.files["model.pth"] = PAYLOAD
-    registry = registry_for(server, None)
+    model = shipped_bytes()
+    RangeHandler.files["model.pth"] = model
+    registry = registry_for(server, None, fmt="safetensors")
     fetch("test-model", registry=registry, directory=tmp_path / "a")
-    digest = hashlib.sha256(PAYLOAD).hexdigest()
-    assert f"recorded {digest}" in capsys.readouterr().err
-    assert json.loads((cache / "hashes.json").read_text())["model.pth"] == digest
-    RangeHandler.files["model.pth"] = PAYLOAD[::-1]  # the server now hands out something else
-    with pytest.raises(ZooError, match=f"expected {digest}"):
+    digest = hashlib.sha256(model).hexdigest()
+    assert f"loaded strictly as a safetensors file of MattingRefine (mobilenetv2), recorded {digest}" in capsys.readouterr().err
+    record = json.loads((cache / "hashes.json").read_text())["model.pth"]
+    assert record["sha256"] == digest and record["source"] == server + "model.pth" and record["checked"]
+    RangeHandler.files["model.pth"] = PAYLOAD  # the server now hands out something else
+    with pytest.raises(ZooError, match=f"not the sha256 recorded on its first fetch \\({digest}.*kept aside.*"
+                                       "The new file is the suspect: it is an unrecognised file"):
         fetch("test-model", registry=registry, directory=tmp_path / "b")
+    assert suspects(tmp_path / "b") and not (tmp_path / "b" / "model.pth").exists()
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(5000), "it is a JPEG image"),
+    (b"<!DOCTYPE html>\n<html><body>503 Service Unavailable</body></html>\n", "it is an HTML page"),
+    (b"PK\x03\x04" + bytes(100), "it is a truncated or corrupt zip archive"),
+])
+def test_a_first_fetch_of_a_non_model_records_nothing(server, tmp_path, cache, content, says):
+    """The zoo is not poisoned: a renamed picture, a mirror's error page or a truncated download is
+    refused, kept aside and its hash not recorded; the real file is accepted afterwards."""
+    RangeHandler.files["mirror/model.pth"] = content
+    registry = registry_for(server, None, fmt="safetensors")
+    with pytest.raises(ZooError, match=f"is not test-model .*: {says}.*hash was not recorded.*kept aside"):
+        fetch("test-model", source=server + "mirror/", registry=registry, directory=tmp_path / "z")
+    assert not (cache / "hashes.json").exists()
+    assert suspects(tmp_path / "z") and sorted(p.name for p in (tmp_path / "z").iterdir()) == suspects(tmp_path / "z")
+    RangeHandler.files["mirror/model.pth"] = shipped_bytes()
+    assert fetch("test-model", source=server + "mirror/", registry=registry, directory=tmp_path / "z").exists()
+
+
+def test_cli_refuses_a_renamed_jpeg_as_an_official_model(tmp_path, cache, capsys):
+    """`bgmv2 weights fetch pytorch-resnet50 --from photo.pth`: exit 1, one message, nothing recorded."""
+    photo = tmp_path / "jpeg_renamed.pth"
+    photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(5000))
+    assert main(["weights", "fetch", "pytorch-resnet50", "--from", str(photo)]) == 1
+    out, err = capsys.readouterr()
+    assert "is not pytorch-resnet50 (a pth file of MattingRefine (resnet50)): it is a JPEG image" in err
+    assert "Traceback" not in err and out == "" and not (cache / "hashes.json").exists()
+    assert photo.exists() and not (cache / "pytorch-resnet50" / "pytorch_resnet50.pth").exists()
+
+
+def test_a_poisoned_record_from_an_older_version_is_named_and_forgotten(tmp_path, cache, capsys):
+    """A bare hash in hashes.json (older versions recorded any first download) is the suspect when a
+    file that loads as the model disagrees with it; `weights forget` resets it."""
+    model = shipped_bytes()
+    cache.mkdir(parents=True)
+    (cache / "hashes.json").write_text(json.dumps({"model.pth": "ab" * 32}))
+    local = tmp_path / "model.pth"
+    local.write_bytes(model)
+    registry = registry_for("http://127.0.0.1:9/", None, fmt="safetensors")
+    with pytest.raises(ZooError, match="The recorded hash is the suspect.*bgmv2 weights forget test-model"):
+        fetch("test-model", source=str(local), registry=registry, directory=tmp_path / "c")
+    assert local.read_bytes() == model and suspects(tmp_path / "c")
+    from weights import forget
+    assert forget("test-model", registry=registry)["sha256"] == "ab" * 32
+    assert forget("test-model", registry=registry) is None
+    assert fetch("test-model", source=str(local), registry=registry, directory=tmp_path / "c").read_bytes() == model
+    assert json.loads((cache / "hashes.json").read_text())["model.pth"]["sha256"] == hashlib.sha256(model).hexdigest()
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda data: data[:-1000], "The new file is the suspect: it does not load.*truncated"),
+    (lambda data: data[:-10] + bytes(10), "Both load as a safetensors file of MattingRefine.*cannot be told"),
+], ids=["truncated", "other-weights"])
+def test_a_cached_copy_that_fails_is_kept_aside_not_deleted(tmp_path, cache, damage, says):
+    model = shipped_bytes()
+    registry = registry_for("http://127.0.0.1:9/", None, fmt="safetensors")
+    local = tmp_path / "model.pth"
+    local.write_bytes(model)
+    cached = fetch("test-model", source=str(local), registry=registry, directory=tmp_path / "c")
+    cached.write_bytes(damage(model))  # changed in the cache afterwards
+    with pytest.raises(ZooError, match=f"the cached copy .* has sha256 .*kept aside.*{says}"):
+        fetch("test-model", registry=registry, directory=tmp_path / "c")
+    assert not cached.exists() and len(suspects(tmp_path / "c")) == 1
+
+
+def test_weights_forget_command(tmp_path, cache, capsys):
+    cache.mkdir(parents=True)
+    (cache / "hashes.json").write_text(json.dumps({"pytorch_resnet50.pth": "cd" * 32}))
+    assert main(["weights", "info", "pytorch-resnet50"]) == 0
+    assert "cd" * 32 + " (recorded from unknown, unknown; not checked" in capsys.readouterr().out
+    assert main(["weights", "forget", "pytorch-resnet50"]) == 0
+    assert f"forgot sha256 {'cd' * 32}" in capsys.readouterr().out
+    assert json.loads((cache / "hashes.json").read_text()) == {}
+    assert main(["weights", "forget", "pytorch-resnet50"]) == 0
+    assert "nothing to forget" in capsys.readouterr().out
+    assert main(["weights", "forget", "bgmv2-mobilenetv2-synthetic"]) == 1
+    err = capsys.readouterr().err
+    assert "published in the registry" in err and "Traceback" not in err
 
 
 def test_mirror_and_local_copies(server, tmp_path):
@@ -161,7 +257,7 @@ def test_weights_command(capsys, tmp_path):
 def test_a_damaged_shipped_file_is_reported_not_removed(monkeypatch):
     registry = load_registry()
     entry = next(m for m in registry.models if m.shipped)
-    monkeypatch.setattr(Registry, "expected_sha256", lambda self, e: "0" * 64)
+    registry.models[registry.models.index(entry)] = dataclasses.replace(entry, sha256="0" * 64)
     with pytest.raises(ZooError, match="the shipped file is damaged"):
         fetch(entry.name, registry=registry)
     assert entry.shipped_path.exists()

@@ -1,5 +1,5 @@
 """The model zoo: registry of known models and presets, verified fetching, and the weights we ship."""
-from .fetch import fetch, sha256_of, verify
+from .fetch import fetch, forget, sha256_of, verify
 from .registry import ModelEntry, Registry, ZooError, cache_dir, load_registry
 
 
@@ -17,4 +17,4 @@ def local_path(source: str) -> str:
     return resolve(source)
 
 
-__all__ = ["ModelEntry", "Registry", "ZooError", "cache_dir", "fetch", "load_registry", "local_path", "resolve", "sha256_of", "verify"]
+__all__ = ["ModelEntry", "Registry", "ZooError", "cache_dir", "fetch", "forget", "load_registry", "local_path", "resolve", "sha256_of", "verify"]

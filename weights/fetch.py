@@ -1,8 +1,10 @@
 """Get zoo files: from the package (shipped), the cache, a local path or mirror, or the release URLs.
 
 Downloads go to `<name>.partial` beside the destination and resume from there (HTTP Range); the
-sha256 is checked before the file takes its real name, and a file that fails the check is removed.
-A file whose hash nobody knows yet is kept, and its hash is recorded (and shown) for later checks.
+sha256 is checked before the file takes its real name. A file whose hash nobody knows yet must first
+load strictly as the entry's model (`identify`); then its hash is recorded (and shown) for later
+checks. A file that fails a check is never deleted: it is kept aside as `<name>.suspect-<sha8>` for
+inspection, and the message says which is suspect, the new file or the recorded hash.
 """
 import hashlib
 import http.client
@@ -14,7 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from .registry import ModelEntry, Registry, ZooError, cache_dir, load_registry, record_hash
+from . import identify
+from .registry import ModelEntry, Registry, ZooError, cache_dir, load_registry, record_hash, recorded_hashes
 
 CHUNK = 1 << 20
 
@@ -61,22 +64,57 @@ def print_progress(done: int, total: Optional[int]) -> None:
     print(f"\r  {text}", end="", file=sys.stderr, flush=True)
 
 
-def check(path: Path, entry: ModelEntry, registry: Registry, remove_bad: bool = True) -> str:
-    """Verify `path` against the known hash (removing it on mismatch, unless `remove_bad` is False: the
-    shipped file belongs to the install), or record its hash; returns it."""
+def keep_aside(path: Path, entry: ModelEntry, actual: str) -> Path:
+    """Move a file that failed a check out of the way (never delete it): `<file>.suspect-<sha8>`."""
+    aside = path.with_name(f"{entry.file}.suspect-{actual[:8]}")
+    os.replace(path, aside)
+    return aside
+
+
+def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = False, where: Optional[str] = None) -> str:
+    """Verify `path` against the published or recorded hash, or, when there is none, check that it
+    is the entry's model and record its hash; returns the hash. A file that fails is kept aside
+    (`keep_aside`), except the shipped file, which belongs to the install."""
+    where = where or str(path)
     actual = sha256_of(path)
-    expected = registry.expected_sha256(entry)
-    if expected is None:
-        record_hash(entry.file, actual)
-        print(f"{entry.file}: no published sha256; recorded {actual} for later checks", file=sys.stderr)
-    elif actual != expected and not remove_bad:
-        raise ZooError(f"{path} has sha256 {actual}, expected {expected}: the shipped file is damaged or not the one "
-                       "this version ships (a Git LFS pointer?). Reinstall bgmv2-zoo or check out the file again.")
-    elif actual != expected:
-        path.unlink()
-        raise ZooError(f"{entry.file} has sha256 {actual}, expected {expected}: the file is corrupt or not the "
-                       "one the zoo knows, so it was removed. Fetch it again, or from another mirror (--from).")
-    return actual
+    if entry.sha256:
+        if actual == entry.sha256:
+            return actual
+        if shipped:
+            raise ZooError(f"{path} has sha256 {actual}, expected {entry.sha256}: the shipped file is damaged or not "
+                           "the one this version ships (a Git LFS pointer?). Reinstall bgmv2-zoo or check out the file again.")
+        aside = keep_aside(path, entry, actual)
+        raise ZooError(f"{where} is not the published {entry.file}: its sha256 is {actual}, the registry's {entry.sha256}. "
+                       f"The new file is the suspect; it was kept aside as {aside} for inspection. Fetch again, or from "
+                       "another mirror (--from).")
+    record = recorded_hashes().get(entry.file)
+    if record is None:
+        found = identify.problem(path, entry)
+        if found is not None:
+            aside = keep_aside(path, entry, actual)
+            raise ZooError(f"{where} is not {entry.name} ({identify.what(entry)}): {found}. Its hash was not recorded; "
+                           f"the file was kept aside as {aside} for inspection. Fetch it from another source (--from).")
+        record_hash(entry.file, actual, where, identify.described(entry))
+        print(f"{entry.file}: no published sha256; {identify.described(entry)}, recorded {actual} for later checks",
+              file=sys.stderr)
+        return actual
+    if actual == record["sha256"]:
+        return actual
+    found = identify.problem(path, entry)
+    aside = keep_aside(path, entry, actual)
+    recorded = (f"the sha256 recorded on its first fetch ({record['sha256']}, from {record['source']}, "
+                f"{record['recorded']})")
+    if found is not None:
+        verdict = f"The new file is the suspect: {found}."
+    elif not record.get("checked"):
+        verdict = ("The recorded hash is the suspect: an older bgmv2 recorded it without checking the file, and this "
+                   f"file loads strictly as {identify.what(entry)}. If you trust this copy: `bgmv2 weights forget "
+                   f"{entry.name}`, then `bgmv2 weights fetch {entry.name} --from {aside}`.")
+    else:
+        verdict = (f"Both load as {identify.what(entry)} and nobody publishes a hash, so which is right cannot be told "
+                   f"here. If you trust this copy: `bgmv2 weights forget {entry.name}`, then "
+                   f"`bgmv2 weights fetch {entry.name} --from {aside}`.")
+    raise ZooError(f"{where} has sha256 {actual}, not {recorded}. It was kept aside as {aside} for inspection. {verdict}")
 
 
 def candidates(entry: ModelEntry, source: Optional[str]):
@@ -95,13 +133,12 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
     registry = registry or load_registry()
     entry = registry.get(name)
     if entry.shipped and source is None:
-        check(entry.shipped_path, entry, registry, remove_bad=False)
+        check(entry.shipped_path, entry, registry, shipped=True)
         return entry.shipped_path
     destination = Path(directory or cache_dir() / entry.name) / entry.file
     if destination.exists() and source is None:
-        check(destination, entry, registry)
-        if destination.exists():
-            return destination
+        check(destination, entry, registry, where=f"the cached copy {destination}")
+        return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     tried = []
@@ -114,7 +151,7 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
         except (OSError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as error:
             tried.append(f"{where}: {error}")
             continue
-        check(partial, entry, registry)
+        check(partial, entry, registry, where=str(where))
         os.replace(partial, destination)
         return destination
     if not tried:
@@ -122,6 +159,18 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
                        f"Official files: {registry.release_page}")
     raise ZooError(f"could not get {entry.file} (a partial download, if any, is kept and resumes next time):\n  "
                    + "\n  ".join(tried) + "\nOffline? Download it elsewhere and use --from PATH or a mirror URL.")
+
+
+def forget(name: str, registry: Optional[Registry] = None) -> Optional[dict]:
+    """Drop the hash recorded for zoo model `name` (its next fetch checks and records again); the
+    record dropped, or None. ZooError for a model whose hash the registry publishes."""
+    from .registry import forget_hash
+    registry = registry or load_registry()
+    entry = registry.get(name)
+    if entry.sha256:
+        raise ZooError(f"{name}'s sha256 is published in the registry ({entry.sha256}), not recorded: there is nothing "
+                       "to forget. A file that does not match it is not the published file.")
+    return forget_hash(entry.file)
 
 
 def verify(path: Path, name: Optional[str] = None, registry: Optional[Registry] = None) -> str:

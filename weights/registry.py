@@ -1,12 +1,16 @@
 """The model zoo's registry: known models (ours and the official release), presets, hashes.
 
 `registry.json` beside this file is the data; this module reads it. Hashes the registry does not
-know (the official release publishes none) are recorded on first download in the user's cache
-(`hashes.json`) and checked on every later fetch or verify.
+know (the official release publishes none) are recorded in the user's cache (`hashes.json`) on the
+first fetch whose file loads strictly as the entry's model (`weights.identify`), with where it came
+from and when, and checked on every later fetch or verify; `bgmv2 weights forget NAME` drops one.
+Records written by older versions (a bare hash, taken without looking at the file) are marked
+unchecked, so a mismatch says the record, not the new file, is the suspect.
 """
 import difflib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -46,19 +50,50 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BGMV2_HOME") or Path.home() / ".cache" / "bgmv2")
 
 
-def recorded_hashes() -> Dict[str, str]:
-    path = cache_dir() / "hashes.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+def hashes_file() -> Path:
+    return cache_dir() / "hashes.json"
 
 
-def record_hash(file: str, sha256: str) -> None:
-    hashes = recorded_hashes()
-    hashes[file] = sha256
-    path = cache_dir() / "hashes.json"
+def recorded_hashes() -> Dict[str, Dict]:
+    """file name -> {"sha256", "source", "recorded" (UTC), "checked" (what was verified, "" if nothing)}."""
+    path = hashes_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError) as error:
+        raise ZooError(f"{path} cannot be read ({error}); delete it to start over (every official file's hash is "
+                       "recorded again on its next fetch).") from None
+    if not isinstance(data, dict):
+        raise ZooError(f"{path} is not a table of recorded hashes; delete it to start over.")
+    return {file: record if isinstance(record, dict) else {"sha256": str(record), "source": "unknown",
+                                                             "recorded": "unknown", "checked": ""}
+            for file, record in data.items()}
+
+
+def write_hashes(hashes: Dict[str, Dict]) -> None:
+    path = hashes_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".partial-{os.getpid()}")
     temporary.write_text(json.dumps(hashes, indent=2, sort_keys=True))
     os.replace(temporary, path)
+
+
+def record_hash(file: str, sha256: str, source: str = "unknown", checked: str = "") -> Dict:
+    """Record `sha256` as the expected hash of `file`; `checked` says what was verified about it."""
+    hashes = recorded_hashes()
+    record = {"sha256": sha256, "source": source, "checked": checked,
+              "recorded": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    hashes[file] = record
+    write_hashes(hashes)
+    return record
+
+
+def forget_hash(file: str) -> Optional[Dict]:
+    """Drop the recorded hash of `file`; the record, or None when there was none."""
+    hashes = recorded_hashes()
+    record = hashes.pop(file, None)
+    if record is not None:
+        write_hashes(hashes)
+    return record
 
 
 class Registry:
@@ -79,8 +114,11 @@ class Registry:
         return [m for m in self.models if m.file == file_name]
 
     def expected_sha256(self, entry: ModelEntry) -> Optional[str]:
-        """The registry's hash, else the one recorded on first download, else None."""
-        return entry.sha256 or recorded_hashes().get(entry.file)
+        """The registry's hash, else the one recorded on first fetch, else None."""
+        if entry.sha256:
+            return entry.sha256
+        record = recorded_hashes().get(entry.file)
+        return record["sha256"] if record else None
 
     def default(self, backbone: str = "mobilenetv2", kind: str = "refine") -> ModelEntry:
         """The shipped model for a backbone and kind."""

@@ -150,7 +150,7 @@ BACKEND_FORMATS = {"torch": TORCH_FORMATS, "onnxruntime": ("onnx",), "tensorflow
 def detect_format(path: str) -> str:
     """The converters' format name of a model file, from its content."""
     from converters import ConversionError
-    from converters.detect import detect  # (converters.detect is the submodule once it is imported)
+    from converters import detect
     try:
         return detect(path)
     except ConversionError as error:

@@ -52,7 +52,7 @@ def detect(path) -> str:
         if module.detect(path, kind):
             return name
     known = ", ".join(formats.registry())
-    if kind in (file_kinds.EMPTY, file_kinds.CORRUPT_ZIP):
+    if kind in file_kinds.TRUNCATED:
         raise ConversionError(f"{path} is {file_kinds.with_article(kind)}: the download or copy was probably cut "
                               "short. Fetch it again and compare its sha256 with the published one.")
     if kind == file_kinds.KERAS_ARCHIVE:

@@ -1,0 +1,162 @@
+"""The one rule for the model's knobs: which values are valid, and the message for one that is not.
+
+`MattingRefine` and `Refiner` (constructor and attribute assignment) ask here. This file mirrors
+`pytorch_impl/knobs.py` with the same messages (tensorflow_impl never imports torch;
+`tests/test_knobs.py` checks the two agree value for value).
+
+The valid values:
+- `backbone_scale` in (0, 1/2]: the refiner works at 1/2 and 1/4 resolution.
+- `refine_mode` one of `MODES`; `refine_kernel_size` 1 or 3; crop / replace methods from their lists.
+- `refine_sample_pixels` a whole number >= 16: sampling refines 4x4 cells of 16 pixels, so fewer than
+  16 would refine nothing.
+- `refine_threshold` in [0, 1], the range of the coarse error (cells whose error exceeds it are
+  refined; 1 refines none), or exactly -1, which refines every cell (the same as `refine_mode='full'`,
+  which the tests use to check the two paths against each other).
+- `refine_prevent_oversampling`, `refine_static_shapes`: true or false.
+The check functions taking one typed value spell their lists out, as the TorchScript-compatible
+PyTorch ones must; `check_knob` also converts strings and numbers from files and command lines.
+"""
+import math
+from typing import Dict, List, Mapping
+
+MODES = ("full", "sampling", "thresholding")
+KERNEL_SIZES = (1, 3)
+CROP_METHODS = ("unfold", "gather", "roi_align")
+REPLACE_METHODS = ("scatter_nd", "scatter_element")
+CELL_PIXELS = 16  # one 4x4 cell
+REFINE_EVERY_CELL = -1.0  # the threshold that selects every cell
+
+CHOICES = {"refine_mode": MODES, "refine_kernel_size": KERNEL_SIZES,
+           "refine_patch_crop_method": CROP_METHODS, "refine_patch_replace_method": REPLACE_METHODS}
+KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_kernel_size",
+         "refine_prevent_oversampling", "refine_patch_crop_method", "refine_patch_replace_method",
+         "refine_static_shapes")
+
+
+def range_error(name: str, got: str) -> str:
+    """`NAME must be RULE; got VALUE. WHY`, for the knobs that take a range or a flag."""
+    if name == "backbone_scale":
+        return ("backbone_scale must be in (0, 1/2]; got " + got + ". The refiner works at 1/2 and 1/4 resolution, "
+                "so the backbone must see at most half: use 0.25 for HD, 0.125 for 4K.")
+    if name == "refine_sample_pixels":
+        return ("refine_sample_pixels must be a whole number of at least 16 (one 4x4 cell); got " + got + ". "
+                "It is how many pixels sampling mode refines per image: use 80000 for HD, 320000 for 4K.")
+    if name == "refine_threshold":
+        return ("refine_threshold must be in [0, 1] or -1; got " + got + ". Cells whose coarse error (in [0, 1]) "
+                "exceeds it are refined (1: none); -1 refines every cell, as refine_mode='full'. Default 0.1.")
+    return name + " must be true or false; got " + got + "."
+
+
+def choice_error(name: str, got: str, choices: List[str]) -> str:
+    """`NAME=VALUE is not supported; choose one of A, B`, for the knobs that take one of a list."""
+    return name + "=" + got + " is not supported; choose one of " + ", ".join(choices)
+
+
+def check_backbone_scale(scale: float) -> None:
+    if not (0.0 < scale <= 0.5):  # False for NaN too
+        raise ValueError(range_error("backbone_scale", str(scale)))
+
+
+def check_sample_pixels(pixels: int) -> None:
+    if pixels < 16:  # CELL_PIXELS
+        raise ValueError(range_error("refine_sample_pixels", str(pixels)))
+
+
+def check_threshold(threshold: float) -> None:
+    if not (0.0 <= threshold <= 1.0 or threshold == -1.0):  # -1: REFINE_EVERY_CELL; NaN fails both
+        raise ValueError(range_error("refine_threshold", str(threshold)))
+
+
+def check_mode(mode: str) -> None:
+    if mode not in ["full", "sampling", "thresholding"]:
+        raise ValueError(choice_error("refine_mode", "'" + mode + "'", ["'full'", "'sampling'", "'thresholding'"]))
+
+
+def check_kernel_size(size: int) -> None:
+    if size != 1 and size != 3:
+        raise ValueError(choice_error("refine_kernel_size", str(size), ["1", "3"]))
+
+
+def check_crop_method(method: str) -> None:
+    if method not in ["unfold", "gather", "roi_align"]:
+        raise ValueError(choice_error("refine_patch_crop_method", "'" + method + "'",
+                                      ["'unfold'", "'gather'", "'roi_align'"]))
+
+
+def check_replace_method(method: str) -> None:
+    if method not in ["scatter_nd", "scatter_element"]:
+        raise ValueError(choice_error("refine_patch_replace_method", "'" + method + "'",
+                                      ["'scatter_nd'", "'scatter_element'"]))
+
+
+# -- Python only: values from files, command lines and keyword arguments ---------------------------
+def as_number(value, whole: bool):
+    """`value` as an int (whole) or float, from numbers and numeric strings; None when it is not one
+    (bools, NaN and infinities, fractions where a whole number is needed, other types)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    if whole:
+        return int(number) if number == int(number) else None
+    return number
+
+
+def as_bool(value):
+    """True / False from bools, 0 / 1 and the usual words; None otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+    return None
+
+
+def show(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_knob(name: str, value):
+    """`value` converted to the knob's type (float, int, str or bool), or a ValueError naming the knob,
+    the value and the valid range. `name` is the model argument's name (`refine_threshold`, ...)."""
+    if name in ("backbone_scale", "refine_threshold", "refine_sample_pixels"):
+        number = as_number(value, whole=name == "refine_sample_pixels")
+        if number is None:
+            raise ValueError(range_error(name, show(value)))
+        {"backbone_scale": check_backbone_scale, "refine_threshold": check_threshold,
+         "refine_sample_pixels": check_sample_pixels}[name](number)
+        return number
+    if name in ("refine_prevent_oversampling", "refine_static_shapes"):
+        flag = as_bool(value)
+        if flag is None:
+            raise ValueError(range_error(name, show(value)))
+        return flag
+    if name == "refine_kernel_size":
+        size = as_number(value, whole=True)
+        if size not in KERNEL_SIZES:
+            raise ValueError(choice_error(name, show(value), [str(s) for s in KERNEL_SIZES]))
+        return size
+    if name in CHOICES:
+        if not isinstance(value, str) or value not in CHOICES[name]:
+            raise ValueError(choice_error(name, show(value), [repr(c) for c in CHOICES[name]]))
+        return value
+    raise ValueError(f"unknown knob {name!r}; the knobs are {', '.join(KNOBS)}")
+
+
+def check_knobs(knobs: Mapping[str, object]) -> Dict[str, object]:
+    """Every knob of `knobs` checked and converted (`check_knob`); None values are left out."""
+    return {name: check_knob(name, value) for name, value in knobs.items() if value is not None}

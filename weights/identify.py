@@ -1,0 +1,55 @@
+"""Is a file the model a zoo entry names? Asked before a hash is recorded as trusted.
+
+The official release publishes no checksums, so the first fetch of its files decides which hash is
+"right" for every later fetch. A renamed JPEG, a truncated download or a mirror's HTML error page
+must not become that hash: the file has to be recognised from its content as the entry's format,
+hold the entry's backbone and kind, and load strictly (every key and shape, finite weights).
+"""
+from pathlib import Path
+from typing import Optional
+
+from .registry import ModelEntry
+
+
+def what(entry: ModelEntry) -> str:
+    model = "MattingRefine" if entry.kind == "refine" else "MattingBase"
+    return f"a {entry.format} file of {model} ({entry.backbone})"
+
+
+def problem(path: Path, entry: ModelEntry) -> Optional[str]:
+    """None when `path` is `entry`'s model; else what it is instead, in a sentence."""
+    import converters
+    import numpy as np
+    import pytorch_impl
+    import torch
+    from converters.detection import content_kind
+    from pytorch_impl import file_kinds
+    try:
+        fmt = converters.detect(path)
+    except converters.ConversionError:
+        try:
+            kind = content_kind(path)
+        except converters.ConversionError as error:
+            return str(error)
+        return f"it is {file_kinds.with_article(kind)}"
+    if fmt != entry.format:
+        return f"it is a {fmt} file, not {entry.format}"
+    try:
+        spec = converters.read(path, fmt)
+    except converters.ConversionError as error:
+        return f"it does not load: {error}"
+    except ImportError as error:  # e.g. onnx for an ONNX entry
+        return f"it cannot be checked without {error.name or 'a missing package'} (pip install -e '.[dev]')"
+    if (spec.backbone, spec.kind) != (entry.backbone, entry.kind):
+        return f"it holds {'MattingRefine' if spec.kind == 'refine' else 'MattingBase'} ({spec.backbone})"
+    state = {key: torch.from_numpy(np.array(value)) for key, value in spec.state.items()}
+    try:
+        pytorch_impl.load_model(state, kind=entry.kind, backbone=entry.backbone)  # strict: keys, shapes, finite
+    except ValueError as error:
+        return f"it does not load strictly: {error}"
+    return None
+
+
+def described(entry: ModelEntry) -> str:
+    """What `problem` returning None established, for the record."""
+    return f"loaded strictly as {what(entry)}"
