@@ -150,7 +150,7 @@ def check_knob(name: str, value):
     if name == "refine_kernel_size":
         size = as_number(value, whole=True)
         if size not in KERNEL_SIZES:
-            raise ValueError(choice_error(name, show(value), [str(s) for s in KERNEL_SIZES]))
+            raise ValueError(choice_error(name, show(value if size is None else size), [str(s) for s in KERNEL_SIZES]))
         return size
     if name in CHOICES:
         if not isinstance(value, str) or value not in CHOICES[name]:

@@ -1,6 +1,7 @@
-"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`."""
+"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`; `knob_type` is
+also the type of the apps' knob flags (`scripts/media/options.py`)."""
 import argparse
-from typing import Dict
+from typing import Callable, Dict
 
 KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_prevent_oversampling")
 
@@ -14,14 +15,30 @@ def true_or_false(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r}: give true or false")
 
 
+def knob_type(name: str) -> Callable[[str], object]:
+    """An argparse `type` that checks a flag's value by the model's own rule (`pytorch_impl.knobs`),
+    so a bad value gets the model's message: `--refine-threshold 5` -> "refine_threshold must be in
+    [0, 1] or -1; got 5.0. ..." (exit 2)."""
+    def parse(text: str):
+        from pytorch_impl.knobs import check_knob
+        try:
+            return check_knob(name, text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
 def add_knob_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     """--backbone-scale, --refine-mode, --refine-sample-pixels, --refine-threshold,
     --refine-prevent-oversampling, all defaulting to None (= not given)."""
     knobs = parser.add_argument_group(title)
-    knobs.add_argument("--backbone-scale", type=float, help="0.25 for HD, 0.125 for 4K")
-    knobs.add_argument("--refine-mode", choices=("full", "sampling", "thresholding"))
-    knobs.add_argument("--refine-sample-pixels", type=int, help="pixels refined in sampling mode (80000 HD, 320000 4K)")
-    knobs.add_argument("--refine-threshold", type=float, help="error threshold of thresholding mode (default 0.1)")
+    knobs.add_argument("--backbone-scale", type=knob_type("backbone_scale"), help="in (0, 0.5]: 0.25 for HD, 0.125 for 4K")
+    knobs.add_argument("--refine-mode", type=knob_type("refine_mode"), metavar="{full,sampling,thresholding}")
+    knobs.add_argument("--refine-sample-pixels", type=knob_type("refine_sample_pixels"),
+                       help="pixels refined in sampling mode, at least 16 (80000 HD, 320000 4K)")
+    knobs.add_argument("--refine-threshold", type=knob_type("refine_threshold"),
+                       help="error threshold of thresholding mode, in [0, 1] or -1 for every cell (default 0.1)")
     knobs.add_argument("--refine-prevent-oversampling", type=true_or_false, metavar="true|false",
                        help="drop sampled cells whose error is 0 (default true)")
 

@@ -217,3 +217,19 @@ def test_pickle_module_is_not_executed(tmp_path):
         pickle.dump(Boom(), f, protocol=2)
     with pytest.raises(CheckpointError):
         load_model(path)
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensors(refine_model, tmp_path):
+    from converters import ConversionError, read
+    state = {k: v.clone() for k, v in refine_model.state_dict().items()}
+    state["decoder.conv4.weight"][0, 0, 0, 0] = float("nan")
+    state["refiner.conv4.bias"][0] = float("inf")
+    with pytest.raises(CheckpointError, match=r"the state dict has NaN or infinite values in 2 tensor\(s\): "
+                                              r"decoder.conv4.weight, refiner.conv4.bias\. The weights are damaged"):
+        load_model(state)
+    path = tmp_path / "nan.safetensors"
+    save_state_dict(state, path)
+    with pytest.raises(CheckpointError, match=f"{path} has NaN or infinite values in 2 tensor"):
+        load_model(path)
+    with pytest.raises(ConversionError, match=r"has NaN or infinite values in 2 tensor\(s\): decoder.conv4.weight"):
+        read(path)

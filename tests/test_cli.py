@@ -71,3 +71,9 @@ def test_inspect_missing_file_and_zoo_names(tmp_path, capsys):
     assert "nothing.pth: no such file or folder" in capsys.readouterr().err
     assert main(["inspect", "bgmv2-mobilenetv2-synthetic"]) == 0  # the shipped zoo model, by name
     assert "MattingRefine (mobilenetv2" in capsys.readouterr().out
+
+
+def test_inspect_shows_the_dtypes_the_file_stores(capsys):
+    assert main(["inspect", "bgmv2-mobilenetv2-synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "dtypes in the file float16, int64" in out and "float32" not in out

@@ -180,15 +180,54 @@ def test_state_dict_errors_name_the_problem(samples, tmp_path):
         read(path)
 
 
-def test_converters_detect_stays_the_function_after_any_import(tmp_path):
-    """`converters.detect(path)` as the docs show it: twice, and after `converters.info` imported the
-    whole package (a fresh interpreter, so no earlier import hides the bug)."""
+def test_converters_detect_stays_the_function(tmp_path):
+    """`converters.detect(path)` as the docs show it: twice, and after load / info / read imported the
+    `converters.detect` submodule (it used to shadow the function: 'module' object is not callable)."""
     import subprocess
     import sys
-    model = tmp_path / "tiny.onnx"
-    model.write_bytes(tiny_onnx_bytes())
-    code = ("import converters, sys; p = sys.argv[1]; a = converters.detect(p); b = converters.detect(p); "
-            "import converters.detection, converters.api; c = converters.detect(p); print(a, b, c)")
-    done = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["onnx", "onnx", "onnx"]
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
+    code = (
+        "import converters, sys\n"
+        f"p = {str(shipped)!r}\n"
+        "print(converters.detect(p), converters.detect(p))\n"
+        "converters.info(p); print(converters.detect(p))\n"
+        "converters.load; converters.read; print(converters.detect(p))\n"
+        "from converters.detection import content_kind; print(callable(converters.detect), content_kind(p))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == ["safetensors safetensors", "safetensors", "safetensors", "True safetensors"]
+
+
+def test_truncated_onnx_and_hdf5_are_called_truncated(tmp_path):
+    import pytorch_impl
+    h5py = pytest.importorskip("h5py")
+    onnx_bytes = tiny_onnx_bytes()
+    weights = tmp_path / "full.weights.h5"
+    with h5py.File(weights, "w") as f:
+        f.create_dataset("layers/conv/vars/0", data=np.zeros((100, 100), np.float32))
+    h5_bytes = weights.read_bytes()
+    for name, data in [("cut.onnx", onnx_bytes[: len(onnx_bytes) // 2]), ("cut.weights.h5", h5_bytes[: len(h5_bytes) // 2])]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ConversionError, match=r"is a truncated (ONNX model|HDF5 file).*cut short"):
+            detect(path)
+        with pytest.raises(pytorch_impl.CheckpointError, match=r"is a truncated (ONNX model|HDF5 file).*cut short"):
+            pytorch_impl.load_model(path)
+    (tmp_path / "whole.onnx").write_bytes(onnx_bytes)
+    assert detect(tmp_path / "whole.onnx") == "onnx" and detect(weights) == "keras"
+
+
+def test_info_reports_the_shipped_header_and_refuses_unsafe_pickles(tmp_path, capsys):
+    from converters import info
+    from scripts.cli import main
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
+    found = info(shipped)
+    assert found["precision"] == "fp16" and found["backbone"] == "mobilenetv2" and found["kind"] == "refine"
+    assert "none" not in found["metadata"]
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    torch.save({"weight": Payload(str(marker))}, evil)
+    assert main(["convert", "--info", str(evil)]) == 1
+    out, err = capsys.readouterr()
+    assert "holds a Python object (posix.system), not only tensors, so it was refused and not read" in err
+    assert "metadata" not in out and "Traceback" not in err and not marker.exists()

@@ -122,3 +122,37 @@ def test_base_model_through_matte(models):
     outputs = matte(models["base"], src, bgr)
     assert [o.shape[1] for o in outputs] == [1, 3, 1, 32]
     assert all(o.shape[-2:] == (50, 70) for o in outputs)
+
+
+def with_nan(x):
+    x = x.clone()
+    x[0, 1, 5, 7] = float("nan")
+    return x
+
+
+VALUE_PROBLEMS = {
+    "0-255-floats": (lambda: good() * 255, r"src has values from .* to 2\d\d\.\d*; the model takes RGB in \[0, 1\]\. "
+                                           r"For 0-255 values divide by 255: src / 255\."),
+    "normalised": (lambda: (good() - 0.485) / 0.229, r"src has values from -2\.\d+ to .*Not mean/std-normalised"),
+    "nan": (lambda: with_nan(good()), r"src contains NaN \(not-a-number\) values; .*torch.nan_to_num\(src\)"),
+    "inf": (lambda: good().fill_(float("inf")), r"src contains infinite values; .*src.clamp\(0, 1\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(VALUE_PROBLEMS))
+@pytest.mark.parametrize("kind", ["eager", "scripted"])
+def test_nan_and_out_of_range_values_are_refused(models, kind, case):
+    make, says = VALUE_PROBLEMS[case]
+    with pytest.raises(Exception, match=says) as caught:
+        models[kind](make(), good())
+    assert "ValueError" in type(caught.value).__name__ + str(caught.value)
+
+
+def test_matte_refuses_0_255_floats_and_names_bgr(models):
+    with pytest.raises(ValueError, match="For 0-255 values divide by 255: src / 255"):
+        matte(models["eager"], good()[0] * 255, good()[0])
+    with pytest.raises(ValueError, match="bgr contains NaN"):
+        matte(models["eager"], good(), with_nan(good()))
+    slightly_over = good() * 1.2 - 0.1  # resampling overshoot stays within the 0.25 slack
+    pha, *_ = matte(models["eager"], slightly_over, good())
+    assert pha.shape == (1, 1, 64, 96)

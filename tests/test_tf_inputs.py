@@ -131,3 +131,56 @@ def test_matte_takes_any_size_single_images_and_uint8(model):
     assert [tuple(o.shape) for o in outputs] == [(1, 61, 93, 1), (1, 61, 93, 3), (1, 61, 93, 1), (1, 61, 93, 32)]
     with pytest.raises(ValueError, match="src and bgr must have the same shape"):
         tensorflow_impl.matte(model, src, bgr[:60])
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda x: x * 255, r"src has values from .* to 2\d\d\.\d+; the model takes RGB in \[0, 1\]\. For 0-255 values "
+                        r"divide by 255: src / 255\."),
+    (lambda x: np.where(np.arange(x.shape[2])[None, None, :, None] == 5, np.nan, x).astype(np.float32),
+     r"src contains NaN \(not-a-number\) values; the model takes RGB in \[0, 1\]"),
+    (lambda x: ((x - 0.485) / 0.229).astype(np.float32), "Not mean/std-normalised values"),
+], ids=["0-255-floats", "nan", "normalised"])
+def test_nan_and_out_of_range_values_are_refused_like_pytorch(model, pair, make, says):
+    src, bgr = pair
+    with pytest.raises(ValueError, match=says):
+        model(make(src), bgr)
+    with pytest.raises(ValueError, match=says):
+        model(tf.constant(make(src)), bgr)
+
+
+def test_bad_knobs_are_refused_with_pytorchs_messages(model):
+    for knobs, says in [({"refine_sample_pixels": -5}, "refine_sample_pixels must be a whole number of at least 16"),
+                        ({"refine_threshold": 5}, r"refine_threshold must be in \[0, 1\] or -1; got 5\.0")]:
+        with pytest.raises(ValueError, match=says):
+            tensorflow_impl.MattingRefine("mobilenetv2", **knobs)
+        with pytest.raises(ValueError, match=says):
+            pytorch_impl.MattingRefine("mobilenetv2", **knobs)
+    with pytest.raises(ValueError, match=r"refine_threshold must be in \[0, 1\] or -1; got 5\.0"):
+        model.refiner.threshold = 5
+    assert model.refiner.threshold == 0.1
+
+
+def test_load_model_refuses_pickles_and_nan_weights_without_torchs_advice(tmp_path):
+    import pickle
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"weight": Payload()}, evil)
+    with pytest.raises(tensorflow_impl.CheckpointError) as caught:
+        tensorflow_impl.load_model(evil)
+    text = str(caught.value)
+    assert "is a pickle that holds a Python object (posix.system), not only tensors, so it was refused" in text
+    assert "weights_only" not in text and not (tmp_path / "pwned").exists()
+    legacy = tmp_path / "legacy.pth"
+    legacy.write_bytes(pickle.dumps({"weight": Payload()}, protocol=2))
+    with pytest.raises(tensorflow_impl.CheckpointError, match="so it was refused"):
+        tensorflow_impl.load_model(legacy)
+    state = {k: v.clone() for k, v in pytorch_impl.MattingRefine("mobilenetv2").state_dict().items()}
+    state["decoder.conv4.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(tensorflow_impl.CheckpointError,
+                       match=r"has NaN or infinite values in 1 tensor\(s\): decoder.conv4.weight"):
+        tensorflow_impl.load_model(state)
