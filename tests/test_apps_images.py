@@ -95,7 +95,7 @@ def test_background_of_another_size_is_resized_with_a_warning(media, models, tmp
     ("video_com", "a video background only works with `bgmv2 video`"),
     ("ref_of_base", "has no ref output"),
     ("cuda", "--device cuda was asked for"),
-    ("bad_knob", "backbone_scale must be in \\(0, 1/2\\]"),
+    ("bad_knob", "backbone_scale.* must be in \\(0, 1/2\\]"),
     ("bad_model", "junk.pth is an unrecognised file, not a model file"),
     ("bad_backend", "is a pth file, but --backend tensorflow runs keras, savedmodel files"),
 ])
