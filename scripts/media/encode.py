@@ -173,8 +173,9 @@ class VideoWriter:
 
     def failure(self, error: Exception) -> MediaError:
         """The encoder's or the disk's error as a MediaError naming the output and what to change."""
-        if isinstance(error, OSError) and error.errno in (28, 122, 30, 13, 1, 5):  # ENOSPC EDQUOT EROFS EACCES ...
-            return disk_error(error, self.path)
+        import errno
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            return disk_error(error, self.path)  # (an encoder that cannot start says EPERM/EINVAL: not the disk)
         return MediaError(f"{self.path}: writing the video failed ({error}); check the disk space and the encoder "
                           "options (--codec, --preset-x264, --crf)")
 
