@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        import os
         from converters import convert
+        from scripts.media.outputs import clean_stale
+        clean_stale([os.path.dirname(os.path.abspath(args.dest))])  # what killed conversions left there
         options = {"probe_size": (args.probe[1], args.probe[0])} if args.probe else {}  # (height, width)
         convert(args.source, args.dest, args.to, backbone=args.backbone, precision=args.precision,
                 knobs=knobs, onnx_variant=args.onnx_variant,

@@ -197,26 +197,29 @@ def matte_images(args) -> int:
     context = open_context(args, image_plan)
     written = []
 
+    # A picture that fails travels down the pipeline as a Failure, so it is reported in input order,
+    # after every picture before it was written (the count in the message is exact, never a race).
     def jobs():
         for item in image_plan.items:
             try:
-                yield read_item(item, context)
+                yield stages.prepare(read_item(item, context))
             except MediaError as error:
-                if not keep_going:
-                    raise
-                failures.append((item.src, str(error)))
+                yield Failure(item, error)
 
     def infer(job):
+        if isinstance(job, Failure):
+            return job
         try:
             return stages.infer(job)
         except MediaError as error:
-            if not keep_going:
-                raise
-            failures.append((job.name.src, str(error)))
-            return None
+            return Failure(job.name, error)
 
     def consume(result):
-        if result is not None:
+        if isinstance(result, Failure):
+            if not keep_going or isinstance(result.error, DiskError):
+                raise result.error
+            failures.append((result.item.src, str(result.error)))
+        else:
             stages.consume(result)
 
     def sink(job, pictures):
@@ -232,7 +235,7 @@ def matte_images(args) -> int:
         written.append(job.name)
 
     stages = Stages(context.runner, context.renderer, sink)
-    pipeline = Pipeline(stages.jobs(jobs()), infer, consume, total=len(image_plan.items), desc="images",
+    pipeline = Pipeline(jobs(), infer, consume, total=len(image_plan.items), desc="images",
                         unit="image", queue_size=args.queue_size, progress=args.progress)
     try:
         pipeline.run()
@@ -248,6 +251,14 @@ def matte_images(args) -> int:
           + (f" ({image_plan.done_before} had their outputs already)" if image_plan.done_before else ""),
           file=sys.stderr)
     return report_failures(failures, len(written), args) if failures else 0
+
+
+class Failure:
+    """An item that failed on the way (reading or inference), carried to the writer in order."""
+    __slots__ = ("item", "error")
+
+    def __init__(self, item: ImageItem, error: Exception):
+        self.item, self.error = item, error
 
 
 def report_failures(failures, written: int, args) -> int:
