@@ -30,7 +30,7 @@ def remove(path: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
 
 
