@@ -46,15 +46,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     and what escapes a command is one line, never a traceback (BGMV2_DEBUG=1 shows it)."""
     from scripts import exits
     from scripts.arg_types import boolean_flags, legacy_booleans
-    exits.install_signal_handlers()
-    exits._signal["received"] = None
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(legacy_booleans(argv, boolean_flags(parser)))
     if args.command is None:
         parser.print_help()
         return exits.EXIT_USAGE
-    return exits.guard(lambda: importlib.import_module(args.module).run(args))
+    previous = exits.install_signal_handlers()
+    try:
+        return exits.guard(lambda: importlib.import_module(args.module).run(args))
+    finally:
+        exits.restore_signal_handlers(previous)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
                 os.environ[name] = str(args.threads)  # read when TensorFlow starts
             import torch
             torch.set_num_threads(args.threads)
+        if not args.zoo and not (args.reference and args.candidate):  # before the probes are built (seconds)
+            check_files(args, None, flags, say)
         probes = probes_of(args)
         if args.zoo:
             from parity_tests.zoo import check_zoo

@@ -39,13 +39,22 @@ def on_sigterm(signum, frame) -> None:
     raise Terminated()
 
 
-def install_signal_handlers() -> None:
-    """SIGTERM -> Terminated (a KeyboardInterrupt) on the main thread; Ctrl-C keeps Python's own."""
+def install_signal_handlers():
+    """SIGTERM -> Terminated (a KeyboardInterrupt) on the main thread; Ctrl-C keeps Python's own.
+    Returns the previous SIGTERM handler (for `restore_signal_handlers`), or None if none was set."""
+    _signal["received"] = None
     if threading.current_thread() is threading.main_thread():
         try:
-            signal.signal(signal.SIGTERM, on_sigterm)
+            return signal.signal(signal.SIGTERM, on_sigterm)
         except (ValueError, OSError):  # not settable here (embedded interpreter)
             pass
+    return None
+
+
+def restore_signal_handlers(previous) -> None:
+    """Put back the SIGTERM handler the caller had (main() called in-process, as tests do)."""
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
 
 
 def interrupted_status(error: Optional[BaseException] = None) -> int:

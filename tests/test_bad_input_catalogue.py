@@ -206,8 +206,9 @@ CASES = [
     (PARITY + ["--repeat", "-1"], ERROR, "--repeat"),
     (PARITY + ["--refine-threshold", "5"], ERROR, "refine_threshold"),
     (PARITY + ["--src", "{pic}"], ERROR, "--bgr"),
-    (["parity", "--reference", "{empty}/none.pth", "--candidate", "{model}", "--out", "{out}"], ERROR, "none.pth"),
-    (["parity", "--zoo", "no-such-entry", "--out", "{out}"], ERROR, "no-such-entry"),
+    (["parity", "--reference", "{empty}/none.pth", "--candidate", "{model}", "--size", "16x16", "--out", "{out}"],
+     ERROR, "none.pth"),
+    (["parity", "--zoo", "x", "--reference", "{model}", "--out", "{out}"], ERROR, "--zoo"),
     (["parity", "--formats", "onnx", "--out", "{out}"], ERROR, "--zoo"),
     # weights, train, webcam, the command itself
     (["weights", "info", "no-such-entry"], ERROR, "no-such-entry"),
