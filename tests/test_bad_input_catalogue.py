@@ -99,6 +99,9 @@ CASES = [
     (IMAGES + ["--com-bg", "{empty}/nothing.png"], ERROR, "--com-bg.*no such file"),
     (IMAGES + ["--com-bg", "{junk_png}"], ERROR, "--com-bg.*not a readable image"),
     (IMAGES + ["--com-bg", "{clip}"], ERROR, "video background only works"),
+    (IMAGES + ["--com-bg", "#12345"], ERROR, "colour '#12345': give a name"),
+    (IMAGES + ["--com-bg", "300,1,1"], ERROR, "from 0 to 255"),
+    (IMAGES + ["--backbone-scale", "1e-9"], ERROR, "0x0 input"),
     (IMAGES + ["-o", "{bgr}"], ERROR, "is a file, not a folder"),
     # images: models and devices
     (IMAGES + ["--model", "{empty}/missing.pth"], ERROR, "missing.pth: no such file"),
