@@ -125,7 +125,8 @@ class ImageContext:
     and the aligner (None without --align)."""
 
     def __init__(self, runner, renderer, still, com_picture, aligner):
-        self.runner, self.renderer, self.still, self.com_picture, self.aligner = runner, renderer, still, com_picture, aligner
+        self.runner, self.renderer, self.aligner = runner, renderer, aligner
+        self.still, self.com_picture = still, com_picture
 
 
 def open_context(args, image_plan: ImagePlan, runner=None) -> ImageContext:

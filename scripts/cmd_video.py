@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", "--video-src", dest="src", required=True, help="the video to matte")
     parser.add_argument("--bgr", "--video-bgr", dest="bgr", required=True,
                         help="the background without the subject: a picture, or a video (frame i for frame i)")
-    parser.add_argument("--resize", type=size_wxh, metavar="WIDTHxHEIGHT", help="resize the frames first, e.g. 1280x720")
+    parser.add_argument("--resize", type=size_wxh, metavar="WIDTHxHEIGHT",
+                        help="resize the frames first, e.g. 1280x720")
     parser.add_argument("--video-resize", type=int, nargs=2, metavar=("W", "H"), help=argparse.SUPPRESS)
     add_model_arguments(parser)
     add_output_arguments(parser, DEFAULT_TYPES, video=True)

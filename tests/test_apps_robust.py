@@ -121,6 +121,24 @@ def test_bad_header_is_found_before_work_and_skipped_with_continue_on_error(medi
     assert files_under(tmp_path / "out") == ["pha/a.png", "pha/b.png", "pha/d.png"]
 
 
+def test_per_item_api_for_batch_runners(media, models, tmp_path):
+    """What a batch runner calls: plan the items, open the context once, make one item at a time."""
+    from scripts.cli import build_parser
+    from scripts.cmd_images import matte_image, open_context, plan
+    args = build_parser().parse_args(["images", "--src", str(media / "src"), "--bgr", str(media / "bgr.png"), "-o",
+                                      str(tmp_path / "out"), "--model", str(models / "refine.pth"), "--output-types",
+                                      "pha", "fgr", "--continue-on-error", *FAST])
+    image_plan = plan(args)
+    assert [item.src.name for item in image_plan.items] == ["a.png", "b.png", "c.jpg", "d.png"]
+    context = open_context(args, image_plan)
+    made = matte_image(image_plan.items[3], context)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in made) == ["fgr/d.png", "pha/d.png"]
+    assert files_under(tmp_path / "out") == ["fgr/d.png", "pha/d.png"]
+    from scripts.media.errors import MediaError
+    with pytest.raises(MediaError, match="c.jpg: not a readable image"):
+        matte_image(image_plan.items[2], context)
+
+
 def test_video_skip_existing_makes_only_missing_types(media, models, tmp_path, capsys):
     out = tmp_path / "out"
     assert video(media, models, out) == 0
@@ -190,6 +208,32 @@ def test_full_disk_png_sequence_video(media, models, tmp_path, monkeypatch, caps
     assert files_under(out) == []
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 40 KiB file system (tmpfs), where root may mount one; skipped elsewhere."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_really_full_disk_video_files(models, tmp_path, tiny_disk, capsys):
+    rng = np.random.default_rng(0)  # noise does not compress: fgr.mov's PNG frames pass 40 KiB at once
+    clip, bgr = list(rng.integers(0, 256, (6, 120, 160, 3), dtype=np.uint8)), np.zeros((120, 160, 3), np.uint8)
+    write_video(tmp_path / "big.mp4", clip, fps=10)
+    write_image(tmp_path / "bgr.png", bgr)
+    out = tiny_disk / "out"
+    assert main(["video", "--src", str(tmp_path / "big.mp4"), "--bgr", str(tmp_path / "bgr.png"), "-o", str(out),
+                 "--model", str(models / "refine.pth"), "--output-types", "com", "pha", "fgr", *FAST]) == 1
+    one_error_line(capsys.readouterr().err, "cannot write: the disk is full")
+    assert list(out.iterdir()) == []
+
+
 def test_inspect_bad_size_and_missing_cuda(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["inspect", "bgmv2-mobilenetv2-synthetic", "--run", "0x0"])
@@ -251,7 +295,8 @@ def wait_for_partial(process, out, timeout=120):
 
 
 def test_sigterm_is_handled_like_ctrl_c(models, tmp_path):
-    clip, bgr = synthetic_clip(300, 48, 64, seed=6)
+    first, bgr = synthetic_clip(1, 48, 64, seed=6)
+    clip = [np.roll(first[0], i, axis=1) for i in range(300)]  # seconds of work, made in no time
     write_video(tmp_path / "long.mp4", clip, fps=25)
     write_image(tmp_path / "bgr.png", bgr)
     out = tmp_path / "out"

@@ -107,7 +107,8 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_types, video: 
         group.add_argument("--crf", type=int_in(0, 51), default=18,
                            help="x264 quality 0 to 51, lower is better (default: 18)")
         group.add_argument("--preset-x264", dest="x264_preset", default="veryfast", choices=X264_PRESETS,
-                           metavar="PRESET", help="x264 speed preset: " + ", ".join(X264_PRESETS) + " (default: veryfast)")
+                           metavar="PRESET",
+                           help="x264 speed preset: " + ", ".join(X264_PRESETS) + " (default: veryfast)")
         group.add_argument("--encoder-threads", type=int_at_least(0),
                            help="threads per video encoder (default: 1 with CPU inference, which owns the cores; "
                                 "FFmpeg's choice with CUDA)")
