@@ -28,24 +28,35 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from scripts.exits import EPILOG
     parser = argparse.ArgumentParser(
-        prog="bgmv2", description="Background Matting V2 toolkit: models, conversion, parity, matting.")
+        prog="bgmv2", description="Background Matting V2 toolkit: models, conversion, parity, matting.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, summary) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.set_defaults(module=module)
         importlib.import_module(module).add_arguments(sub)
+        sub.epilog = f"{sub.epilog}\n\n{EPILOG}" if sub.epilog else EPILOG
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Parse, run, and end with one exit-code table (scripts.exits): SIGTERM is handled like Ctrl-C,
+    and what escapes a command is one line, never a traceback (BGMV2_DEBUG=1 shows it)."""
+    from scripts import exits
+    from scripts.arg_types import boolean_flags, legacy_booleans
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(legacy_booleans(argv, boolean_flags(parser)))
     if args.command is None:
         parser.print_help()
-        return 2
-    return importlib.import_module(args.module).run(args)
+        return exits.EXIT_USAGE
+    previous = exits.install_signal_handlers()
+    try:
+        return exits.guard(lambda: importlib.import_module(args.module).run(args))
+    finally:
+        exits.restore_signal_handlers(previous)
 
 
 if __name__ == "__main__":

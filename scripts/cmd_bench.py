@@ -15,28 +15,32 @@ load changes hit the rows alike; the pipeline's share is the median of the round
 """
 import argparse
 
-from scripts.media.options import add_model_arguments, size_wxh, OUTPUT_TYPES
+from scripts.arg_types import float_in, int_at_least, int_in
+from scripts.media.options import X264_PRESETS, add_model_arguments, size_wxh, OUTPUT_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
     parser.add_argument("--size", type=size_wxh, default=(1280, 720), metavar="WxH", help="frame size (default 1280x720)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per measurement (default 32)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements per row; the median is shown (default 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="model calls before timing (default 2)")
+    parser.add_argument("--frames", type=int_at_least(1), default=32, help="frames per measurement (default 32)")
+    parser.add_argument("--rounds", type=int_at_least(1), default=3,
+                        help="measurements per row; the median is shown (default 3)")
+    parser.add_argument("--warmup", type=int_at_least(0), default=2, help="model calls before timing (default 2)")
     parser.add_argument("--video", help="benchmark on this video (its first --frames frames) instead of a generated clip")
     parser.add_argument("--bgr", help="background for --video (default: its first frame)")
     parser.add_argument("--output-types", nargs="+", choices=OUTPUT_TYPES, default=["com"], metavar="TYPE",
                         help="what the pipeline writes (default: com)")
-    parser.add_argument("--codec", default="libx264")
-    parser.add_argument("--crf", type=int, default=18)
-    parser.add_argument("--preset-x264", dest="x264_preset", default="veryfast")
-    parser.add_argument("--encoder-threads", type=int, help="default: 1 with CPU inference, FFmpeg's choice with CUDA")
+    parser.add_argument("--codec", default="libx264", help="video encoder of the pipeline rows (default: libx264)")
+    parser.add_argument("--crf", type=int_in(0, 51), default=18, help="x264 quality 0 to 51 (default: 18)")
+    parser.add_argument("--preset-x264", dest="x264_preset", default="veryfast", choices=X264_PRESETS, metavar="PRESET")
+    parser.add_argument("--encoder-threads", type=int_at_least(0), help="default: 1 with CPU inference, FFmpeg's choice with CUDA")
     parser.add_argument("--sequential", action="store_true", help="add the one-thread pipeline (upstream's way) as a row")
-    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false", help="model only")
-    parser.add_argument("--min-ratio", type=float,
-                        help="exit with status 3 if the pipeline's fps is below this fraction of the model's (e.g. 0.85)")
+    parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the video pipeline too (default: on; --no-pipeline: model only)")
+    parser.add_argument("--min-ratio", type=float_in(0, 1, low_open=True),
+                        help="exit with status 3 if the pipeline's fps is below this fraction of the model's, in "
+                             "(0, 1] (e.g. 0.85)")
     add_model_arguments(parser)
 
 
@@ -156,9 +160,12 @@ def bench(args) -> int:
     from scripts.media.outputs import temporary_folder
     import torch
 
-    if args.frames < 1 or args.rounds < 1:
+    from scripts.media.encode import check_codec
+    if args.min_ratio is not None and not args.pipeline:
         from scripts.media.errors import MediaError
-        raise MediaError("--frames and --rounds must be at least 1")
+        raise MediaError("--min-ratio compares the pipeline with the model; leave out --no-pipeline")
+    if args.pipeline or args.sequential:
+        check_codec(args.codec)
     runner = bench_runner(args)
     folder = temporary_folder("bgmv2-bench-")
     try:

@@ -5,7 +5,11 @@
 import argparse
 import sys
 
-from scripts.knob_options import add_knob_arguments, given_knobs
+from scripts.arg_types import size_type
+from scripts.knob_options import add_knob_arguments, check_knob_values, given_knobs
+
+USAGE = """bgmv2 convert [options] SOURCE DEST
+       bgmv2 convert --info FILE"""
 
 FORMAT_HELP = """formats (detected from the content of SOURCE; DEST's from --to or its name):
   pth          PyTorch state dict, official layout (.pth)                    input NCHW
@@ -30,7 +34,9 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = FORMAT_HELP
-    parser.add_argument("paths", nargs="+", metavar="SOURCE DEST", help="the model to convert and where to write it")
+    parser.usage = USAGE
+    parser.add_argument("source", metavar="SOURCE", help="the model to convert (with --info: the file to describe)")
+    parser.add_argument("dest", metavar="DEST", nargs="?", help="where to write it (one SOURCE, one DEST)")
     parser.add_argument("--info", action="store_true", help="show what FILE is and its metadata; convert nothing")
     parser.add_argument("--to", choices=("pth", "safetensors", "torchscript", "pt2", "onnx", "keras", "savedmodel"),
                         help="format of DEST (default: from DEST's suffix; no suffix means savedmodel)")
@@ -47,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="exporter: pytorch (torch.onnx, NCHW) or tensorflow (tf2onnx on a SavedModel SOURCE, NHWC); "
                            "default: tensorflow for a SavedModel source, else pytorch")
     onnx.add_argument("--simplify", action="store_true", help="run onnxsim on the exported graph")
-    parser.add_argument("--probe", default=None, metavar="HxW", help="size of the validation probe (default 288x512)")
+    parser.add_argument("--probe", type=size_type(4), default=None, metavar="WIDTHxHEIGHT",
+                        help="size of the validation probe, multiples of 4 (default 512x288)")
     parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -69,27 +76,25 @@ def run(args: argparse.Namespace) -> int:
     from converters import ConversionError
     try:
         if args.info:
-            if len(args.paths) != 1:
-                print("error: --info takes one FILE", file=sys.stderr)
+            if args.dest is not None:
+                print(f"error: --info takes one FILE; got {args.source} and {args.dest}", file=sys.stderr)
                 return 2
-            return show_info(args.paths[0])
-        if len(args.paths) != 2:
-            print("error: convert takes SOURCE and DEST (or --info FILE)", file=sys.stderr)
+            return show_info(args.source)
+        if args.dest is None:
+            print(f"error: convert takes SOURCE and DEST; got only {args.source} (or use --info FILE)", file=sys.stderr)
             return 2
-        probe = None
-        if args.probe:
-            try:
-                probe = tuple(int(v) for v in args.probe.lower().split("x"))
-                if len(probe) != 2 or min(probe) < 4 or probe[0] % 4 or probe[1] % 4:
-                    raise ValueError
-            except ValueError:
-                print(f"error: --probe takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {args.probe!r}",
-                      file=sys.stderr)
-                return 2
+        try:
+            knobs = check_knob_values(given_knobs(args))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        import os
         from converters import convert
-        options = {"probe_size": probe} if probe else {}
-        convert(args.paths[0], args.paths[1], args.to, backbone=args.backbone, precision=args.precision,
-                knobs=given_knobs(args), onnx_variant=args.onnx_variant,
+        from scripts.media.outputs import clean_stale
+        clean_stale([os.path.dirname(os.path.abspath(args.dest))])  # what killed conversions left there
+        options = {"probe_size": (args.probe[1], args.probe[0])} if args.probe else {}  # (height, width)
+        convert(args.source, args.dest, args.to, backbone=args.backbone, precision=args.precision,
+                knobs=knobs, onnx_variant=args.onnx_variant,
                 simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,
                 log=None if args.quiet else print, **options)
         return 0

@@ -69,13 +69,15 @@ def demo(args) -> int:
     from scripts.media.encode import write_image
     from scripts.media.errors import MediaError
     from scripts.media.matting import Job, Stages
-    from scripts.media.outputs import refuse_existing
+    from scripts.media.outputs import check_output_dir, clean_stale, refuse_existing
     from scripts.media.preview import side_by_side
     from scripts.media.runner import load_runner
 
     folder = Path(args.output_dir)
     types = ("com", "pha", "fgr")
     paths = {t: folder / f"{t}.png" for t in types + ("preview",)}
+    check_output_dir(folder)
+    clean_stale([folder])
     refuse_existing(paths.values(), args.force)
     colour = parse_colour(args.com_bg)
     if colour is None:

@@ -4,13 +4,16 @@ import os
 import sys
 import time
 
+from scripts.arg_types import size_type
+
 KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
          "refine_prevent_oversampling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a .pth state dict, .safetensors file or TorchScript archive")
-    parser.add_argument("--run", metavar="HxW", help="also run the model once on a generated HxW probe, e.g. 720x1280")
+    parser.add_argument("--run", metavar="WIDTHxHEIGHT", type=size_type(),
+                        help="also run the model once on a generated probe of this size, e.g. 1280x720")
     parser.add_argument("--device", default="cpu", help="device for --run (cpu, cuda, cuda:1, ...)")
 
 
@@ -55,6 +58,14 @@ def describe_file(path: str):
 
 def run(args: argparse.Namespace) -> int:
     from pytorch_impl import CheckpointError
+    if args.run:  # the device first: a wrong one is found before the model loads
+        from scripts.media.errors import MediaError
+        from scripts.media.runner import resolve_device
+        try:
+            args.device = str(resolve_device(args.device))
+        except MediaError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     try:
         model = describe_file(args.file)
     except CheckpointError as error:
@@ -63,19 +74,19 @@ def run(args: argparse.Namespace) -> int:
     if args.run:
         import torch
         from pytorch_impl import matte
-        try:
-            height, width = (int(v) for v in args.run.lower().split("x"))
-        except ValueError:
-            print(f"error: --run takes HEIGHTxWIDTH, e.g. 720x1280; got {args.run!r}", file=sys.stderr)
-            return 2
+        width, height = args.run
         model = model.to(args.device)
         src, bgr = probe(height, width, args.device)
         start = time.perf_counter()
-        outputs = matte(model, src, bgr)
+        try:
+            outputs = matte(model, src, bgr)
+        except ValueError as error:  # a size the model cannot take (too small for its backbone scale, ...)
+            print(f"error: --run {width}x{height}: {error}", file=sys.stderr)
+            return 1
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         elapsed = (time.perf_counter() - start) * 1000
         pha = outputs[0]
-        print(f"run:       {height}x{width} on {args.device} in {elapsed:.0f} ms (first call, includes warm-up); "
+        print(f"run:       {width}x{height} on {args.device} in {elapsed:.0f} ms (first call, includes warm-up); "
               f"alpha mean {pha.mean():.4f}, min {pha.min():.4f}, max {pha.max():.4f}")
     return 0

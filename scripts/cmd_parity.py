@@ -11,7 +11,8 @@ import os
 import shlex
 import sys
 
-from scripts.knob_options import KNOBS, add_knob_arguments, given_knobs
+from scripts.arg_types import int_at_least
+from scripts.knob_options import KNOBS, add_knob_arguments, check_knob_values, given_knobs
 
 EXAMPLES = """examples:
   bgmv2 parity --reference pytorch_mobilenetv2.pth --candidate mobilenetv2.onnx --candidate mobilenetv2_savedmodel
@@ -43,15 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inputs.add_argument("--src", action="append", default=[], metavar="PICTURE", help="your picture (repeatable)")
     inputs.add_argument("--bgr", action="append", default=[], metavar="PICTURE",
                         help="its background shot, same size (one per --src, in order)")
-    inputs.add_argument("--max-side", type=int, default=1280, help="shrink pictures larger than this (default 1280)")
-    inputs.add_argument("--size", action="append", default=[], metavar="HxW",
-                        help="built-in probe size, multiples of 4 (repeatable), e.g. 720x1280")
-    inputs.add_argument("--batch", type=int, default=1, help="images per built-in probe with --size (default 1)")
+    inputs.add_argument("--max-side", type=int_at_least(8), default=1280, help="shrink pictures larger than this (default 1280)")
+    inputs.add_argument("--size", action="append", default=[], metavar="WIDTHxHEIGHT",
+                        help="built-in probe size, multiples of 4 (repeatable), e.g. 1280x720")
+    inputs.add_argument("--batch", type=int_at_least(1), default=1, help="images per built-in probe with --size (default 1)")
     run = parser.add_argument_group("how to run")
     run.add_argument("--device", default="cpu", help="device of the candidates: cpu, cuda, cuda:1 (the reference "
                                                      "always runs on the CPU in fp32)")
     run.add_argument("--repeat", type=int, default=3, help="timed runs per candidate for ms/frame (0: no timing)")
-    run.add_argument("--threads", type=int, help="CPU threads of every runtime (default: theirs; 1 on a busy or small machine)")
+    run.add_argument("--threads", type=int_at_least(1), help="CPU threads of every runtime (default: theirs; 1 on a busy or small machine)")
     add_knob_arguments(parser, "model knobs (override what the files record)")
     out = parser.add_argument_group("reports")
     out.add_argument("--out", default="parity-report", metavar="DIR",
@@ -97,6 +98,7 @@ def command_line(args: argparse.Namespace) -> str:
 def probes_of(args: argparse.Namespace):
     from parity_tests.candidates import ParityError
     from parity_tests.probes import default_probes, picture_probe, synthetic_probe
+    from scripts.arg_types import parse_size
     if len(args.src) != len(args.bgr):
         raise ParityError(f"{len(args.src)} --src but {len(args.bgr)} --bgr: give one background shot per picture")
     probes = []
@@ -107,10 +109,10 @@ def probes_of(args: argparse.Namespace):
             raise ParityError(str(error)) from None
     for index, size in enumerate(args.size):
         try:
-            height, width = (int(v) for v in size.lower().split("x"))
-            probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index))
-        except ValueError:
-            raise ParityError(f"--size takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {size!r}") from None
+            width, height = parse_size(size, multiple=4)  # the one size order of every command
+        except ValueError as error:
+            raise ParityError(f"--size {error}") from None
+        probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index))
     return probes or default_probes()
 
 
@@ -142,7 +144,11 @@ def check_files(args, probes, flags, say):
 def run(args: argparse.Namespace) -> int:
     from parity_tests.candidates import ParityError
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
-    flags = given_knobs(args)
+    try:
+        flags = check_knob_values(given_knobs(args))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     try:
         if args.zoo and (args.reference or args.candidate):
             raise ParityError("--zoo checks a zoo entry's own matrix; leave out --reference and --candidate "
@@ -157,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
                 os.environ[name] = str(args.threads)  # read when TensorFlow starts
             import torch
             torch.set_num_threads(args.threads)
+        if not args.zoo and not (args.reference and args.candidate):  # before the probes are built (seconds)
+            check_files(args, None, flags, say)
         probes = probes_of(args)
         if args.zoo:
             from parity_tests.zoo import check_zoo

@@ -14,13 +14,10 @@ import sys
 
 
 def size(text: str):
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x256, got {text!r}") from None
-    if h % 4 or w % 4:
-        raise argparse.ArgumentTypeError(f"height and width must be multiples of 4, got {text!r}")
-    return h, w
+    """WIDTHxHEIGHT (the one size order of every command), multiples of 4 -> (height, width) for training."""
+    from scripts.arg_types import size_type
+    width, height = size_type(4)(text)
+    return height, width
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,13 @@ Decoding, inference and encoding run in three threads joined by bounded queues, 
 runs at nearly the model's own speed. Outputs: OUTPUT_DIR/com.mp4, pha.mp4, err.mp4, ref.mp4 and
 fgr.mov (PNG frames with alpha), or with --output-format png|jpg one folder of numbered pictures per
 type (fgr: RGBA PNG). Rotation tags are applied (outputs are upright). Nothing exists under its
-final name until it is complete: Ctrl-C leaves finished files and no partial ones.
+final name until it is complete: Ctrl-C or SIGTERM leaves finished files and no partial ones.
+--skip-existing makes only the output types that are missing (nothing, if all are there).
+A truncated or damaged --src (fewer frames decode than the file declares) is an error, and nothing is
+written; with --continue-on-error the frames that decode are matted, a warning names the shortfall,
+and the exit status is 3.
+
+For batch runners: `matte_video(args)` makes one video's outputs from an options namespace.
 """
 import argparse
 
@@ -23,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", "--video-src", dest="src", required=True, help="the video to matte")
     parser.add_argument("--bgr", "--video-bgr", dest="bgr", required=True,
                         help="the background without the subject: a picture, or a video (frame i for frame i)")
-    parser.add_argument("--resize", type=size_wxh, metavar="WxH", help="resize the frames first, e.g. 1280x720")
+    parser.add_argument("--resize", type=size_wxh, metavar="WIDTHxHEIGHT",
+                        help="resize the frames first, e.g. 1280x720")
     parser.add_argument("--video-resize", type=int, nargs=2, metavar=("W", "H"), help=argparse.SUPPRESS)
     add_model_arguments(parser)
     add_output_arguments(parser, DEFAULT_TYPES, video=True)
@@ -32,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scripts.media.app import run_app
-    return run_app(lambda a: matte_video(a) and 0, args)
+    return run_app(video_status, args)
+
+
+def video_status(args) -> int:
+    """matte_video's exit status: 0, or 3 when --continue-on-error went past a truncated input."""
+    from scripts.exits import EXIT_PARTIAL
+    return EXIT_PARTIAL if matte_video(args).get("short") else 0
 
 
 def output_paths(args):
@@ -53,17 +66,21 @@ def open_inputs(args, threads: int):
     """Source reader, background and composite sources, all validated (before the model loads)."""
     from scripts.media import decode
     from scripts.media.composite import parse_colour
-    size = tuple(args.video_resize) if args.video_resize else args.resize
-    reader = decode.VideoReader(args.src, "--src", threads=threads, size=size)
+    size = tuple(args.video_resize) if getattr(args, "video_resize", None) else args.resize
+    if size is not None and min(size) < 1:
+        from scripts.media.errors import MediaError
+        raise MediaError(f"--resize {size[0]}x{size[1]}: width and height must be positive")
+    short = getattr(args, "continue_on_error", False)
+    reader = decode.VideoReader(args.src, "--src", threads=threads, size=size, allow_short=short)
     sources = [reader]
     try:
         reader.first_frame()
-        background = decode.open_background(args.bgr, "--bgr", allow_video=True, threads=threads)
+        background = decode.open_background(args.bgr, "--bgr", allow_video=True, threads=threads, allow_short=short)
         sources.append(background)
         colour = parse_colour(args.com_bg) if "com" in args.output_types else None
         com = None
         if "com" in args.output_types and colour is None:
-            com = decode.open_background(args.com_bg, "--com-bg", allow_video=True, threads=threads)
+            com = decode.open_background(args.com_bg, "--com-bg", allow_video=True, threads=threads, allow_short=short)
             sources.append(com)
     except BaseException:
         for source in sources:
@@ -119,15 +136,34 @@ def matte_video(args, runner=None, quiet: bool = False) -> dict:
     from scripts.media.pipeline import Pipeline
     from scripts.media.runner import load_runner, resolve_device
 
+    from scripts.media.encode import check_codec
+    from scripts.media.errors import MediaError
+    from scripts.media.outputs import check_output_dir, clean_stale
+
     paths = output_paths(args)
     refuse_inputs(paths.values(), [args.src, args.bgr, getattr(args, "com_bg", None)])
-    refuse_existing(paths.values(), args.force)
+    check_output_dir(args.output_dir)
+    clean_stale([args.output_dir])
+    if getattr(args, "skip_existing", False):
+        if args.force:
+            raise MediaError("--force redoes every output, --skip-existing keeps the ones there: give one of them")
+        missing = {t: p for t, p in paths.items() if not p.exists()}
+        if not missing:
+            if not quiet:
+                print(f"nothing to do: {', '.join(str(p) for p in paths.values())} exist (--skip-existing)",
+                      file=sys.stderr)
+            return {"frames": 0, "seconds": 0.0, "paths": [], "short": None}
+        paths = missing
+    else:
+        refuse_existing(paths.values(), args.force)
+    if sequence_format(args) is None and any(t != "fgr" for t in paths):
+        args.codec = check_codec(getattr(args, "codec", None))
     cpu = resolve_device(args.device).type == "cpu" if runner is None else runner.device.type == "cpu"
     threads = args.encoder_threads if args.encoder_threads is not None else (1 if cpu else 0)
     reader, background, colour, com = open_inputs(args, threads)
     try:
         runner = runner or load_runner(args)
-        check_output_types(args.output_types, runner)
+        check_output_types(tuple(paths), runner)
         aligner = Aligner(args.align_method) if args.align else None
         outputs = open_writers(args, paths, reader.fps, reader.frame_size, threads)
         writers = dict(zip(paths, outputs.writers))
@@ -136,7 +172,7 @@ def matte_video(args, runner=None, quiet: bool = False) -> dict:
             for kind, picture in pictures.items():
                 writers[kind].write(picture)
 
-        stages = Stages(runner, Renderer(args.output_types, colour), sink)
+        stages = Stages(runner, Renderer(tuple(paths), colour), sink)
         pipeline = Pipeline(stages.jobs(make_jobs(reader, background, com, aligner)), stages.infer, stages.consume,
                             total=reader.frame_count, desc="video", queue_size=args.queue_size,
                             progress=args.progress, overlap=getattr(args, "overlap", True))
@@ -154,4 +190,4 @@ def matte_video(args, runner=None, quiet: bool = False) -> dict:
         fps = done / pipeline.elapsed if pipeline.elapsed else 0.0
         print(f"{done} frames in {pipeline.elapsed:.1f} s ({fps:.2f} frames/s) -> "
               + ", ".join(str(p) for p in written), file=sys.stderr)
-    return {"frames": done, "seconds": pipeline.elapsed, "paths": written}
+    return {"frames": done, "seconds": pipeline.elapsed, "paths": written, "short": reader.shortfall}

@@ -1,18 +1,9 @@
-"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`; `knob_type` is
-also the type of the apps' knob flags (`scripts/media/options.py`)."""
+"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`, and the one
+check of knob values every command calls (`check_knob_values`) before it loads a model."""
 import argparse
 from typing import Callable, Dict
 
 KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_prevent_oversampling")
-
-
-def true_or_false(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r}: give true or false")
 
 
 def knob_type(name: str) -> Callable[[str], object]:
@@ -39,10 +30,18 @@ def add_knob_arguments(parser: argparse.ArgumentParser, title: str) -> None:
                        help="pixels refined in sampling mode, at least 16 (80000 HD, 320000 4K)")
     knobs.add_argument("--refine-threshold", type=knob_type("refine_threshold"),
                        help="error threshold of thresholding mode, in [0, 1] or -1 for every cell (default 0.1)")
-    knobs.add_argument("--refine-prevent-oversampling", type=true_or_false, metavar="true|false",
-                       help="drop sampled cells whose error is 0 (default true)")
+    knobs.add_argument("--refine-prevent-oversampling", action=argparse.BooleanOptionalAction, default=None,
+                       help="drop sampled cells whose error is 0 (default on; `--refine-prevent-oversampling false` "
+                            "is still read)")
 
 
 def given_knobs(args: argparse.Namespace) -> Dict[str, object]:
     """The knobs given on the command line, by their model argument names."""
     return {name: getattr(args, name) for name in KNOBS if getattr(args, name, None) is not None}
+
+
+def check_knob_values(knobs: Dict[str, object]) -> Dict[str, object]:
+    """The knob values checked by the model's own rule (`pytorch_impl.knobs.check_knobs`); ValueError
+    (one line: the knob, the value, the range) if not. None values are left out."""
+    from pytorch_impl.knobs import check_knobs
+    return check_knobs(knobs)

@@ -1,6 +1,7 @@
 """`bgmv2 bench` on a tiny size: both measurements in one run, as a table."""
 import re
 
+import pytest
 import torch
 
 from pytorch_impl import MattingRefine
@@ -30,6 +31,8 @@ def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys):
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
     common = ["bench", "--model", str(tmp_path / "refine.pth"), "--size", "64x48", "--threads", "1", "--device", "cpu"]
-    assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "100"]) == 3
-    assert main([*common, "--frames", "0"]) == 1
-    assert "--frames and --rounds must be at least 1" in capsys.readouterr().err
+    assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "1"]) == 3  # files cost more than 0 s
+    for flag, value in (("--frames", "0"), ("--min-ratio", "100"), ("--warmup", "-1")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*common, flag, value])
+        assert exit_info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err

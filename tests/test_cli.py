@@ -62,8 +62,10 @@ def test_inspect_bad_file_is_an_error_not_a_traceback(files):
 
 
 def test_inspect_bad_run_size(files, capsys):
-    assert main(["inspect", str(files / "state.pth"), "--run", "big"]) == 2
-    assert "--run takes HEIGHTxWIDTH" in capsys.readouterr().err
+    for size in ("big", "0x0", "4x0", "720x", "1x2x3"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["inspect", str(files / "state.pth"), "--run", size])
+        assert exit_info.value.code == 2 and "WIDTHxHEIGHT, e.g. 1280x720" in capsys.readouterr().err
 
 
 def test_inspect_missing_file_and_zoo_names(tmp_path, capsys):

@@ -4,8 +4,7 @@ from typing import Callable
 
 from .errors import MediaError
 
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+from scripts.exits import EXIT_ERROR, EXIT_INTERRUPTED, interrupted_message, interrupted_status  # noqa: F401
 # optional packages the apps import when they need them -> the extra that installs them
 EXTRA_OF_MODULE = {"cv2": "video", "av": "video", "PIL": "video", "tqdm": "video", "onnx": "onnx",
                    "onnxruntime": "onnx", "tensorflow": "tf-cpu", "keras": "tf-cpu"}
@@ -26,7 +25,8 @@ def passive_openmp() -> None:
 
 
 def run_app(main: Callable, args) -> int:
-    """Run `main(args)`; a MediaError prints `error: ...` (status 1), Ctrl-C prints what was kept (130)."""
+    """Run `main(args)`; a MediaError prints `error: ...` (status 1), Ctrl-C prints what was kept (130;
+    SIGTERM 143)."""
     from scripts.allocator import keep_freed_memory
     passive_openmp()
     keep_freed_memory()
@@ -42,7 +42,6 @@ def run_app(main: Callable, args) -> int:
         print(f"error: this command needs the `{top}` package, which is not installed: "
               f"pip install 'bgmv2-zoo[{EXTRA_OF_MODULE[top]}]'", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished outputs are kept, unfinished ones were removed (no partial files)",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (scripts.exits.Terminated)
+        print(interrupted_message(error), file=sys.stderr)
+        return interrupted_status(error)

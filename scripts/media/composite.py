@@ -33,6 +33,10 @@ def parse_colour(text: str) -> Optional[Tuple[int, int, int]]:
         if max(rgb) > 255:
             raise MediaError(f"colour {text!r}: components go from 0 to 255")
         return rgb
+    import os
+    if (text.startswith("#") or re.fullmatch(r"[\d\s,]+", text)) and not os.path.exists(text):
+        raise MediaError(f"colour {text!r}: give a name (green, white, black, blue, gray), #rrggbb or R,G,B "
+                         "(0 to 255), or a picture file")
     return None
 
 

@@ -95,10 +95,15 @@ class VideoReader:
     """Frames of a video file, upright, as RGB uint8 arrays; `fps`, `frame_count` (estimate or None).
 
     `threads`: decoder threads (0 = FFmpeg's choice). `size`: (width, height) to resize every frame to.
+    A file that ends early (decoding fails, or fewer frames than the container declares: a truncated
+    download or copy) is a MediaError once the frames run out, unless `allow_short`: then a warning,
+    and `shortfall` holds (decoded, declared).
     """
 
-    def __init__(self, path, option: str = "--src", threads: int = 0, size: Optional[Tuple[int, int]] = None):
-        self.path, self.option, self.size = Path(path), option, size
+    def __init__(self, path, option: str = "--src", threads: int = 0, size: Optional[Tuple[int, int]] = None,
+                 allow_short: bool = False):
+        self.path, self.option, self.size, self.allow_short = Path(path), option, size, allow_short
+        self.shortfall: Optional[Tuple[int, Optional[int]]] = None
         self.container = open_container(path, option)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
@@ -133,9 +138,23 @@ class VideoReader:
         except av.error.FFmpegError as error:
             if count == 0:
                 raise MediaError(f"{self.option} {self.path}: cannot decode the video ({error})") from None
-            warn(f"{self.path}: decoding stopped after {count} frames ({error}); the rest is skipped")
+            self.ended_early(count, f"decoding failed: {error}")
+            return
         if count == 0:
             raise MediaError(f"{self.option} {self.path}: the video has no decodable frames")
+        expected = self.frame_count
+        if expected and expected - count > max(1, expected // 100):  # (estimates from durations may be 1 off)
+            self.ended_early(count, "the file ends early")
+
+    def ended_early(self, count: int, reason: str) -> None:
+        """A video that stops before its end: an error, or with allow_short a warning (see the class)."""
+        declared = f" of the {self.frame_count} frames the file declares" if self.frame_count else ""
+        text = f"{self.option} {self.path}: only {count} frame(s){declared} decode ({reason}): truncated or damaged"
+        if not self.allow_short:
+            raise MediaError(f"{text}. Nothing was written; re-encode or re-download it, or pass --continue-on-error "
+                             f"to matte the {count} frame(s) that decode")
+        self.shortfall = (count, self.frame_count)
+        warn(f"{text}; matting the {count} that decode (--continue-on-error)")
 
     def first_frame(self) -> np.ndarray:
         """The first frame (decoded once and still returned by the iteration)."""
@@ -218,7 +237,8 @@ def fit_background(image: np.ndarray, size: Tuple[int, int], name: str, option: 
     return resize(image, size)
 
 
-def open_background(path, option: str = "--bgr", allow_video: bool = True, threads: int = 0):
+def open_background(path, option: str = "--bgr", allow_video: bool = True, threads: int = 0,
+                    allow_short: bool = False):
     """A background source for `path`: a still image, or (allow_video) a video read alongside."""
     path = Path(path)
     if not path.exists():
@@ -228,7 +248,7 @@ def open_background(path, option: str = "--bgr", allow_video: bool = True, threa
     if is_video_file(path):
         if not allow_video:
             raise MediaError(f"{option} {path}: a video background only works with `bgmv2 video`")
-        return VideoBackground(VideoReader(path, option, threads=threads), option)
+        return VideoBackground(VideoReader(path, option, threads=threads, allow_short=allow_short), option)
     return StillBackground(read_image(path, option), str(path), option)
 
 

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import MediaError
+from .errors import MediaError, disk_error, warn
 
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 
@@ -30,7 +30,7 @@ def remove(path: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
 
 
@@ -45,16 +45,32 @@ def encode_image(array: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
     return data.tobytes()
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """The one place pictures reach the disk (tests replace it to simulate a full disk)."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_folder(path: Path) -> None:
+    """`path` and its parents; a file in the way or an unwritable disk is a one-line error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise disk_error(error, path) from None
+
+
 def write_image(path, array: np.ndarray) -> None:
     """One picture to `path` (type from its suffix), atomically."""
     path = Path(path)
     data = encode_image(array, path.suffix.lower())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     temporary = temporary_name(path)
     try:
-        with open(temporary, "wb") as f:
-            f.write(data)
+        write_bytes(temporary, data)
         os.replace(temporary, path)
+    except OSError as error:
+        remove(temporary)
+        raise disk_error(error, path) from None
     except BaseException:
         remove(temporary)
         raise
@@ -63,6 +79,28 @@ def write_image(path, array: np.ndarray) -> None:
 def codec_available(name: str) -> bool:
     import av
     return name in av.codec.codecs_available
+
+
+def check_codec(name: Optional[str]) -> str:
+    """The video encoder to use: `name` if this FFmpeg build can encode video with it (else a
+    MediaError listing some that it can); None means libx264, or mpeg4 (with a warning) without it."""
+    import av
+    if name is None:
+        if codec_available("libx264"):
+            return "libx264"
+        warn("this FFmpeg build has no libx264; encoding with mpeg4 (pass --codec to choose)")
+        return "mpeg4"
+    try:
+        codec = av.codec.Codec(name, "w")
+        ok = codec.type == "video"
+    except Exception:  # av raises its own error types (UnknownCodecError, ValueError) by version
+        ok = False
+    if not ok:
+        common = [c for c in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "mpeg4", "h264_nvenc")
+                  if codec_available(c)]
+        raise MediaError(f"--codec {name}: not a video encoder of this FFmpeg build; try one of "
+                         f"{', '.join(common)} (or --output-format png)")
+    return name
 
 
 class VideoWriter:
@@ -77,7 +115,7 @@ class VideoWriter:
         import av
         self.path, self.kind, self.count = Path(path), kind, 0
         self.temporary = temporary_name(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         muxer = MUXERS.get(self.path.suffix.lower())
         if muxer is None:
             raise MediaError(f"{self.path}: unknown video container {self.path.suffix!r}; use .mp4, .mov or .mkv")
@@ -86,11 +124,7 @@ class VideoWriter:
         if kind == "rgba":
             codec, pix_fmt = "png", "rgba"
         else:
-            if not codec_available(codec):
-                fallback = "libx264" if codec_available("libx264") else "mpeg4"
-                if fallback == codec or not codec_available(fallback):
-                    raise MediaError(f"the video encoder {codec!r} is not in this FFmpeg build")
-                codec = fallback
+            codec = check_codec(codec)
             even = width % 2 == 0 and height % 2 == 0
             if codec == "libx264":
                 pix_fmt = "yuv420p" if even else "yuv444p"
@@ -101,7 +135,10 @@ class VideoWriter:
                     raise MediaError(f"{codec} cannot encode an odd frame size {width}x{height}; use --codec libx264 "
                                      "or --output-format png")
         self.format = {"rgb": "rgb24", "gray": "gray", "rgba": "rgba"}[kind]
-        self.container = av.open(str(self.temporary), "w", format=muxer)
+        try:
+            self.container = av.open(str(self.temporary), "w", format=muxer)
+        except OSError as error:  # (PyAV's FFmpeg errors for files are OSErrors too)
+            raise disk_error(error, self.path) from None
         try:
             self.stream = self.container.add_stream(codec, rate=fps, options=options)
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
@@ -136,6 +173,9 @@ class VideoWriter:
 
     def failure(self, error: Exception) -> MediaError:
         """The encoder's or the disk's error as a MediaError naming the output and what to change."""
+        import errno
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            return disk_error(error, self.path)  # (an encoder that cannot start says EPERM/EINVAL: not the disk)
         return MediaError(f"{self.path}: writing the video failed ({error}); check the disk space and the encoder "
                           "options (--codec, --preset-x264, --crf)")
 
@@ -158,12 +198,14 @@ class SequenceWriter:
         self.path, self.ext, self.count = Path(folder), ext, start
         self.temporary = temporary_name(self.path)
         remove(self.temporary)
-        self.temporary.mkdir(parents=True)
+        make_folder(self.temporary)
 
     def write(self, array: np.ndarray) -> None:
         ext = ".png" if array.ndim == 3 and array.shape[2] == 4 else self.ext
-        with open(self.temporary / f"{self.count:06d}{ext}", "wb") as f:
-            f.write(encode_image(array, ext))
+        try:
+            write_bytes(self.temporary / f"{self.count:06d}{ext}", encode_image(array, ext))
+        except OSError as error:
+            raise disk_error(error, self.path) from None
         self.count += 1
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ meaning "the model's own default" (e.g. `refine_threshold` 0.1, not upstream scr
 """
 import argparse
 
+from scripts.arg_types import int_at_least, int_in, size_type
 from scripts.knob_options import knob_type
 
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
@@ -20,15 +21,9 @@ KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_thresh
          "refine_prevent_oversampling", "refine_kernel_size")
 
 
-def size_wxh(text: str):
-    """'1280x720' -> (1280, 720) as (width, height)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
-    return width, height
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+size_wxh = size_type()  # WIDTHxHEIGHT, the one size order of every command (scripts.arg_types)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,17 +63,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="cpu, cuda, cuda:1, ... (default: auto = cuda when PyTorch sees a GPU, else cpu)")
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="weights and inputs in this precision (fp16/bf16 run on CPU too)")
-    group.add_argument("--threads", type=int, help="CPU threads for inference (default: PyTorch's)")
+    group.add_argument("--threads", type=int_at_least(1), help="CPU threads for inference (default: PyTorch's)")
 
 
 def model_knobs(args: argparse.Namespace) -> dict:
-    """The knobs the user set (preset first, explicit values over it); absent ones keep the model's."""
+    """The knobs the user set (preset first, explicit values over it), checked by the one knob rule
+    (scripts.knob_options.check_knob_values; a MediaError names the bad one); absent ones keep the model's."""
+    from scripts.knob_options import check_knob_values
+    from .errors import MediaError
     knobs = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
     for name in KNOBS:
         value = getattr(args, name, None)
         if value is not None:
             knobs[name] = value
-    return knobs
+    try:
+        return check_knob_values(knobs)
+    except ValueError as error:
+        raise MediaError(str(error)) from None
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default_types, video: bool) -> None:
@@ -94,21 +95,31 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_types, video: 
                             + " (default: green)")
     group.add_argument("--force", action="store_true",
                        help="overwrite outputs that exist (without it, nothing is written if any exists)")
+    group.add_argument("--skip-existing", action="store_true",
+                       help="make only the outputs that are missing (resume a stopped or partly failed run)")
+    group.add_argument("--continue-on-error", action="store_true",
+                       help="go on past " + ("a damaged or truncated input: keep what decodes, say what was lost"
+                                             if video else "pictures that fail: list them at the end")
+                            + " and exit with status 3 (default: stop at the first)")
     group.add_argument("--image-format", choices=("png", "jpg"), default="png",
                        help="file type of com, pha, err and ref pictures (fgr is always PNG with alpha)")
     if video:
         group.add_argument("--output-format", choices=("video", "png", "jpg", "image_sequences"), default="video",
                            help="video files (com.mp4, pha.mp4, ...; fgr.mov keeps alpha) or image sequences "
                                 "(one folder per type; image_sequences = png)")
-        group.add_argument("--codec", default="libx264", help="video encoder for mp4 outputs (default: libx264)")
-        group.add_argument("--crf", type=int, default=18, help="x264 quality, lower is better (default: 18)")
-        group.add_argument("--preset-x264", dest="x264_preset", default="veryfast",
-                           help="x264 speed preset (default: veryfast)")
-        group.add_argument("--encoder-threads", type=int,
+        group.add_argument("--codec", help="video encoder for mp4 outputs, any of this FFmpeg build's "
+                                            "(default: libx264)")
+        group.add_argument("--crf", type=int_in(0, 51), default=18,
+                           help="x264 quality 0 to 51, lower is better (default: 18)")
+        group.add_argument("--preset-x264", dest="x264_preset", default="veryfast", choices=X264_PRESETS,
+                           metavar="PRESET",
+                           help="x264 speed preset: " + ", ".join(X264_PRESETS) + " (default: veryfast)")
+        group.add_argument("--encoder-threads", type=int_at_least(0),
                            help="threads per video encoder (default: 1 with CPU inference, which owns the cores; "
                                 "FFmpeg's choice with CUDA)")
-    group.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    group.add_argument("--queue-size", type=int, default=4, help=argparse.SUPPRESS)
+    group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="progress bar on stderr (default: on)")
+    group.add_argument("--queue-size", type=int_at_least(1), default=4, help=argparse.SUPPRESS)
     group.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)  # upstream's; decoding is threaded here
 
 

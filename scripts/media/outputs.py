@@ -6,10 +6,11 @@ open writers of a run: `commit()` gives each its real name, `abort()` (on error 
 every temporary file, so a stopped run leaves no partial output.
 """
 import os
+import re
 from pathlib import Path
 from typing import Iterable, List
 
-from .errors import MediaError
+from .errors import MediaError, warn
 
 VIDEO_SUFFIX = {"com": ".mp4", "pha": ".mp4", "err": ".mp4", "ref": ".mp4", "fgr": ".mov"}
 
@@ -27,6 +28,83 @@ def refuse_existing(paths: Iterable[Path], force: bool) -> None:
         shown = ", ".join(str(p) for p in existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
         raise MediaError(f"{len(existing)} output(s) already exist: {shown}. Nothing was written; pass --force to "
                          "overwrite them, or choose another --output-dir.")
+
+
+def check_output_dir(folder, option: str = "--output-dir") -> None:
+    """MediaError before any work when `folder` cannot take outputs: a file stands there (or above it),
+    or the nearest existing folder is read-only or not writable. Nothing is created here."""
+    path = Path(folder)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise MediaError(f"{option} {folder}: {existing} is a broken link; choose another folder")
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under {existing}, which is a file"
+        raise MediaError(f"{option} {folder} {where}, not a folder; choose a folder (it is created if missing)")
+    try:
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only:
+        raise MediaError(f"{option} {folder}: {existing} is on a read-only file system; choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MediaError(f"{option} {folder}: no permission to write in {existing}; choose a folder you can write to")
+
+
+# what an unfinished writer leaves: NAME.partial-PID (file or folder), NAME.replaced-PID (the old
+# folder during a swap), and converters' .partial-PID-NAME
+STALE = re.compile(r"^(?P<name>.+)\.(?P<what>partial|replaced)-(?P<pid>\d+)$")
+STALE_CONVERTED = re.compile(r"^\.partial-(?P<pid>\d+)-(?P<name>.+)$")
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid < 2 ** 22  # someone else's live process (or a number no process has)
+    return True
+
+
+def clean_stale(folders: Iterable, recursive: bool = False) -> List[Path]:
+    """Remove what runs that were killed (SIGKILL, power loss) left unfinished in `folders`: partial
+    outputs whose process is gone. A `.replaced-PID` folder whose output is missing is put back (the
+    swap was cut between its two renames). Those of a running process are reported, not touched.
+    Returns the paths removed."""
+    from .encode import remove
+    removed, alive = [], []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        entries = folder.rglob("*") if recursive else folder.iterdir()
+        for entry in list(entries):
+            match = STALE.match(entry.name) or STALE_CONVERTED.match(entry.name)
+            if not match or not entry.exists():
+                continue
+            pid = int(match.group("pid"))
+            if process_alive(pid):
+                if pid != os.getpid():
+                    alive.append(f"{entry} (process {pid})")
+                continue
+            final = entry.with_name(match.group("name"))
+            if match.groupdict().get("what") == "replaced" and not final.exists():
+                os.replace(entry, final)
+                warn(f"{final}: restored the earlier output that a stopped run (process {pid}) had set aside")
+                continue
+            remove(entry)
+            removed.append(entry)
+    if removed:
+        shown = ", ".join(str(p) for p in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        warn(f"removed {len(removed)} unfinished file(s) left by earlier runs that were stopped: {shown}")
+    if alive:
+        warn(f"{len(alive)} unfinished file(s) belong to running processes and were left alone: "
+             + ", ".join(alive[:3]))
+    return removed
 
 
 def temporary_folder(prefix: str) -> str:

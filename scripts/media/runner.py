@@ -76,8 +76,16 @@ class TorchRunner:
         return pad_to_4(x.to(self.dtype).div_(255))
 
     def __call__(self, src: torch.Tensor, bgr: torch.Tensor, size=None) -> Dict[str, torch.Tensor]:
-        with torch.inference_mode():
-            out = self.model(pad_to_4(src), pad_to_4(bgr))
+        try:
+            with torch.inference_mode():
+                out = self.model(pad_to_4(src), pad_to_4(bgr))
+        except ValueError as error:  # the model's own input checks: what is wrong, in words
+            raise MediaError(" ".join(str(error).split())) from None
+        except torch.jit.Error as error:  # the same checks inside TorchScript: the message is the last line
+            last = [line for line in str(error).splitlines() if line.strip()][-1:] or [""]
+            if "ValueError" not in last[0]:
+                raise
+            raise MediaError(last[0].split("ValueError:", 1)[-1].strip()) from None
         H, W = size or src.shape[-2:]
         if len(out) == 6:  # pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
             return {"pha": out[0][..., :H, :W], "fgr": out[1][..., :H, :W], "err": out[4], "ref": out[5]}
