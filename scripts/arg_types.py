@@ -108,3 +108,21 @@ def legacy_booleans(argv: Iterable[str], flags: Iterable[str]) -> List[str]:
         out.append(arg)
         i += 1
     return out
+
+
+class SizeAction(argparse.Action):
+    """A size as `WIDTHxHEIGHT` or, as upstream's scripts took it, two numbers `WIDTH HEIGHT`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("nargs", "+")
+        kwargs.setdefault("metavar", "WIDTHxHEIGHT")
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        text = values[0] if len(values) == 1 else "x".join(values)
+        try:
+            if len(values) > 2:
+                raise ValueError(f"{' '.join(values)!r}: give WIDTHxHEIGHT, e.g. 1280x720")
+            setattr(namespace, self.dest, parse_size(text))
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from None

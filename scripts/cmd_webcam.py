@@ -1,7 +1,7 @@
 """`bgmv2 webcam`: live matting from a webcam, on CPU or CUDA.
 
     bgmv2 webcam                                  # shipped model, first camera
-    bgmv2 webcam --device cuda --resolution 1280 720 --com-bg beach.jpg
+    bgmv2 webcam --device cuda --resolution 1280x720 --com-bg beach.jpg
     bgmv2 webcam --virtual-camera --no-window --bgr empty_room.png   # feed video-call apps
 
 Step out of view and press B to capture the background; the window then shows the composite.
@@ -12,6 +12,8 @@ camera), F frame rate on/off, Q or Esc quit. --virtual-camera sends the view to 
 """
 import argparse
 
+from scripts.arg_types import SizeAction
+
 from scripts.media.options import add_model_arguments
 
 
@@ -19,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
     parser.add_argument("--device-id", "--camera", dest="device_id", type=int, default=0, help="camera index (default 0)")
-    parser.add_argument("--resolution", type=int, nargs=2, metavar=("W", "H"), help="ask the camera for this size")
+    parser.add_argument("--resolution", action=SizeAction,
+                        help="ask the camera for this size, e.g. 1280x720 (upstream's `1280 720` is read too)")
     parser.add_argument("--bgr", help="use this background picture instead of capturing one")
     parser.add_argument("--com-bg", default="green", help="composite onto a colour (green, white, #rrggbb, R,G,B) or a picture")
     parser.add_argument("--view", choices=("com", "pha", "fgr", "err", "ref", "src"), default="com", help="view at start")

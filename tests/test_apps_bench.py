@@ -27,11 +27,14 @@ def test_bench_table_has_model_pipeline_and_sequential_rows(tmp_path, capsys):
     assert re.search(r"pipeline / model only: \d+\.\d%", out)
 
 
-def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys):
+def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
     common = ["bench", "--model", str(tmp_path / "refine.pth"), "--size", "64x48", "--threads", "1", "--device", "cpu"]
-    assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "1"]) == 3  # files cost more than 0 s
+    import scripts.cmd_bench
+    monkeypatch.setattr(scripts.cmd_bench, "time_pipeline", lambda *args: 1e6)  # a pipeline far below the bar
+    assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "0.5"]) == 3
+    assert "below --min-ratio 0.50" in capsys.readouterr().err
     for flag, value in (("--frames", "0"), ("--min-ratio", "100"), ("--warmup", "-1")):
         with pytest.raises(SystemExit) as exit_info:
             main([*common, flag, value])

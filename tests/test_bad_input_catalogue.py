@@ -222,6 +222,8 @@ CASES = [
     (["webcam", "--no-window", "--model", "{model}"], ERROR, "--no-window"),
     (["webcam", "--threads", "-3"], USAGE, "--threads"),
     (["webcam", "--view", "xyz"], USAGE, "--view"),
+    (["webcam", "--resolution", "0x5"], USAGE, "--resolution.*positive"),
+    (["webcam", "--resolution", "1", "2", "3"], USAGE, "--resolution.*WIDTHxHEIGHT"),
     (["nosuchcommand"], USAGE, "nosuchcommand"),
     (["images"], USAGE, "required"),
 ]
