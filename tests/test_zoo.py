@@ -261,3 +261,37 @@ def test_a_damaged_shipped_file_is_reported_not_removed(monkeypatch):
     with pytest.raises(ZooError, match="the shipped file is damaged"):
         fetch(entry.name, registry=registry)
     assert entry.shipped_path.exists()
+
+
+def contract_onnx(weight: float) -> bytes:
+    """A tiny ONNX graph of the matting contract (src, bgr -> pha, fgr) with one initializer."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+    image = ["batch", 3, "height", "width"]
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["src", "bgr"], ["d"]), helper.make_node("Mul", ["d", "w"], ["pha"]),
+         helper.make_node("Identity", ["src"], ["fgr"])], "tiny",
+        [helper.make_tensor_value_info("src", TensorProto.FLOAT, image),
+         helper.make_tensor_value_info("bgr", TensorProto.FLOAT, image)],
+        [helper.make_tensor_value_info("pha", TensorProto.FLOAT, image),
+         helper.make_tensor_value_info("fgr", TensorProto.FLOAT, image)],
+        [numpy_helper.from_array(np.array([weight], np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_onnx_entries_are_checked_as_graphs_of_the_contract(tmp_path, cache):
+    """Upstream's ONNX graphs name no weights (no state dict to load strictly): the first fetch checks
+    the graph's contract and finite weights instead, and the record says what was checked."""
+    registry = registry_for("http://127.0.0.1:9/", None, fmt="onnx")
+    bad = tmp_path / "nan.onnx"
+    bad.write_bytes(contract_onnx(float("nan")))
+    with pytest.raises(ZooError, match="its weights hold NaN or infinity: w.*hash was not recorded"):
+        fetch("test-model", source=str(bad), registry=registry, directory=tmp_path / "o")
+    good = tmp_path / "good.onnx"
+    good.write_bytes(contract_onnx(1.0))
+    fetch("test-model", source=str(good), registry=registry, directory=tmp_path / "o")
+    record = json.loads((cache / "hashes.json").read_text())["model.pth"]
+    assert record["checked"].startswith("parsed and checked as an ONNX model (src, bgr -> pha, fgr")
