@@ -102,7 +102,7 @@ def test_good_download_is_verified_and_kept(server, tmp_path):
 def test_corrupted_download_is_refused_and_kept_aside(server, tmp_path):
     bad = PAYLOAD[:-1] + b"\x00"
     RangeHandler.files["model.pth"] = bad
-    with pytest.raises(ZooError, match="is not the published model.pth.*The new file is the suspect.*kept aside"):
+    with pytest.raises(ZooError, match="is not the published model.pth.*This file is the suspect.*kept aside"):
         fetch("test-model", registry=registry_for(server, hashlib.sha256(PAYLOAD).hexdigest()), directory=tmp_path)
     aside = tmp_path / f"model.pth.suspect-{hashlib.sha256(bad).hexdigest()[:8]}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [aside.name] and aside.read_bytes() == bad
@@ -131,7 +131,7 @@ def test_unknown_hash_is_recorded_then_enforced(server, tmp_path, cache, capsys)
     assert record["sha256"] == digest and record["source"] == server + "model.pth" and record["checked"]
     RangeHandler.files["model.pth"] = PAYLOAD  # the server now hands out something else
     with pytest.raises(ZooError, match=f"not the sha256 recorded on its first fetch \\({digest}.*kept aside.*"
-                                       "The new file is the suspect: it is an unrecognised file"):
+                                       "This file is the suspect: it is an unrecognised file"):
         fetch("test-model", registry=registry, directory=tmp_path / "b")
     assert suspects(tmp_path / "b") and not (tmp_path / "b" / "model.pth").exists()
 
@@ -185,7 +185,7 @@ def test_a_poisoned_record_from_an_older_version_is_named_and_forgotten(tmp_path
 
 
 @pytest.mark.parametrize("damage, says", [
-    (lambda data: data[:-1000], "The new file is the suspect: it does not load.*truncated"),
+    (lambda data: data[:-1000], "This file is the suspect: it does not load.*truncated"),
     (lambda data: data[:-10] + bytes(10), "Both load as a safetensors file of MattingRefine.*cannot be told"),
 ], ids=["truncated", "other-weights"])
 def test_a_cached_copy_that_fails_is_kept_aside_not_deleted(tmp_path, cache, damage, says):
