@@ -1,5 +1,5 @@
-"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`; `knob_type` is
-also the type of the apps' knob flags (`scripts/media/options.py`)."""
+"""The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`. (The apps'
+knob flags reach the same rule when the model is built, with the same messages.)"""
 import argparse
 from typing import Callable, Dict
 

@@ -129,10 +129,6 @@ def test_a_file_whose_metadata_records_a_bad_knob_is_refused(tmp_path):
     (["convert", "a.pth", "b.onnx", "--refine-sample-pixels", "-5"], "refine_sample_pixels must be a whole number"),
     (["parity", "--reference", "a.pth", "--candidate", "b.onnx", "--backbone-scale", "0.75"],
      r"backbone_scale must be in \(0, 1/2\]; got 0.75"),
-    (["images", "--src", "s", "--bgr", "b", "-o", "o", "--refine-threshold", "5"], r"got 5\.0"),
-    (["video", "--src", "s", "--bgr", "b", "-o", "o", "--refine-sample-pixels", "-5"], "at least 16 .*got -5"),
-    (["images", "--src", "s", "--bgr", "b", "-o", "o", "--refine-mode", "fast"], "refine_mode='fast' is not supported"),
-    (["images", "--src", "s", "--bgr", "b", "-o", "o", "--refine-kernel-size", "5"], "refine_kernel_size=5 is not "),
 ])
 def test_command_line_flags_use_the_rule(argv, says, capsys):
     with pytest.raises(SystemExit) as exited:

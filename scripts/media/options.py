@@ -7,8 +7,6 @@ meaning "the model's own default" (e.g. `refine_threshold` 0.1, not upstream scr
 """
 import argparse
 
-from scripts.knob_options import knob_type
-
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
 BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
 REFINE_MODES = ("full", "sampling", "thresholding")
@@ -47,20 +45,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backbone", "--model-backbone", dest="backbone", choices=BACKBONES,
                        help="check the file holds this backbone (default: read from the file)")
     group.add_argument("--preset", choices=tuple(PRESETS), help="hd: scale 0.25, 80,000 pixels; 4k: 0.125, 320,000")
-    group.add_argument("--backbone-scale", "--model-backbone-scale", dest="backbone_scale", type=knob_type("backbone_scale"),
+    group.add_argument("--backbone-scale", "--model-backbone-scale", dest="backbone_scale", type=float,
                        help="resolution the backbone sees, in (0, 0.5] (default: the model's, 0.25)")
-    group.add_argument("--refine-mode", "--model-refine-mode", dest="refine_mode", type=knob_type("refine_mode"),
-                       metavar="{" + ",".join(REFINE_MODES) + "}",
+    group.add_argument("--refine-mode", "--model-refine-mode", dest="refine_mode", choices=REFINE_MODES,
                        help="default: the model's, sampling")
     group.add_argument("--refine-sample-pixels", "--model-refine-sample-pixels", dest="refine_sample_pixels",
-                       type=knob_type("refine_sample_pixels"),
-                       help="pixels refined in sampling mode, at least 16 (default: the model's, 80,000)")
-    group.add_argument("--refine-threshold", "--model-refine-threshold", dest="refine_threshold",
-                       type=knob_type("refine_threshold"),
-                       help="error threshold in thresholding mode, in [0, 1] or -1 for every cell (default: the model's, 0.1)")
-    group.add_argument("--refine-kernel-size", "--model-refine-kernel-size", dest="refine_kernel_size",
-                       type=knob_type("refine_kernel_size"), metavar="{1,3}",
-                       help="checked against the file (default: read from the file)")
+                       type=int, help="pixels refined in sampling mode (default: the model's, 80,000)")
+    group.add_argument("--refine-threshold", "--model-refine-threshold", dest="refine_threshold", type=float,
+                       help="error threshold in thresholding mode (default: the model's, 0.1)")
+    group.add_argument("--refine-kernel-size", "--model-refine-kernel-size", dest="refine_kernel_size", type=int,
+                       choices=(1, 3), help="checked against the file (default: read from the file)")
     group.add_argument("--refine-prevent-oversampling", dest="refine_prevent_oversampling",
                        action=argparse.BooleanOptionalAction, default=None,
                        help="skip cells of zero error in sampling mode (default: the model's, on)")
