@@ -102,7 +102,7 @@ def test_good_download_is_verified_and_kept(server, tmp_path):
 def test_corrupted_download_is_refused_and_kept_aside(server, tmp_path):
     bad = PAYLOAD[:-1] + b"\x00"
     RangeHandler.files["model.pth"] = bad
-    with pytest.raises(ZooError, match="is not the published model.pth.*The new file is the suspect.*kept aside"):
+    with pytest.raises(ZooError, match="is not the published model.pth.*This file is the suspect.*kept aside"):
         fetch("test-model", registry=registry_for(server, hashlib.sha256(PAYLOAD).hexdigest()), directory=tmp_path)
     aside = tmp_path / f"model.pth.suspect-{hashlib.sha256(bad).hexdigest()[:8]}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [aside.name] and aside.read_bytes() == bad
@@ -131,7 +131,7 @@ def test_unknown_hash_is_recorded_then_enforced(server, tmp_path, cache, capsys)
     assert record["sha256"] == digest and record["source"] == server + "model.pth" and record["checked"]
     RangeHandler.files["model.pth"] = PAYLOAD  # the server now hands out something else
     with pytest.raises(ZooError, match=f"not the sha256 recorded on its first fetch \\({digest}.*kept aside.*"
-                                       "The new file is the suspect: it is an unrecognised file"):
+                                       "This file is the suspect: it is an unrecognised file"):
         fetch("test-model", registry=registry, directory=tmp_path / "b")
     assert suspects(tmp_path / "b") and not (tmp_path / "b" / "model.pth").exists()
 
@@ -185,7 +185,7 @@ def test_a_poisoned_record_from_an_older_version_is_named_and_forgotten(tmp_path
 
 
 @pytest.mark.parametrize("damage, says", [
-    (lambda data: data[:-1000], "The new file is the suspect: it does not load.*truncated"),
+    (lambda data: data[:-1000], "This file is the suspect: it does not load.*truncated"),
     (lambda data: data[:-10] + bytes(10), "Both load as a safetensors file of MattingRefine.*cannot be told"),
 ], ids=["truncated", "other-weights"])
 def test_a_cached_copy_that_fails_is_kept_aside_not_deleted(tmp_path, cache, damage, says):
@@ -261,3 +261,37 @@ def test_a_damaged_shipped_file_is_reported_not_removed(monkeypatch):
     with pytest.raises(ZooError, match="the shipped file is damaged"):
         fetch(entry.name, registry=registry)
     assert entry.shipped_path.exists()
+
+
+def contract_onnx(weight: float) -> bytes:
+    """A tiny ONNX graph of the matting contract (src, bgr -> pha, fgr) with one initializer."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+    image = ["batch", 3, "height", "width"]
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["src", "bgr"], ["d"]), helper.make_node("Mul", ["d", "w"], ["pha"]),
+         helper.make_node("Identity", ["src"], ["fgr"])], "tiny",
+        [helper.make_tensor_value_info("src", TensorProto.FLOAT, image),
+         helper.make_tensor_value_info("bgr", TensorProto.FLOAT, image)],
+        [helper.make_tensor_value_info("pha", TensorProto.FLOAT, image),
+         helper.make_tensor_value_info("fgr", TensorProto.FLOAT, image)],
+        [numpy_helper.from_array(np.array([weight], np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_onnx_entries_are_checked_as_graphs_of_the_contract(tmp_path, cache):
+    """Upstream's ONNX graphs name no weights (no state dict to load strictly): the first fetch checks
+    the graph's contract and finite weights instead, and the record says what was checked."""
+    registry = registry_for("http://127.0.0.1:9/", None, fmt="onnx")
+    bad = tmp_path / "nan.onnx"
+    bad.write_bytes(contract_onnx(float("nan")))
+    with pytest.raises(ZooError, match="its weights hold NaN or infinity: w.*hash was not recorded"):
+        fetch("test-model", source=str(bad), registry=registry, directory=tmp_path / "o")
+    good = tmp_path / "good.onnx"
+    good.write_bytes(contract_onnx(1.0))
+    fetch("test-model", source=str(good), registry=registry, directory=tmp_path / "o")
+    record = json.loads((cache / "hashes.json").read_text())["model.pth"]
+    assert record["checked"].startswith("parsed and checked as an ONNX model (src, bgr -> pha, fgr")

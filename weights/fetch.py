@@ -85,7 +85,7 @@ def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = Fal
                            "the one this version ships (a Git LFS pointer?). Reinstall bgmv2-zoo or check out the file again.")
         aside = keep_aside(path, entry, actual)
         raise ZooError(f"{where} is not the published {entry.file}: its sha256 is {actual}, the registry's {entry.sha256}. "
-                       f"The new file is the suspect; it was kept aside as {aside} for inspection. Fetch again, or from "
+                       f"This file is the suspect; it was kept aside as {aside} for inspection. Fetch again, or from "
                        "another mirror (--from).")
     record = recorded_hashes().get(entry.file)
     if record is None:
@@ -105,7 +105,7 @@ def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = Fal
     recorded = (f"the sha256 recorded on its first fetch ({record['sha256']}, from {record['source']}, "
                 f"{record['recorded']})")
     if found is not None:
-        verdict = f"The new file is the suspect: {found}."
+        verdict = f"This file is the suspect: {found}."
     elif not record.get("checked"):
         verdict = ("The recorded hash is the suspect: an older bgmv2 recorded it without checking the file, and this "
                    f"file loads strictly as {identify.what(entry)}. If you trust this copy: `bgmv2 weights forget "
