@@ -26,6 +26,8 @@ class Probe:
     name: str
     src: np.ndarray  # (B, 3, H, W) float32
     bgr: np.ndarray
+    builtin: bool = False  # a built-in synthetic probe (may be replaced by a larger one a file needs)
+    seed: int = 0
 
     @property
     def batch(self) -> int:
@@ -40,7 +42,7 @@ class Probe:
         return f"{self.name} ({self.batch}x3x{h}x{w})"
 
 
-def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0) -> Probe:
+def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0, builtin: bool = True) -> Probe:
     """`batch` composites from `SyntheticMattingSet(batch, height, width, seed)`."""
     if height % 4 or width % 4:
         raise ValueError(f"probe sizes must be multiples of 4; got {height}x{width}")
@@ -49,7 +51,7 @@ def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0) -> P
     items = [data[i] for i in range(batch)]
     src = np.stack([item["src"].numpy() for item in items]).astype(np.float32)
     bgr = np.stack([item["bgr"].numpy() for item in items]).astype(np.float32)
-    return Probe(f"synthetic {height}x{width} seed {seed}", np.clip(src, 0, 1), np.clip(bgr, 0, 1))
+    return Probe(f"synthetic {height}x{width} seed {seed}", np.clip(src, 0, 1), np.clip(bgr, 0, 1), builtin, seed)
 
 
 def default_probes(sizes: Sequence[Tuple[int, int, int, int]] = DEFAULT_SIZES) -> List[Probe]:

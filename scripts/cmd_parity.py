@@ -108,7 +108,7 @@ def probes_of(args: argparse.Namespace):
     for index, size in enumerate(args.size):
         try:
             height, width = (int(v) for v in size.lower().split("x"))
-            probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index))
+            probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index, builtin=False))
         except ValueError:
             raise ParityError(f"--size takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {size!r}") from None
     return probes or default_probes()
