@@ -342,6 +342,18 @@ def torch_on_device(runner, device: str):
                   runner.precision, model)
 
 
+def pt2_module(path: str, device: str):
+    """The module of a `.pt2` program with its graph and weights on `device` (see `pt2_on_device`)."""
+    import torch
+    program = torch.export.load(path)
+    try:
+        from torch.export.passes import move_to_device_pass
+        program = move_to_device_pass(program, device)
+    except ImportError:  # older PyTorch: parameters and buffers only
+        pass
+    return program.module().to(device)
+
+
 def pt2_on_device(runner, device: str):
     """A `.pt2` program saved on the CPU, moved to `device`: `module().to()` moves parameters and buffers
     but not the devices written into the graph (constants, `arange(device=...)`), so the program itself
@@ -351,13 +363,7 @@ def pt2_on_device(runner, device: str):
     from converters.runner import Runner
     if device == "cpu":
         return runner
-    program = torch.export.load(runner.path)
-    try:
-        from torch.export.passes import move_to_device_pass
-        program = move_to_device_pass(program, device)
-    except ImportError:  # older PyTorch: parameters and buffers only
-        pass
-    model = program.module().to(device)
+    model = pt2_module(runner.path, device)
     dtype = torch.float16 if runner.precision == "fp16" else torch.float32
 
     def run(src, bgr):

@@ -17,7 +17,7 @@ Codes, in the order they are tried (the first that explains the failure wins):
 - `stage`: none of these: where the difference first appears, the coarse network (`pha_sm`,
   `fgr_sm`, `err_sm` already out of limits) or the refiner (coarse outputs within limits).
 - `unknown`: the candidate gives no coarse outputs to tell.
-Reruns use the smallest probe only; a rerun that raises counts as "does not explain it".
+Reruns use every probe of the check; a rerun that raises counts as "does not explain it".
 """
 import math
 from typing import Callable, Dict, List, Optional, Tuple
@@ -34,10 +34,25 @@ def diagnosis(code: str, detail: str) -> Dict[str, str]:
     return {"code": code, "detail": detail}
 
 
-def matches(reference_out: Dict[str, np.ndarray], candidate_out: Dict[str, np.ndarray], knobs, limits) -> bool:
+def matches(reference_out, candidate_out, knobs, limits) -> bool:
+    """Whether candidate outputs (one dict, or a list over probes) are within `limits` of the reference's."""
+    if isinstance(reference_out, dict):
+        reference_out, candidate_out = [reference_out], [candidate_out]
     metrics = ParityMetrics()
-    metrics.add(reference_out, candidate_out, knobs, limits.band)
+    for expected, got in zip(reference_out, candidate_out):
+        metrics.add(expected, got, knobs, limits.band)
     return not limits.violations(metrics)
+
+
+def on_all(run: Callable, probes) -> Optional[list]:
+    """`run(probe)` for every probe, or None when one fails."""
+    found = []
+    for probe in probes:
+        out = safely(run, probe)
+        if out is None:
+            return None
+        found.append(out)
+    return found
 
 
 def safely(call: Callable, *args):
@@ -141,31 +156,40 @@ def round_value(low: float, high: float) -> float:
     return (low + high) / 2
 
 
-def knob_alternatives(knobs: Dict[str, object], probe, got: Dict[str, np.ndarray]) -> List[Tuple[str, Dict]]:
-    """(knob name, changed knob values) read off the candidate's outputs."""
+def knob_alternatives(knobs: Dict[str, object], probes, outputs: List[Dict[str, np.ndarray]]) -> List[Tuple[str, Dict]]:
+    """(knob name, changed knob values) read off the candidate's outputs on `probes`."""
     found: List[Tuple[str, Dict]] = []
-    height, width = probe.size
     base = dict(knobs)
-    if "pha_sm" in got and np.ndim(got["pha_sm"]) == 4:
-        scale = got["pha_sm"].shape[2] / height
+    first = outputs[0]
+    height, width = probes[0].size
+    if "pha_sm" in first and np.ndim(first["pha_sm"]) == 4:
+        scale = first["pha_sm"].shape[2] / height
         for nice in (1.0, 0.5, 1 / 3, 0.25, 0.2, 0.125):
             if abs(scale - nice) < 1e-3 and abs(nice - float(knobs.get("backbone_scale", 0.25))) > 1e-9:
                 base["backbone_scale"] = nice
                 found.append(("backbone_scale", dict(knobs, backbone_scale=nice)))
-    ref = got.get("ref_sm")
-    if ref is None or np.ndim(ref) != 4:
-        return found
-    refined = np.asarray(ref)[:, 0] > 0.5
-    counts = refined.reshape(refined.shape[0], -1).sum(1)
-    if refined.all():
+    refined_maps, errors = [], []
+    for probe, got in zip(probes, outputs):
+        ref = got.get("ref_sm")
+        if ref is None or np.ndim(ref) != 4:
+            return found
+        refined_maps.append(np.asarray(ref)[:, 0] > 0.5)
+        if "err_sm" in got:
+            err = cell_error(got["err_sm"], *probe.size)
+            errors.append(err if err.shape == refined_maps[-1].shape else None)
+        else:
+            errors.append(None)
+    if all(m.all() for m in refined_maps):
         found.append(("refine_mode", dict(base, refine_mode="full")))
-    k = int(counts.max())
-    if k and k != min(int(knobs.get("refine_sample_pixels", 80_000)) // 16, refined[0].size):
+    k = max(int(m.reshape(m.shape[0], -1).sum(1).max()) for m in refined_maps)
+    cells = min(m[0].size for m in refined_maps)
+    if k and k != min(int(knobs.get("refine_sample_pixels", 80_000)) // 16, cells):
         found.append(("refine_sample_pixels", dict(base, refine_mode="sampling", refine_sample_pixels=16 * k)))
-    if "err_sm" in got and refined.any() and not refined.all():
-        err = cell_error(got["err_sm"], height, width)
-        if err.shape == refined.shape:
-            low, high = float(err[~refined].max()), float(err[refined].min())
+    if all(e is not None for e in errors):
+        chosen = np.concatenate([e[m] for e, m in zip(errors, refined_maps)])
+        left = np.concatenate([e[~m] for e, m in zip(errors, refined_maps)])
+        if chosen.size and left.size:
+            low, high = float(left.max()), float(chosen.min())
             value = round_value(low, high) if high > low else high
             found.append(("refine_threshold", dict(base, refine_mode="thresholding", refine_threshold=value)))
     found.append(("refine_prevent_oversampling",
@@ -188,26 +212,25 @@ def diagnose(reference, candidate, knobs: Dict[str, object], probes, metrics, li
     mismatch = backbone_mismatch(reference, candidate)
     if mismatch:
         return diagnosis("backbone", mismatch)
-    probe = min(probes, key=lambda p: p.src.size)
-    expected = reference.run(knobs, probe)
+    expected = [reference.run(knobs, probe) for probe in probes]
     runner = candidate.runner
     if hasattr(runner, "fn"):
         for code, detail, run in input_alternatives(runner):
-            got = safely(run, probe.src, probe.bgr)
+            got = on_all(lambda probe: run(probe.src, probe.bgr), probes)
             if got is not None and safely(matches, expected, got, knobs, limits):
                 return diagnosis(code, detail)
-    got = safely(runner, probe.src, probe.bgr)
+    got = on_all(lambda probe: runner(probe.src, probe.bgr), probes)
     if got is None:
-        return diagnosis("unknown", "the candidate did not run again on the diagnosis probe")
-    for name, changed in knob_alternatives(knobs, probe, got):
-        other = safely(reference.run, changed, probe)
+        return diagnosis("unknown", "the candidate did not run again on the probes")
+    for name, changed in knob_alternatives(knobs, probes, got):
+        other = on_all(lambda probe: reference.run(changed, probe), probes)
         if other is not None and safely(matches, other, got, changed, limits):
             return diagnosis("knobs", f"{name}: the reference with {describe_knobs(changed, knobs)} matches it; "
                                       "export again with the knobs you meant, or pass them as flags")
     for precision in ("fp16", "bf16"):
         if reference.spec.precision == precision:
             continue  # rounding weights already in that precision changes nothing
-        other = safely(reference.run_as, knobs, probe, "fp32", precision)
+        other = on_all(lambda probe: reference.run_as(knobs, probe, "fp32", precision), probes)
         if other is not None and safely(matches, other, got, knobs, limits):
             return diagnosis("weights-precision", f"its weights are rounded to {precision}: the reference with "
                                                   f"{precision}-rounded weights matches it (computing in fp32)")
