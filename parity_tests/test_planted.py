@@ -6,7 +6,7 @@ import pytest
 from parity_tests.conftest import SHIPPED
 from parity_tests.planted import default_set, slow_set
 
-SIZES = ((96, 128, 2, 21), (128, 96, 1, 23))
+SIZES = ((128, 128, 2, 5), (96, 128, 1, 21))  # synthetic probes whose subjects fill enough cells
 
 
 @pytest.fixture(scope="module")

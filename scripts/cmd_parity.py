@@ -139,7 +139,33 @@ def check_files(args, probes, flags, say):
                       title=args.title)
 
 
+EXIT_INTERRUPTED = 130
+
+
 def run(args: argparse.Namespace) -> int:
+    """`check(args)` with Ctrl-C and SIGTERM as one line (reports are written whole or not at all)."""
+    import signal
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        pass
+    try:
+        return check(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no report was written or changed (reports are renamed into place only when whole)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def check(args: argparse.Namespace) -> int:
     from parity_tests.candidates import ParityError
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     flags = given_knobs(args)
