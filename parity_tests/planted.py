@@ -177,22 +177,20 @@ def default_set() -> List[Planted]:
     """The fast planted-bug set (MobileNetV2): each must fail with `expected`."""
     return [
         Planted("noise-aspp-5%", "stage", noisy("aspp.convs.1.0.weight", 0.05)),
-        Planted("noise-decoder-2%", "stage", noisy("decoder.conv1.weight", 0.02)),
         Planted("noise-refiner-5%", "stage", noisy("refiner.conv1.weight", 0.05)),
         Planted("channel-order", "channel-order", inputs_edited("RGB read as BGR", channel_flip)),
         Planted("inputs-swapped", "inputs-swapped", inputs_edited("src and bgr swapped", swap)),
         Planted("value-range", "value-range", inputs_edited("inputs scaled to 0-255", to_0_255)),
         Planted("layout", "layout", nhwc_outputs),
         Planted("resize-align-corners", "stage", resize_semantics("model", "align_corners")),
-        Planted("resize-nearest-refiner", "stage", resize_semantics("refiner", "nearest")),
         Planted("weights-bf16", "weights-precision", rounded_weights("bf16")),
         Planted("knob-sample-pixels", "knobs", other_knob("refine_sample_pixels", 16 * 500)),
         Planted("knob-backbone-scale", "knobs", other_knob("backbone_scale", 0.5)),
-        Planted("knob-mode-full", "knobs", other_knob("refine_mode", "full")),
         Planted("knob-threshold", "knobs", other_knob("refine_threshold", 0.05),
                 {"refine_mode": "thresholding", "refine_threshold": 0.1}),
+        Planted("knob-prevent-oversampling", "knobs", other_knob("refine_prevent_oversampling", False),
+                {"refine_sample_pixels": 16 * 400}),  # k above the cells with any error: the knob shows
         Planted("bias-shift", "stage", shifted("decoder.conv4.bias", 0.01)),
-        Planted("brightness", "stage", inputs_edited("inputs 3% brighter", brightness)),
     ]
 
 
@@ -204,5 +202,9 @@ def slow_set() -> List[Planted]:
         Planted("noise-refiner-2%", "stage", noisy("refiner.conv3.weight", 0.02)),
         Planted("bias-shift-small", "stage", shifted("decoder.conv4.bias", 0.002)),
         Planted("backbone-resnet50", "backbone", other_backbone("resnet50")),
+        Planted("knob-mode-full", "knobs", other_knob("refine_mode", "full")),
+        Planted("brightness", "stage", inputs_edited("inputs 3% brighter", brightness)),
+        Planted("resize-nearest-refiner", "stage", resize_semantics("refiner", "nearest")),
+        Planted("noise-decoder-2%", "stage", noisy("decoder.conv1.weight", 0.02)),
     ]
 

@@ -138,7 +138,10 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
         lines += [note, ""]
     details = [case for case in report.cases if case.error or case.violations or case.notes]
     if details:
-        lines += ["## Failures and notes", ""]
+        lines += ["## Failures and notes", "",
+                  "`likely cause [code]`: the diagnosis, found by re-running with the alternative that would explain "
+                  "the difference (codes: backbone, layout, channel-order, inputs-swapped, value-range, knobs, "
+                  "weights-precision, stage, unknown; see `parity_tests/diagnosis.py`).", ""]
         for case in details:
             if case.error:
                 lines.append(f"- **{case.label}** ERROR: {case.error}")
