@@ -46,6 +46,7 @@ class CaseResult:
     notes: List[str] = field(default_factory=list)
     diagnosis: Optional[Dict[str, str]] = None  # {"code", "detail"} of a failing case
     timing: Optional[Dict[str, object]] = None
+    expected_diagnosis: Optional[str] = None  # planted bugs: the code the diagnosis should give
     what: str = ""  # how the file was made (matrix entries)
     picture: Optional[Dict[str, np.ndarray]] = None  # arrays for the diff map (not in the JSON)
 
@@ -66,7 +67,7 @@ class CaseResult:
                 if self.limits else None,
                 "metrics": self.metrics.as_dict(), "violations": self.violations,
                 "ms_per_frame": self.ms_per_frame, "error": self.error, "diagnosis": self.diagnosis,
-                "timing": self.timing, "notes": self.notes, "what": self.what,
+                "timing": self.timing, "notes": self.notes, "expected_diagnosis": self.expected_diagnosis, "what": self.what,
                 "ok": self.ok}
 
 
@@ -81,17 +82,19 @@ class Report:
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     environment: Dict[str, str] = field(default_factory=lambda: environment())
     title: str = "Parity"
+    planted: List[CaseResult] = field(default_factory=list)  # planted bugs (--planted): each must FAIL
 
     @property
     def ok(self) -> bool:
-        return all(case.ok for case in self.cases)
+        return all(case.ok for case in self.cases) and not any(case.ok for case in self.planted)
 
     def as_dict(self) -> Dict[str, object]:
         return {"title": self.title, "date": self.date, "ok": self.ok, "device": self.device,
                 "reference": self.reference, "probes": self.probes, "flags": self.flags,
                 "reference_ms_per_frame": self.reference_ms_per_frame, "environment": self.environment,
                 "tolerance_rules": {k: v.as_dict() for k, v in RULES.items()},
-                "cases": [case.as_dict() for case in self.cases]}
+                "cases": [case.as_dict() for case in self.cases],
+                "planted": [case.as_dict() for case in self.planted]}
 
 
 def environment() -> Dict[str, str]:

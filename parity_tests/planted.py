@@ -208,3 +208,19 @@ def slow_set() -> List[Planted]:
         Planted("noise-decoder-2%", "stage", noisy("decoder.conv1.weight", 0.02)),
     ]
 
+
+
+def check_planted(reference, knobs: Dict[str, object], probes, chosen: Optional[List[Planted]] = None) -> list:
+    """Every planted bug of `chosen` (default: the fast set) checked like a file: `CaseResult`s whose
+    `expected_diagnosis` is the code each should get (a planted bug that passes means a blind check)."""
+    from .engine import check_candidate
+    results = []
+    for planted in chosen if chosen is not None else default_set():
+        used = dict(knobs, **(planted.knobs or {}))
+        result = check_candidate(reference, planted.make(reference.spec, used), used, {k: "planted" for k in used},
+                                 probes)
+        result.label = f"planted: {planted.name}"
+        result.what = f"{result.path} (expected diagnosis: {planted.expected})"
+        result.expected_diagnosis = planted.expected
+        results.append(result)
+    return results

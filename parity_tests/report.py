@@ -86,6 +86,17 @@ def text_table(report: Report) -> str:
         lines.append(note)
     if report.environment.get("tf32"):
         lines.append(f"TF32: {report.environment['tf32']}")
+    if report.planted:
+        caught = [case for case in report.planted if not case.ok]
+        right = [case for case in caught if case.diagnosis and case.diagnosis["code"] == case.expected_diagnosis]
+        lines.append(f"planted bugs: {len(caught)}/{len(report.planted)} caught, {len(right)} with the expected "
+                     "diagnosis")
+        for case in report.planted:
+            if case.ok:
+                lines.append(f"BLIND {case.label}: passed; the check does not see this bug")
+            elif not case.diagnosis or case.diagnosis["code"] != case.expected_diagnosis:
+                lines.append(f"note  {case.label}: diagnosis {case.diagnosis and case.diagnosis['code']}, "
+                             f"expected {case.expected_diagnosis}")
     passed = sum(case.ok for case in report.cases)
     lines.append(f"{passed}/{len(report.cases)} candidates within tolerance" + ("" if report.ok else "  -> FAILED"))
     return "\n".join(lines)
@@ -151,6 +162,20 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
                 lines.append(f"- **{case.label}** FAIL: {violation}")
             for note in case.notes:
                 lines.append(f"- {case.label}: {note}")
+        lines.append("")
+    if report.planted:
+        lines += ["## Planted bugs (each must fail)", "",
+                  "In-process candidates with a realistic export bug planted into the reference weights or calls "
+                  "(`parity_tests/planted.py`), checked exactly like files. Ratio: alpha max / mean |d| outside "
+                  "flipped cells over the reference's own rounding error.", "",
+                  "| planted bug | verdict | ratio max | ratio mean | diagnosis | expected | detail |",
+                  "|---|---|---|---|---|---|---|"]
+        for case in report.planted:
+            ratio = case.limits.ratios(case.metrics).get("pha", (float("nan"),) * 2) if case.limits else (float("nan"),) * 2
+            code = case.diagnosis["code"] if case.diagnosis else "-"
+            detail = (case.diagnosis or {}).get("detail", case.error or "").replace("|", "/")
+            lines.append(f"| {case.label[len('planted: '):]} | {case.verdict} | {ratio[0]:.3g} | {ratio[1]:.3g} | "
+                         f"{code} | {case.expected_diagnosis} | {detail} |")
         lines.append("")
     lines += ["## Cases", "", "| case | format | runtime | knobs (source) | file |", "|---|---|---|---|---|"]
     for case in report.cases:

@@ -197,3 +197,22 @@ def test_a_candidate_that_cannot_run_is_an_error_row(files, tmp_path, capsys):
     assert code == 1 and "Traceback" not in captured.out + captured.err
     bad, good = report_of(tmp_path / "out")["cases"]
     assert bad["error"] and "junk.onnx" in bad["error"] and good["ok"]
+
+
+def test_planted_bugs_in_the_report(files, tmp_path, capsys, monkeypatch):
+    """--planted checks the planted-bug set too: all caught, each with its diagnosis, in every report
+    (two of the set here; parity_tests/test_planted.py checks every one)."""
+    from parity_tests import planted
+    chosen = [p for p in planted.default_set() if p.name in ("channel-order", "layout")]
+    monkeypatch.setattr(planted, "default_set", lambda: chosen)
+    out = str(tmp_path / "planted")
+    code = main(["parity", "--reference", SHIPPED, "--candidate", files["good"], "--size", "128x128", "--batch", "2",
+                 "--refine-sample-pixels", "1072", "--repeat", "0", "--planted", "--out", out])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = report_of(out)
+    assert report["ok"] and report["planted"] and not any(case["ok"] for case in report["planted"])
+    assert all(case["diagnosis"]["code"] == case["expected_diagnosis"] for case in report["planted"]), \
+        [(case["label"], case["diagnosis"]) for case in report["planted"]]
+    assert f"planted bugs: {len(report['planted'])}/{len(report['planted'])} caught" in printed
+    assert "## Planted bugs (each must fail)" in open(os.path.join(out, "parity.md")).read()

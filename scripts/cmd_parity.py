@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", metavar="FILE", help="also write the Markdown report to FILE")
     out.add_argument("--title", default="Parity", help="title of the reports")
     out.add_argument("--quiet", action="store_true", help="print only the table and errors")
+    out.add_argument("--planted", action="store_true",
+                     help="also check the built-in planted export bugs (each must fail, with its diagnosis): "
+                          "shows the check can see them on these inputs")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -88,6 +91,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--repeat", str(args.repeat)]
     if args.threads:
         parts += ["--threads", str(args.threads)]
+    if args.planted:
+        parts.append("--planted")
     parts += ["--out", args.out]
     if args.markdown:
         parts += ["--markdown", args.markdown]
@@ -112,6 +117,16 @@ def probes_of(args: argparse.Namespace):
         except ValueError:
             raise ParityError(f"--size takes HEIGHTxWIDTH, multiples of 4, e.g. 288x512; got {size!r}") from None
     return probes or default_probes()
+
+
+def planted_cases(report, probes):
+    """The planted-bug set checked against the report's reference with the knobs of its first case."""
+    from parity_tests.candidates import Reference, resolve_knobs
+    from parity_tests.planted import check_planted
+    reference = Reference(report.reference["path"])
+    knobs = report.cases[0].knobs if report.cases and report.cases[0].knobs else resolve_knobs(
+        reference.recorded, {}, report.flags)[0]
+    return check_planted(reference, dict(knobs), probes)
 
 
 def split_candidate(text: str):
@@ -193,6 +208,9 @@ def check(args: argparse.Namespace) -> int:
     except ParityError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if args.planted:
+        say("checking the planted bugs ...")
+        report.planted = planted_cases(report, probes)
     from parity_tests.report import text_table, write_json, write_markdown, write_png
     command = command_line(args)
     print(text_table(report))

@@ -31,7 +31,7 @@ except ImportError:
 PY
 } > "$LOGS/environment.txt" 2>&1
 cat "$LOGS/environment.txt"
-timeout "${GPU_CHECK_TIMEOUT:-300}" python -m pytest -p parity_tests.failure_log -m "cuda and not slow" -v --tb=short \
+timeout "${GPU_CHECK_TIMEOUT:-180}" python -m pytest -p parity_tests.failure_log -m "cuda and not slow" -v --tb=short \
   -rfEs --durations=10 -o addopts="" parity_tests/test_matrix.py parity_tests/test_cuda.py tests/test_torchscript.py \
   2>&1 | tee "$LOGS/pytest.log"
 status=${PIPESTATUS[0]}
