@@ -73,6 +73,12 @@ def weight_shapes(runner) -> Optional[List[Tuple[int, ...]]]:
             return sorted(tuple(v.shape) for v in model.state_dict().values() if getattr(v, "ndim", 0) == 4)
         except Exception:  # noqa: BLE001
             return None
+    variables = getattr(model, "weights", None) or getattr(model, "variables", None)  # Keras, SavedModel
+    if variables:
+        try:
+            return sorted(tuple(int(d) for d in v.shape) for v in variables if len(v.shape) == 4)
+        except Exception:  # noqa: BLE001
+            return None
     path = getattr(runner, "path", "")
     if str(path).endswith(".onnx"):
         try:
@@ -92,6 +98,9 @@ def backbone_mismatch(reference, candidate) -> Optional[str]:
     kind = candidate.metadata.get("model")
     if kind and kind.lower().endswith("base") and reference.spec.kind == "refine":
         return f"it is a {kind} (no refiner); the reference is MattingRefine"
+    outputs = tuple(getattr(candidate.runner, "outputs", ()))
+    if reference.spec.kind == "refine" and outputs and "ref_sm" not in outputs and "pha_sm" not in outputs:
+        return f"it returns {', '.join(outputs)}: a MattingBase (no refiner); the reference is MattingRefine"
     shapes = weight_shapes(candidate.runner)
     if not shapes:
         return None
