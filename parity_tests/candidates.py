@@ -94,6 +94,20 @@ def exact_fp32_on_gpus() -> None:
         pass
 
 
+def tf32_setting(device: str) -> str:
+    """The TF32 state the candidates ran with, in words (reports state it)."""
+    if not device.startswith("cuda"):
+        return "not used (CPU)"
+    try:
+        import torch
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    except ImportError:
+        return "unknown (no PyTorch)"
+    state = "off" if not (matmul or cudnn) else "ON"
+    return (f"{state} (PyTorch matmul allow_tf32={matmul}, cuDNN allow_tf32={cudnn}; ONNX Runtime CUDA use_tf32=0; "
+            "TensorFlow TF32 execution disabled)")
+
+
 # -- knobs ------------------------------------------------------------------------------------------
 def defaults() -> Dict[str, object]:
     from converters.meta import KNOBS
@@ -168,7 +182,9 @@ class Reference:
         if not self.recorded and self.format not in (None, "onnx", "savedmodel"):
             self.recorded = zoo_preset_knobs(path)
         self.models: Dict[tuple, object] = {}
-        self.outputs: Dict[tuple, tuple] = {}  # (knobs, probe id) -> (probe, outputs)
+        self.outputs: Dict[tuple, tuple] = {}  # (knobs, probe id, precision, weights) -> (probe, outputs)
+        self.noises: Dict[tuple, tuple] = {}  # (knobs, probe ids, precision) -> (probes, ParityMetrics)
+        torch_dtypes()
 
     @property
     def backbone(self) -> str:
@@ -184,10 +200,61 @@ class Reference:
 
     def run(self, knobs: Dict[str, object], probe) -> Dict[str, np.ndarray]:
         """Reference outputs for a probe (cached: every candidate with these knobs is compared to them)."""
-        key = (tuple(sorted(knobs.items())), id(probe))
+        return self.run_as(knobs, probe, "fp32")
+
+    def run_as(self, knobs: Dict[str, object], probe, precision: str = "fp32",
+               weights: Optional[str] = None) -> Dict[str, np.ndarray]:
+        """The reference model computing in `precision` (fp64, fp32, fp16, bf16; outputs as float32 or
+        float64), optionally with its weights rounded to `weights` (fp16 / bf16) first; cached per probe."""
+        key = (tuple(sorted(knobs.items())), id(probe), precision, weights)
         if key not in self.outputs:  # the probe is kept with its outputs, so its id is not reused meanwhile
-            self.outputs[key] = (probe, self.runner(knobs)(probe.src, probe.bgr))
+            self.outputs[key] = (probe, self.model_as(knobs, precision, weights)(probe.src, probe.bgr))
         return self.outputs[key][1]
+
+    def model_as(self, knobs: Dict[str, object], precision: str, weights: Optional[str] = None):
+        if precision == "fp32" and weights is None:
+            return self.runner(knobs)
+        import torch
+        from converters.torch_formats import torch_model
+        key = (tuple(sorted(knobs.items())), precision, weights)
+        if key not in self.models:
+            model = torch_model(self.spec, knobs if self.spec.kind == "refine" else None).eval()
+            if weights:
+                with torch.no_grad():
+                    for tensor in list(model.parameters()) + list(model.buffers()):
+                        if tensor.is_floating_point():
+                            tensor.copy_(tensor.to(TORCH_DTYPES[weights]).to(tensor.dtype))
+            dtype = TORCH_DTYPES[precision]
+            model = model.to(dtype)
+            names = self.runner(knobs).outputs
+
+            def run(src, bgr):
+                with torch.inference_mode():
+                    out = model(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
+                keep = torch.float64 if dtype == torch.float64 else torch.float32
+                return {name: o.to(keep).numpy() for name, o in zip(names, out)}
+            self.models[key] = run
+        return self.models[key]
+
+    def noise(self, knobs: Dict[str, object], probes, precision: str = "fp32"):
+        """How far the reference computing in `precision` lies from its own float64 result (`ParityMetrics`,
+        alpha and foreground outside the cells whose selection flips): the scale tolerances follow."""
+        from .metrics import ParityMetrics
+        key = (tuple(sorted(knobs.items())), tuple(id(p) for p in probes), precision)
+        if key not in self.noises:
+            found = ParityMetrics()
+            for probe in probes:
+                found.add(self.run_as(knobs, probe, "fp64"), self.run_as(knobs, probe, precision), knobs, 0.0)
+            self.noises[key] = (list(probes), found)
+        return self.noises[key][1]
+
+
+TORCH_DTYPES = {}
+
+
+def torch_dtypes():
+    import torch
+    TORCH_DTYPES.update(fp64=torch.float64, fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
 
 # -- candidates -------------------------------------------------------------------------------------
@@ -208,6 +275,7 @@ class Candidate:
     metadata: Dict[str, str] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
     load_seconds: float = 0.0
+    min_cells: int = 0  # 4x4 cells every picture needs (a TopK k fixed in the file)
 
 
 def recorded_knobs(path: str, fmt: str, metadata: Dict[str, str]) -> Tuple[Dict[str, object], str]:
@@ -261,6 +329,40 @@ def torch_on_device(runner, device: str):
     if device == "cpu":
         return runner
     model = runner.model.to(device)
+    dtype = torch.float16 if runner.precision == "fp16" else torch.float32
+
+    def run(src, bgr):
+        with torch.inference_mode():
+            out = model(torch.from_numpy(src).to(device, dtype), torch.from_numpy(bgr).to(device, dtype))
+        torch.cuda.synchronize(device)
+        return out
+
+    return Runner(run, runner.format, runner.path, runner.outputs, runner.layout, runner.metadata,
+                  runner.precision, model)
+
+
+def pt2_module(path: str, device: str):
+    """The module of a `.pt2` program with its graph and weights on `device` (see `pt2_on_device`)."""
+    import torch
+    program = torch.export.load(path)
+    try:
+        from torch.export.passes import move_to_device_pass
+        program = move_to_device_pass(program, device)
+    except ImportError:  # older PyTorch: parameters and buffers only
+        pass
+    return program.module().to(device)
+
+
+def pt2_on_device(runner, device: str):
+    """A `.pt2` program saved on the CPU, moved to `device`: `module().to()` moves parameters and buffers
+    but not the devices written into the graph (constants, `arange(device=...)`), so the program itself
+    is moved with `torch.export.passes.move_to_device_pass` first. `converters.load` has already
+    checked the archive (no pickled payloads) before this second `torch.export.load`."""
+    import torch
+    from converters.runner import Runner
+    if device == "cpu":
+        return runner
+    model = pt2_module(runner.path, device)
     dtype = torch.float16 if runner.precision == "fp16" else torch.float32
 
     def run(src, bgr):
@@ -346,6 +448,15 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
             exact_fp32_on_gpus()
         metadata = {k: v for k, v in converters.info(path).items() if k not in ("file", "format", "content")}
         recorded, recorded_from = recorded_knobs(path, fmt, metadata)
+        inferred = None
+        if fmt == "onnx" and recorded_from == "none" and reference.spec.kind == "refine":
+            from .inferred import onnx_knobs
+            try:
+                inferred = onnx_knobs(path)
+            except Exception:  # noqa: BLE001 - nothing recognisable: the defaults and flags apply
+                inferred = None
+            if inferred is not None and inferred.knobs:
+                recorded, recorded_from = dict(inferred.knobs), "ONNX graph (inferred)"
         knobs, sources = resolve_knobs(reference.recorded, recorded, flags,
                                        "candidate " + recorded_from if recorded_from != "none" else "candidate")
         refine = reference.spec.kind == "refine"
@@ -362,26 +473,28 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
     if fmt == "onnx" and device != "cpu" and runner.model.get_providers()[0] != "CUDAExecutionProvider":
         raise ParityError(f"{path}: ONNX Runtime did not start its CUDA provider (providers: "
                           f"{', '.join(runner.model.get_providers())}); check the CUDA and cuDNN libraries it needs.")
-    if runtime == "torch" and run_as == "file":
+    if fmt == "pt2" and run_as == "file":
+        runner = pt2_on_device(runner, device)
+    elif runtime == "torch" and run_as == "file":
         runner = torch_on_device(runner, device)
     elif runtime == "tensorflow":
         runner = tf_on_device(runner, device)
     notes = []
-    if metadata.get("backbone") and metadata["backbone"] != reference.backbone:
-        raise ParityError(f"{path} holds a {metadata['backbone']} model but the reference is {reference.backbone}: "
-                          "compare files of the same weights.")
+    if inferred is not None and inferred.found:
+        notes.append("the file records no knobs; read from its graph: " + "; ".join(inferred.found))
     if not at_load:
         differing = [k for k, v in flags.items() if k in recorded and recorded[k] != v]
         if differing:
             notes.append(f"flags {', '.join(differing)} differ from what the file records; its knobs are fixed, "
                          "so the flags apply to the reference only")
-        elif not recorded:
+        elif not recorded and inferred is None:
             notes.append("the file records no knobs (not written by bgmv2-zoo): the reference uses "
                          + ("the flags and " if flags else "") + "the defaults; pass --refine-* flags if it was "
                          "exported with others")
     candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as, device,
                           runtime_name(fmt, run_as, device, runner), runner.precision, runner, recorded,
-                          recorded_from, at_load, metadata, notes, time.perf_counter() - started)
+                          recorded_from, at_load, metadata, notes, time.perf_counter() - started,
+                          inferred.min_cells if inferred is not None else 0)
     return candidate, knobs, sources
 
 

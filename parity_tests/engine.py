@@ -2,6 +2,7 @@
 inputs, measure every output, check the tolerances of each candidate's precision, time each format.
 """
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -10,10 +11,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .candidates import Candidate, ParityError, Reference, default_label, load_candidate
+from .candidates import Candidate, ParityError, Reference, default_label, load_candidate, tf32_setting
 from .metrics import ParityMetrics
 from .probes import Probe
-from .tolerances import TOLERANCES, Tolerance
+from .tolerances import RULES, Limits, rule_for
 
 
 @dataclass
@@ -37,11 +38,15 @@ class CaseResult:
     knob_sources: Dict[str, str] = field(default_factory=dict)
     recorded_from: str = ""
     tolerance: str = "fp32"
+    limits: Optional[Limits] = None
     metrics: ParityMetrics = field(default_factory=ParityMetrics)
     violations: List[str] = field(default_factory=list)
     ms_per_frame: Optional[float] = None
     error: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    diagnosis: Optional[Dict[str, str]] = None  # {"code", "detail"} of a failing case
+    timing: Optional[Dict[str, object]] = None
+    expected_diagnosis: Optional[str] = None  # planted bugs: the code the diagnosis should give
     what: str = ""  # how the file was made (matrix entries)
     picture: Optional[Dict[str, np.ndarray]] = None  # arrays for the diff map (not in the JSON)
 
@@ -57,8 +62,12 @@ class CaseResult:
         return {"label": self.label, "path": self.path, "format": self.format, "run_as": self.run_as,
                 "runtime": self.runtime, "precision": self.precision, "device": self.device, "knobs": self.knobs,
                 "knob_sources": self.knob_sources, "knobs_recorded_in": self.recorded_from,
-                "tolerance": self.tolerance, "metrics": self.metrics.as_dict(), "violations": self.violations,
-                "ms_per_frame": self.ms_per_frame, "error": self.error, "notes": self.notes, "what": self.what,
+                "tolerance": self.tolerance, "limits": self.limits.as_dict() if self.limits else None,
+                "ratios": {k: {"max": v[0], "mean": v[1]} for k, v in self.limits.ratios(self.metrics).items()}
+                if self.limits else None,
+                "metrics": self.metrics.as_dict(), "violations": self.violations,
+                "ms_per_frame": self.ms_per_frame, "error": self.error, "diagnosis": self.diagnosis,
+                "timing": self.timing, "notes": self.notes, "expected_diagnosis": self.expected_diagnosis, "what": self.what,
                 "ok": self.ok}
 
 
@@ -73,17 +82,19 @@ class Report:
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     environment: Dict[str, str] = field(default_factory=lambda: environment())
     title: str = "Parity"
+    planted: List[CaseResult] = field(default_factory=list)  # planted bugs (--planted): each must FAIL
 
     @property
     def ok(self) -> bool:
-        return all(case.ok for case in self.cases)
+        return all(case.ok for case in self.cases) and not any(case.ok for case in self.planted)
 
     def as_dict(self) -> Dict[str, object]:
         return {"title": self.title, "date": self.date, "ok": self.ok, "device": self.device,
                 "reference": self.reference, "probes": self.probes, "flags": self.flags,
                 "reference_ms_per_frame": self.reference_ms_per_frame, "environment": self.environment,
-                "tolerances": {k: v.as_dict() for k, v in TOLERANCES.items()},
-                "cases": [case.as_dict() for case in self.cases]}
+                "tolerance_rules": {k: v.as_dict() for k, v in RULES.items()},
+                "cases": [case.as_dict() for case in self.cases],
+                "planted": [case.as_dict() for case in self.planted]}
 
 
 def environment() -> Dict[str, str]:
@@ -111,35 +122,68 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def tolerance_for(precision: str) -> Tolerance:
-    return TOLERANCES["fp16" if precision in ("fp16", "bf16") else "fp32"]
+BUSY_LOAD_PER_CORE = 0.75  # load average above this share of the cores: other work competes for them
+SPREAD_LIMIT = 1.5  # slowest / fastest repeat above this: the figures moved between repeats
 
 
-def time_runner(run: Callable, probe: Probe, repeat: int) -> Optional[float]:
-    """Median milliseconds per frame over `repeat` calls (after the calls already made as warm-up)."""
+def load_average() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def timing_of(run: Callable, probe: Probe, repeat: int) -> Optional[Dict[str, object]]:
+    """Milliseconds per frame: one warm-up call, then the median of `repeat` timed calls, with the load
+    average and the spread; `indicative` when the machine was busy or the repeats disagree."""
     if repeat <= 0:
         return None
+    run(probe.src, probe.bgr)  # warm-up: lazy initialisation, kernel selection, caches
+    before = load_average()
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         run(probe.src, probe.bgr)
         times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times) / probe.batch
+    after = load_average()
+    cores = os.cpu_count() or 1
+    loads = [x for x in (before, after) if x is not None]
+    load = max(loads) if loads else None
+    spread = max(times) / min(times) if min(times) > 0 else float("inf")
+    reasons = []
+    if load is not None and load > BUSY_LOAD_PER_CORE * cores:
+        reasons.append(f"load average {load:.1f} on {cores} cores")
+    if repeat > 1 and spread > SPREAD_LIMIT:
+        reasons.append(f"repeats differ {spread:.1f}x")
+    return {"ms_per_frame": 1000 * statistics.median(times) / probe.batch, "repeats": repeat, "warmup": 1,
+            "min_ms": 1000 * min(times) / probe.batch, "max_ms": 1000 * max(times) / probe.batch,
+            "load_average": load, "cores": cores, "indicative": bool(reasons), "why_indicative": "; ".join(reasons)}
+
+
+def time_runner(run: Callable, probe: Probe, repeat: int) -> Optional[float]:
+    """Median milliseconds per frame (warmed up); see `timing_of` for the whole record."""
+    timing = timing_of(run, probe, repeat)
+    return timing["ms_per_frame"] if timing else None
 
 
 def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str, object], sources: Dict[str, str],
                     probes: Sequence[Probe], repeat: int = 0) -> CaseResult:
     """Run `candidate` and the reference (at `knobs`) on every probe and measure; no exceptions escape."""
-    tolerance = tolerance_for(candidate.precision)
+    rule = rule_for(candidate.precision)
     result = CaseResult(candidate.label, candidate.path, candidate.format, candidate.run_as, candidate.runtime,
                         candidate.precision, candidate.device, dict(knobs), dict(sources), candidate.recorded_from,
-                        tolerance.name, notes=list(candidate.notes))
+                        rule.name, notes=list(candidate.notes))
+    try:
+        result.limits = limits = rule.limits(reference.noise(knobs, probes, rule.name))
+    except Exception as error:  # noqa: BLE001
+        result.error = f"could not measure the reference's own rounding error: {type(error).__name__}: {error}"
+        return result
     worst = -1.0
     try:
         for probe in probes:
             expected = reference.run(knobs, probe)
             got = candidate.runner(probe.src, probe.bgr)
-            classes = result.metrics.add(expected, got, knobs, tolerance.band)
+            classes = result.metrics.add(expected, got, knobs, limits.band)
             if "pha" in got and np.shape(got["pha"]) == np.shape(expected["pha"]):
                 diff = np.abs(expected["pha"].astype(np.float64) - got["pha"])
                 score = float(np.nan_to_num(diff, nan=1.0, posinf=1.0).sum())
@@ -149,11 +193,18 @@ def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str,
                     result.picture = {"src": probe.src[image], "reference": expected["pha"][image, 0],
                                       "candidate": np.asarray(got["pha"][image, 0]), "probe": probe.describe(),
                                       **{k: v[image] for k, v in classes.items()}}
-        result.ms_per_frame = time_runner(candidate.runner, probes[0], repeat)
+        result.timing = timing_of(candidate.runner, probes[0], repeat)
+        result.ms_per_frame = result.timing["ms_per_frame"] if result.timing else None
     except Exception as error:  # noqa: BLE001 - a candidate's failure is a result, not a crash
         result.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         return result
-    result.violations = tolerance.violations(result.metrics)
+    result.violations = limits.violations(result.metrics)
+    if result.violations:
+        from .diagnosis import diagnose
+        try:
+            result.diagnosis = diagnose(reference, candidate, knobs, probes, result.metrics, limits)
+        except Exception as error:  # noqa: BLE001 - a diagnosis that breaks is no reason to lose the verdict
+            result.diagnosis = {"code": "unknown", "detail": f"diagnosis failed: {type(error).__name__}: {error}"}
     return result
 
 
@@ -169,6 +220,10 @@ def run_parity(reference_path: str, requests: Sequence[CandidateRequest], probes
                      "recorded_knobs": reference.recorded,
                      "runs_as": "PyTorch eager, fp32, CPU"},
                     [p.describe() for p in probes], device, dict(flags or {}), title=title)
+    if device != "cpu":
+        from .candidates import exact_fp32_on_gpus
+        exact_fp32_on_gpus()
+    report.environment["tf32"] = tf32_setting(device)
     for request in requests:
         label = request.label or default_label(request.path, "", request.run_as, "")
         say(f"checking {label} ...")
@@ -182,13 +237,46 @@ def run_parity(reference_path: str, requests: Sequence[CandidateRequest], probes
             report.cases.append(CaseResult(label, request.path, run_as=request.run_as, device=device,
                                            error=f"{type(error).__name__}: {error}"))
             continue
-        result = check_candidate(reference, candidate, knobs, sources, probes, repeat)
+        try:
+            usable = probes_for(candidate, probes)
+        except ParityError as error:
+            report.cases.append(CaseResult(label, request.path, candidate.format, request.run_as, candidate.runtime,
+                                           candidate.precision, device, dict(knobs), dict(sources),
+                                           candidate.recorded_from, error=str(error), notes=list(candidate.notes)))
+            continue
+        result = check_candidate(reference, candidate, knobs, sources, usable, repeat)
         report.cases.append(result)
         key = knob_label(knobs)
         if repeat > 0 and key not in report.reference_ms_per_frame:
             runner = reference.runner(knobs)
             report.reference_ms_per_frame[key] = time_runner(runner, probes[0], repeat)
     return report
+
+
+def probes_for(candidate: Candidate, probes: Sequence[Probe]) -> List[Probe]:
+    """The probes `candidate` can run: a file that fixes TopK k needs k cells of 4x4 pixels. Built-in
+    probes that are too small are replaced by larger ones of the same shape (noted); the user's own
+    sizes and pictures are refused with the constraint and a size that works."""
+    from .inferred import size_with_cells
+    from .probes import synthetic_probe
+    need = candidate.min_cells
+    usable = []
+    for probe in probes:
+        height, width = probe.size
+        cells = (height // 4) * (width // 4)
+        if cells >= need:
+            usable.append(probe)
+            continue
+        h, w = size_with_cells(height, width, need)
+        if not probe.builtin:
+            raise ParityError(f"{candidate.path} fixes TopK k = {need:,} in its graph, so every picture needs at "
+                              f"least {need:,} cells of 4x4 pixels; {probe.describe()} has {cells:,}. Use "
+                              f"--size {h}x{w} or larger (or pictures at least that big; --max-side keeps them).")
+        bigger = synthetic_probe(h, w, probe.batch, probe.seed)
+        candidate.notes.append(f"probe {height}x{width} has {cells:,} cells, fewer than the file's k = {need:,}: "
+                               f"checked at {h}x{w} instead")
+        usable.append(bigger)
+    return usable
 
 
 def knob_label(knobs: Dict[str, object]) -> str:

@@ -1,6 +1,6 @@
 """Inputs for parity checks: built-in probes that look like real use, or the user's own pictures.
 
-Built-in probes are `scripts.training.synthetic.SyntheticMattingSet` samples: a subject with soft
+Built-in probes are `converters.synthetic.SyntheticMattingSet` samples: a subject with soft
 edges (1-8 px), holes and hair-like strands, coloured from photographs or texture, over a
 photographic or textured background, with a shadow, sensor noise and a background shot that is
 shifted, rotated, re-exposed and re-noised a little, as a real clean plate is. Deterministic by seed.
@@ -26,6 +26,8 @@ class Probe:
     name: str
     src: np.ndarray  # (B, 3, H, W) float32
     bgr: np.ndarray
+    builtin: bool = False  # a built-in synthetic probe (may be replaced by a larger one a file needs)
+    seed: int = 0
 
     @property
     def batch(self) -> int:
@@ -40,16 +42,16 @@ class Probe:
         return f"{self.name} ({self.batch}x3x{h}x{w})"
 
 
-def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0) -> Probe:
+def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0, builtin: bool = True) -> Probe:
     """`batch` composites from `SyntheticMattingSet(batch, height, width, seed)`."""
     if height % 4 or width % 4:
         raise ValueError(f"probe sizes must be multiples of 4; got {height}x{width}")
-    from scripts.training.synthetic import SyntheticMattingSet
+    from converters.synthetic import SyntheticMattingSet
     data = SyntheticMattingSet(batch, height, width, seed=seed)
     items = [data[i] for i in range(batch)]
     src = np.stack([item["src"].numpy() for item in items]).astype(np.float32)
     bgr = np.stack([item["bgr"].numpy() for item in items]).astype(np.float32)
-    return Probe(f"synthetic {height}x{width} seed {seed}", np.clip(src, 0, 1), np.clip(bgr, 0, 1))
+    return Probe(f"synthetic {height}x{width} seed {seed}", np.clip(src, 0, 1), np.clip(bgr, 0, 1), builtin, seed)
 
 
 def default_probes(sizes: Sequence[Tuple[int, int, int, int]] = DEFAULT_SIZES) -> List[Probe]:

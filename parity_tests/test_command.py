@@ -82,9 +82,10 @@ def test_fails_on_a_perturbed_weight(files, tmp_path, capsys):
 
 
 @pytest.mark.onnx
-def test_fails_on_the_wrong_refine_threshold(files, tmp_path, capsys):
-    """An upstream-style legacy ONNX export (opset 11, no metadata) made at threshold 0.05: checked at
-    the default 0.1 the refined cells differ away from the boundary; at 0.05 it passes."""
+def test_reads_the_threshold_of_an_upstream_onnx_file_and_fails_a_contradicting_flag(files, tmp_path, capsys):
+    """An upstream-style legacy ONNX export (opset 11, no metadata) made at threshold 0.05: its graph
+    says so and it passes; checked with --refine-threshold 0.1 the refined cells differ away from the
+    boundary, it fails, and the diagnosis names the threshold the file has."""
     pytest.importorskip("onnxruntime")
     import pytorch_impl
     from parity_tests.matrix import trace_example
@@ -92,17 +93,18 @@ def test_fails_on_the_wrong_refine_threshold(files, tmp_path, capsys):
     path = str(tmp_path / "legacy_thresholding.onnx")
     model = pytorch_impl.load_model(SHIPPED, refine_mode="thresholding", refine_threshold=0.05)
     write_legacy_onnx(model, path, trace_example({}), opset=11)
-    common = ["--reference", SHIPPED, "--candidate", path, "--size", "96x128", "--batch", "2", "--repeat", "0",
-              "--refine-mode", "thresholding"]
-    assert main(["parity", *common, "--out", str(tmp_path / "wrong")]) == 1
+    common = ["--reference", SHIPPED, "--candidate", path, "--size", "128x128", "--batch", "2", "--repeat", "0"]
+    assert main(["parity", *common, "--out", str(tmp_path / "right")]) == 0
+    right = report_of(tmp_path / "right")["cases"][0]
+    assert right["ok"] and right["knobs"]["refine_threshold"] == 0.05 and right["knobs"]["refine_mode"] == "thresholding"
+    assert right["knobs_recorded_in"] == "ONNX graph (inferred)"
+    assert any("Greater(err, 0.05)" in note for note in right["notes"])
+    assert main(["parity", *common, "--refine-threshold", "0.1", "--out", str(tmp_path / "wrong")]) == 1
     wrong = report_of(tmp_path / "wrong")["cases"][0]
     assert wrong["metrics"]["cells"]["unexplained"] > 0
-    assert any("away from the selection boundary" in v for v in wrong["violations"])
-    assert main(["parity", *common, "--refine-threshold", "0.05", "--out", str(tmp_path / "right")]) == 0
-    right = report_of(tmp_path / "right")["cases"][0]
-    assert right["ok"] and right["knob_sources"]["refine_threshold"] == "flag"
-    assert any("records no knobs" in note for note in right["notes"])
-    capsys.readouterr()
+    assert wrong["diagnosis"]["code"] == "knobs" and "refine_threshold=0.05" in wrong["diagnosis"]["detail"]
+    printed = capsys.readouterr().out
+    assert "likely cause [knobs]" in printed
 
 
 def test_zoo_entry(tmp_path, capsys):
@@ -155,3 +157,62 @@ def test_zoo_entry_that_cannot_be_fetched_is_an_error(tmp_path, monkeypatch, cap
     assert main(["parity", "--zoo", "pytorch-resnet50", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: could not get pytorch-resnet50") and "--from PATH" in err
+
+
+def test_sigterm_is_one_line_and_writes_no_report(tmp_path, monkeypatch, capsys):
+    """SIGTERM mid-run: exit 143 (Ctrl-C: 130), one line, no report and no temporary left."""
+    import signal
+    from scripts import cmd_parity
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the run")
+    monkeypatch.setattr(cmd_parity, "check", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["parity", "--reference", SHIPPED, "--candidate", SHIPPED, "--out", str(tmp_path)]) == 143
+    err = capsys.readouterr().err
+    assert err.strip().startswith("terminated (SIGTERM):") and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == [] and signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_interrupted_report_write_leaves_nothing(tmp_path):
+    from parity_tests.report import write_atomic
+
+    def interrupted(temporary):
+        with open(temporary, "w") as f:
+            f.write("half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(str(tmp_path / "parity.json"), interrupted)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_candidate_that_cannot_run_is_an_error_row(files, tmp_path, capsys):
+    """A file that is not a model: an ERROR row with the reason, the others still checked, no traceback."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    code = main(["parity", "--reference", SHIPPED, "--candidate", str(junk), "--candidate", files["good"], *SMALL,
+                 "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.out + captured.err
+    bad, good = report_of(tmp_path / "out")["cases"]
+    assert bad["error"] and "junk.onnx" in bad["error"] and good["ok"]
+
+
+def test_planted_bugs_in_the_report(files, tmp_path, capsys, monkeypatch):
+    """--planted checks the planted-bug set too: all caught, each with its diagnosis, in every report
+    (two of the set here; parity_tests/test_planted.py checks every one)."""
+    from parity_tests import planted
+    chosen = [p for p in planted.default_set() if p.name in ("channel-order", "layout")]
+    monkeypatch.setattr(planted, "default_set", lambda: chosen)
+    out = str(tmp_path / "planted")
+    code = main(["parity", "--reference", SHIPPED, "--candidate", files["good"], "--size", "128x128", "--batch", "2",
+                 "--refine-sample-pixels", "1072", "--repeat", "0", "--planted", "--out", out])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = report_of(out)
+    assert report["ok"] and report["planted"] and not any(case["ok"] for case in report["planted"])
+    assert all(case["diagnosis"]["code"] == case["expected_diagnosis"] for case in report["planted"]), \
+        [(case["label"], case["diagnosis"]) for case in report["planted"]]
+    assert f"planted bugs: {len(report['planted'])}/{len(report['planted'])} caught" in printed
+    assert "## Planted bugs (each must fail)" in open(os.path.join(out, "parity.md")).read()

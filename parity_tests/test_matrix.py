@@ -28,7 +28,18 @@ UNTRAINED_FP16 = ("fp16 parity needs trained weights; these calibrated random Re
                   "`bgmv2 parity --zoo pytorch-resnet50 --precision fp16`")
 
 
-def is_slow(backbone: str, entry, mode: str) -> bool:
+# The CUDA tier (`scripts/gpu_check.sh`, `pytest -m "cuda and not slow"`): what fits in 3 minutes on one
+# GPU with the files built on its CPUs: every PyTorch-side format of MobileNetV2 (pt2 included: saved on
+# the CPU, moved to CUDA), ONNX Runtime's CUDA provider in fp32 and fp16, Keras where TensorFlow sees
+# the GPU, and ResNet-50 through TorchScript; sampling mode (the refiner's data-dependent path).
+CUDA_TIER = {("mobilenetv2", label) for label in (
+    "pth", "eager-fp16", "torchscript", "torchscript-fp16", "torchscript-upstream", "onnx-legacy-opset12", "pt2",
+    "onnx-static", "onnx-static-fp16", "keras", "savedmodel")} | {("resnet50", "torchscript")}
+
+
+def is_slow(backbone: str, entry, mode: str, device: str = "cpu") -> bool:
+    if device != "cpu":
+        return (backbone, entry.label) not in CUDA_TIER or mode != entry.modes[0]
     if backbone == "resnet101" or entry.slow:
         return True
     if backbone == "resnet50":
@@ -42,7 +53,7 @@ def cases():
             for mode in entry.modes:
                 for device in ("cpu", "cuda"):
                     marks = []
-                    if is_slow(backbone, entry, mode):
+                    if is_slow(backbone, entry, mode, device):
                         marks.append(pytest.mark.slow)
                     if device == "cuda":
                         marks.append(pytest.mark.cuda)

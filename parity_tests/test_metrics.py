@@ -3,7 +3,7 @@ are legitimate (at the selection boundary) and which are not."""
 import numpy as np
 
 from parity_tests.metrics import DiffStats, ParityMetrics, classify_cells, eight_bit
-from parity_tests.tolerances import TOLERANCES
+from parity_tests.tolerances import fixed_limits
 
 
 def test_diff_stats_and_8bit_share():
@@ -24,7 +24,7 @@ def test_nan_counts_as_a_violation():
     candidate = {"pha": np.full((1, 1, 8, 8), np.nan, np.float32)}
     metrics = ParityMetrics()
     metrics.add(reference, candidate, {}, 0.0)
-    assert any("NaN" in v for v in TOLERANCES["fp32"].violations(metrics))
+    assert any("NaN" in v for v in fixed_limits("fp32").violations(metrics))
 
 
 def test_flips_at_the_top_k_boundary_are_explained_and_others_are_not():

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", metavar="FILE", help="also write the Markdown report to FILE")
     out.add_argument("--title", default="Parity", help="title of the reports")
     out.add_argument("--quiet", action="store_true", help="print only the table and errors")
+    out.add_argument("--planted", action="store_true",
+                     help="also check the built-in planted export bugs (each must fail, with its diagnosis): "
+                          "shows the check can see them on these inputs")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -89,6 +92,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--repeat", str(args.repeat)]
     if args.threads:
         parts += ["--threads", str(args.threads)]
+    if args.planted:
+        parts.append("--planted")
     parts += ["--out", args.out]
     if args.markdown:
         parts += ["--markdown", args.markdown]
@@ -112,8 +117,18 @@ def probes_of(args: argparse.Namespace):
             width, height = parse_size(size, multiple=4)  # the one size order of every command
         except ValueError as error:
             raise ParityError(f"--size {error}") from None
-        probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index))
+        probes.append(synthetic_probe(height, width, max(1, args.batch), seed=12 + index, builtin=False))
     return probes or default_probes()
+
+
+def planted_cases(report, probes):
+    """The planted-bug set checked against the report's reference with the knobs of its first case."""
+    from parity_tests.candidates import Reference, resolve_knobs
+    from parity_tests.planted import check_planted
+    reference = Reference(report.reference["path"])
+    knobs = report.cases[0].knobs if report.cases and report.cases[0].knobs else resolve_knobs(
+        reference.recorded, {}, report.flags)[0]
+    return check_planted(reference, dict(knobs), probes)
 
 
 def split_candidate(text: str):
@@ -142,6 +157,20 @@ def check_files(args, probes, flags, say):
 
 
 def run(args: argparse.Namespace) -> int:
+    """`check(args)`; Ctrl-C and SIGTERM (turned into the same path by `scripts.exits`) end it with one
+    line, and reports are written whole or not at all."""
+    from scripts import exits
+    try:
+        return check(args)
+    except KeyboardInterrupt as error:
+        status = exits.interrupted_status(error)
+        how = "terminated (SIGTERM)" if status == exits.EXIT_TERMINATED else "interrupted"
+        print(f"\n{how}: no report was written or changed (reports are renamed into place only when whole)",
+              file=sys.stderr)
+        return status
+
+
+def check(args: argparse.Namespace) -> int:
     from parity_tests.candidates import ParityError
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     try:
@@ -175,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     except ParityError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if args.planted:
+        say("checking the planted bugs ...")
+        report.planted = planted_cases(report, probes)
     from parity_tests.report import text_table, write_json, write_markdown, write_png
     command = command_line(args)
     print(text_table(report))
