@@ -78,7 +78,7 @@ def onnx_path(model_id: str) -> Path:
     return home() / "onnx" / f"{model_id}.onnx"
 
 
-def onnxruntime(source: str, knobs: Dict[str, object], model_id: str) -> Candidate:
+def onnx_runtime(source: str, knobs: Dict[str, object], model_id: str) -> Candidate:
     """ONNX Runtime on the model exported from `source` (the weights file) with `knobs`."""
     def build() -> Run:
         import numpy as np
@@ -134,7 +134,7 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
     if precision in (None, "fp32") and hasattr(model, "refiner"):  # the ONNX export is of MattingRefine
         try:
             import onnxruntime  # noqa: F401
-            found.append(onnxruntime(source, knobs, model_id))
+            found.append(onnx_runtime(source, knobs, model_id))
         except ImportError:
             pass
     return found
