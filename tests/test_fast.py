@@ -224,3 +224,26 @@ def test_cuda_graph_matches_eager(tmp_path):
     for got, want in zip(outputs, eager_frames(model.cuda(), clip, bgr)):
         q = lambda x: torch.round(x.float().clamp(0, 1) * 255)  # noqa: E731
         assert (q(got["pha"]) - q(want["pha"].cuda())).abs().gt(2).float().mean() <= 0.005
+
+
+def test_video_frames_batched_through_the_pipeline(tmp_path):
+    """Batch 3 over 7 frames (groups 3, 3, 1): every frame written, the same pictures as batch 1."""
+    from scripts.media.composite import Renderer
+    from scripts.media.matting import Job, Stages
+    from scripts.media.pipeline import Pipeline
+    torch.manual_seed(0)
+    model = MattingRefine("mobilenetv2").eval()
+    runner = TorchRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"))
+    clip, bgr = frames(40, 56, count=7)
+    written = {}
+    for batch in (1, 3):
+        got = written[batch] = {}
+        stages = Stages(runner, Renderer(["pha", "com"]), lambda job, pictures, got=got: got.update({job.index: pictures}),
+                        batch=batch)
+        jobs = (Job(i, f, bgr) for i, f in enumerate(clip))
+        pipeline = Pipeline(stages.jobs(jobs), stages.infer, stages.consume, total=7, progress=False,
+                            count=stages.count)
+        assert pipeline.run() == 7
+    assert sorted(written[3]) == list(range(7))
+    for i in range(7):
+        assert np.abs(written[3][i]["pha"].astype(int) - written[1][i]["pha"].astype(int)).max() <= 1
