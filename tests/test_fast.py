@@ -247,3 +247,19 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
     assert sorted(written[3]) == list(range(7))
     for i in range(7):
         assert np.abs(written[3][i]["pha"].astype(int) - written[1][i]["pha"].astype(int)).max() <= 1
+
+
+def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """The flag reaches the fast path (thresholding: eager, said so, nothing compiled); an ONNX file is refused."""
+    from scripts.cli import main
+    monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
+    code = main(["demo", "-o", str(tmp_path / "out"), "--model", str(tmp_path / "refine.pth"), "--backend", "fast",
+                 "--refine-mode", "thresholding", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 and "fast backend" in err and "fast: eager for" in err and "thresholding" in err
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x04test")
+    code = main(["demo", "-o", str(tmp_path / "out2"), "--model", str(tmp_path / "model.onnx"), "--backend", "fast"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--backend fast" in err
