@@ -60,8 +60,17 @@ def cpu_bf16_unsupported() -> Optional[str]:
     return None
 
 
+def allow_recompiles(limit: int = 32) -> None:
+    """Every input shape compiles anew (dynamic=False); Dynamo's default limit (8) would silently run
+    eager from the ninth shape on (a folder of pictures of many sizes)."""
+    import torch._dynamo.config as dynamo
+    if getattr(dynamo, "recompile_limit", limit) < limit:
+        dynamo.recompile_limit = limit
+
+
 def cpu_compiled(model: torch.nn.Module, precision: str) -> Candidate:
     def build() -> Run:
+        allow_recompiles()
         compiled = torch.compile(static_copy(model), dynamic=False, options={"freezing": True})
         if precision == "fp32":
             return compiled
@@ -110,6 +119,8 @@ def cuda_graphed(model: torch.nn.Module, precision: str, compiled: bool, backend
 
     def build() -> Run:
         half = static_copy(model, dtype)
+        if compiled:
+            allow_recompiles()
         net = torch.compile(half, dynamic=False) if compiled else half
 
         def frame(src, bgr):
