@@ -231,7 +231,12 @@ def bench(args) -> int:
     main_runner = runners[-1][1]
     print(f"\n{main_runner.description} on {main_runner.device}, {args.precision}; {width}x{height}, {args.frames} "
           f"frames, median of {args.rounds}; outputs: {' '.join(args.output_types)} ({args.codec})")
-    print(f"machine: {machine_text(main_runner)}; {before} before, {after} after\n")
+    print(f"machine: {machine_text(main_runner)}; {before} before, {after} after")
+    chosen = getattr(main_runner, "chosen", None)
+    if chosen is not None:
+        print("fast path ran: " + ", ".join(sorted({f"{name} ({main_runner.choices[key].precision})"
+                                                    for key, name in chosen.items()})))
+    print()
     print("| measure | fps | ms/frame | vs model only | rounds (fps) |")
     print("|---|---|---|---|---|")
     for label, _ in runners:

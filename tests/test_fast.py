@@ -263,3 +263,23 @@ def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
     code = main(["demo", "-o", str(tmp_path / "out2"), "--model", str(tmp_path / "model.onnx"), "--backend", "fast"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--backend fast" in err
+
+
+def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch):
+    """Plumbing only (thresholding keeps the fast path on eager: nothing compiled): both rows, the ratio line."""
+    import re
+    from scripts.cli import main
+    monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
+    code = main(["bench", "--model", str(tmp_path / "refine.pth"), "--backend", "fast", "--refine-mode", "thresholding",
+                 "--size", "64x48", "--frames", "2", "--rounds", "2", "--threads", "1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    names = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and ":" in line]
+    assert names == ["eager: model only (input tensors in memory)",
+                     "eager: video pipeline (decode + model + composite + encode, overlapped)",
+                     "fast: model only (input tensors in memory)",
+                     "fast: video pipeline (decode + model + composite + encode, overlapped)"]
+    assert "fast path ran: eager (fp32)" in out
+    assert re.search(r"^fast / eager: model only \d+\.\d\dx \(rounds [\d. ]+\), pipeline \d+\.\d\dx", out, re.M)
