@@ -199,8 +199,9 @@ class FastRunner:
         """Fastest ms per call of each (name, run), calls alternating so load changes hit all alike.
 
         The fastest, not the median: other programs only ever add time, so on a busy machine the
-        minimum of a few calls is the steadiest estimate of what each way costs (measured: with
-        load 16 on 2 cores, medians of 3 calls put eager ahead of compiled bf16, minima did not)."""
+        minimum of a few calls is the steadiest estimate of what each way costs (seen: with load 16
+        on 2 cores the median of 3 calls gave eager 725 ms and compiled bf16 1561 ms at 720p, the
+        reverse of quiet-machine figures)."""
         times: Dict[str, List[float]] = {name: [] for name, _ in runs}
         for round_ in range(self.timed_calls):
             for name, run in (runs if round_ % 2 == 0 else runs[::-1]):
