@@ -79,7 +79,8 @@ def test_wrong_candidate_is_dropped_and_the_choice_cached(model, tmp_path):
     clip, bgr = frames(61, 93)  # odd size: padded to 64x96 and cropped back
     logs = []
     cache = ChoiceCache(tmp_path / "choices.json")
-    runner = fast_runner(model, "cpu", candidates=[wrong(model), same(model), broken()], cache=cache, log=logs.append)
+    runner = fast_runner(model, "cpu", candidates=[wrong(model), same(model), broken()], cache=cache, log=logs.append,
+                         timed_calls=1)
     outputs = run_frames(runner, clip, bgr)
     assert runner.chosen[(1, 3, 64, 96)] in ("same", "eager")
     assert "wrong differs from eager" in logs[0] and "broken failed (RuntimeError: cannot build here)" in logs[0]
@@ -114,8 +115,8 @@ def test_a_candidate_that_differs_on_a_later_frame_falls_back_to_eager(model, tm
 
 def test_every_size_and_batch(model, tmp_path):
     runner = fast_runner(model, "cpu", candidates=[same(model)], cache=ChoiceCache(tmp_path / "c.json"),
-                         log=lambda text: None)
-    for height, width in [(33, 47), (64, 64), (50, 102)]:
+                         log=lambda text: None, timed_calls=1)
+    for height, width in [(33, 47), (50, 70)]:
         clip, bgr = frames(height, width, count=1)
         got, = run_frames(runner, clip, bgr)
         want, = eager_frames(model, clip, bgr)
@@ -125,7 +126,7 @@ def test_every_size_and_batch(model, tmp_path):
     batch = torch.cat([runner.prepare(f) for f in clip])
     got = runner(batch, runner.prepare(bgr), size=(48, 64))
     assert got["pha"].shape == (2, 1, 48, 64)
-    assert len(runner.chosen) == 4
+    assert len(runner.chosen) == 3
 
 
 def test_thresholding_and_base_models(tmp_path):
@@ -193,6 +194,7 @@ def test_graphed_call_captures_once_per_shape_and_returns_fresh_outputs():
     assert torch.equal(graphed(z, y)[0], z * 2 + y) and backend.captures == 4
 
 
+@pytest.mark.slow  # Inductor compiles for 20-60 s on 2 cores, minutes when they are shared
 def test_real_compile_matches_eager(tmp_path):
     """One real Inductor compile (fp32: at a tiny size bf16 rounding moves too large a share of pixels)."""
     from scripts.fast.candidates import cpu_compiled

@@ -64,7 +64,7 @@ def unsupported_precision(device: torch.device, precision: Optional[str]) -> Opt
 def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.device, None] = "auto",
                 precision: Optional[str] = None, *, knobs: Optional[Dict[str, object]] = None,
                 kind: Optional[str] = None, backbone: Optional[str] = None, cache=None, check_frames: int = 2,
-                candidates=None, log=None):
+                candidates=None, log=None, timed_calls: Optional[int] = None):
     """A runner (scripts.media.runner protocol) on the fastest checked way to run `model` on `device`.
 
     `model`: a `.pth` / `.safetensors` file or zoo name, or a MattingRefine / MattingBase (fp32).
@@ -117,8 +117,10 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
             candidates = cands.for_device(net, device, precision, source, knobs, digest)
             if source is None:
                 candidates = [c for c in candidates if c.name != "onnxruntime"]  # exported from a file only
+    from .runner import TIMED_CALLS
     return FastRunner(net, device, candidates, digest, precision, cache=cache, check_frames=check_frames,
-                      log=log or say, description=description, why_none=why_none)
+                      log=log or say, description=description, why_none=why_none,
+                      timed_calls=timed_calls or TIMED_CALLS)
 
 
 def from_args(path: str, kind, backbone, knobs, device: torch.device, precision: str):
