@@ -79,10 +79,10 @@ def test_wrong_candidate_is_dropped_and_the_choice_cached(model, tmp_path):
     clip, bgr = frames(61, 93)  # odd size: padded to 64x96 and cropped back
     logs = []
     cache = ChoiceCache(tmp_path / "choices.json")
-    runner = fast_runner(model, "cpu", candidates=[wrong(model), same(model), broken()], cache=cache, log=logs.append,
-                         timed_calls=1)
+    runner = fast_runner(model, "cpu", candidates=[wrong(model), same(model), broken()], cache=cache, log=logs.append)
+    runner.time = lambda src, bgr, runs: {"eager": 2.0, "same": 1.0}  # a clear win: cached
     outputs = run_frames(runner, clip, bgr)
-    assert runner.chosen[(1, 3, 64, 96)] in ("same", "eager")
+    assert runner.chosen[(1, 3, 64, 96)] == "same"
     assert "wrong differs from eager" in logs[0] and "broken failed (RuntimeError: cannot build here)" in logs[0]
     assert len(logs) == 1 and "\n" not in logs[0]
     for got, want in zip(outputs, eager_frames(model, clip, bgr)):
@@ -97,6 +97,13 @@ def test_wrong_candidate_is_dropped_and_the_choice_cached(model, tmp_path):
     again.time = lambda *a: pytest.fail("timed again although the choice was cached")
     run_frames(again, clip[:1], bgr)
     assert "cached choice" in logs[-1] and again.chosen == runner.chosen
+
+    # a close call (within 10%) is not cached: timed again next time
+    close = fast_runner(model, "cpu", candidates=[same(model)], cache=ChoiceCache(tmp_path / "close.json"),
+                        log=logs.append, timed_calls=1)
+    close.time = lambda src, bgr, runs: {"eager": 1.0, "same": 1.05}
+    run_frames(close, clip[:1], bgr)
+    assert "not cached" in logs[-1] and not (tmp_path / "close.json").exists()
 
 
 def test_a_candidate_that_differs_on_a_later_frame_falls_back_to_eager(model, tmp_path):

@@ -23,6 +23,7 @@ from .cache import ChoiceCache, choice_key
 from .check import check
 
 TIMED_CALLS = 5  # per candidate on first use (the fastest counts); each about one frame's time
+CLEAR_WIN = 1.1  # the winner is cached only if the runner-up took this much longer: a close call is timed again
 
 
 def pad_to_4(x: torch.Tensor) -> torch.Tensor:
@@ -169,7 +170,7 @@ class FastRunner:
                 return choice, out
             if cached["choice"] == "eager":
                 self.log(f"fast: eager for {where} (cached choice of {cached.get('recorded', '?')}: "
-                         f"{cached.get('reason', '')})")
+                         f"{cached.get('reason', '')}; delete {self.cache.path} to choose again)")
                 return eager, reference
             self.log(f"warning: fast: the cached choice {cached['choice']} for {where} is not usable now ("
                      f"{'; '.join(dropped) or 'not offered here'}); running eager")
@@ -184,14 +185,19 @@ class FastRunner:
         if dropped:
             reason += "; dropped: " + "; ".join(dropped)
         firsts = {c.name: first for c, _, first, _, _ in built}
-        self.cache.put(key, {"choice": best, "reason": reason, "ms": timings, "first_call_s": firsts})
+        ranked = sorted(timings.values())
+        clear = len(ranked) < 2 or ranked[1] >= CLEAR_WIN * ranked[0]
+        if clear:
+            self.cache.put(key, {"choice": best, "reason": reason, "ms": timings, "first_call_s": firsts})
+        remembered = (f"choice cached in {self.cache.path} (delete it to choose again)" if clear else
+                      f"too close to call by {CLEAR_WIN:.1f}x: not cached, timed again next run")
         if best == "eager":
-            self.log(f"fast: eager for {where}: it was the fastest ({reason})")
+            self.log(f"fast: eager for {where}: it was the fastest ({reason}); {remembered}")
             return eager, reference
         candidate, run, first, verdict, out = next(b for b in built if b[0].name == best)
         self.log(f"fast: {best} for {where}, {timings['eager'] / timings[best]:.2f}x eager ({reason}); first call "
                  f"{first:.1f} s; checked against eager: {100 * verdict.share:.3f}% of 8-bit alpha off by > 2 levels; "
-                 f"choice cached in {self.cache.path}")
+                 f"{remembered}")
         choice = Choice(best, run, candidate.precision, self.check_frames - 1, timings, firsts, reason)
         return choice, out
 
