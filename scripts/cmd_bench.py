@@ -3,6 +3,7 @@
     bgmv2 bench                                   # shipped model, 1280x720, CPU or CUDA
     bgmv2 bench --model pytorch_resnet50.pth --size 1920x1080 --device cuda --precision fp16
     bgmv2 bench --model model.onnx --frames 48 --rounds 5 --sequential
+    bgmv2 bench --backend fast                    # eager and the fast path side by side: `fast / eager: ...`
 
 Rows (median over --rounds; each round measures every row back to back, in alternating order, so
 load changes hit the rows alike; the pipeline's share is the median of the rounds' ratios):
@@ -12,6 +13,9 @@ load changes hit the rows alike; the pipeline's share is the median of the round
 - video pipeline: `bgmv2 video` end to end on a generated clip of those frames: open, decode, model,
   composite, encode (libx264), close, with decoding and encoding overlapped with the model;
 - sequential (--sequential): the same stages one after another on one thread, as upstream's script.
+With --backend fast every row is measured for eager (--backend torch, same precision) and for the fast
+path in the same rounds, and a line `fast / eager:` gives their ratios (median of the rounds' ratios)
+and the fast path's first call (where it compiles, checks and times its candidates) separately.
 """
 import argparse
 
@@ -153,12 +157,37 @@ def load_text() -> str:
         return "load average unknown"
 
 
+def bench_runners(args):
+    """[(label, runner)]: the requested runner alone, or with --backend fast eager (same precision) and fast."""
+    import copy
+    if args.backend != "fast":
+        return [("", bench_runner(args))]
+    fast = bench_runner(args)
+    eager_args = copy.copy(args)
+    eager_args.backend = "torch"
+    return [("eager", bench_runner(eager_args)), ("fast", fast)]
+
+
+def warm_up(runner, inputs, bgr_input, size, calls: int) -> float:
+    """Call the runner `calls` times; returns the first call's seconds (the fast path chooses there)."""
+    import time
+    import torch
+    first = 0.0
+    for i in range(calls):
+        start = time.perf_counter()
+        runner(inputs[i % len(inputs)], bgr_input, size=size)
+        if runner.device.type == "cuda":
+            torch.cuda.synchronize(runner.device)
+        if i == 0:
+            first = time.perf_counter() - start
+    return first
+
+
 def bench(args) -> int:
     import shutil
     import statistics
     import sys
     from scripts.media.outputs import temporary_folder
-    import torch
 
     from scripts.media.encode import check_codec
     if args.min_ratio is not None and not args.pipeline:
@@ -166,28 +195,39 @@ def bench(args) -> int:
         raise MediaError("--min-ratio compares the pipeline with the model; leave out --no-pipeline")
     if args.pipeline or args.sequential:
         check_codec(args.codec)
-    runner = bench_runner(args)
+    runners = bench_runners(args)
     folder = temporary_folder("bgmv2-bench-")
+    firsts = {}
     try:
         print(f"preparing {args.frames} frames ...", file=sys.stderr)
         video, frames, bgr, background = bench_media(args, folder)
         height, width = frames[0].shape[:2]
-        inputs = [runner.prepare(frame) for frame in frames]
-        bgr_input = runner.prepare(bgr)
-        for i in range(args.warmup):
-            runner(inputs[i % len(inputs)], bgr_input, size=(height, width))
+        inputs, bgr_inputs = {}, {}
+        for label, runner in runners:
+            inputs[label] = [runner.prepare(frame) for frame in frames]
+            bgr_inputs[label] = runner.prepare(bgr)
+            # the fast runner chooses on its first call and checks the next one against eager: warm past both
+            calls = max(args.warmup, 3) if label == "fast" else args.warmup
+            firsts[label] = warm_up(runner, inputs[label], bgr_inputs[label], (height, width), calls)
         before = load_text()
-        rows = {"model": [], "pipeline": [], "sequential": []}
+        names = ["model"] + (["pipeline"] if args.pipeline else []) + (["sequential"] if args.sequential else [])
+        rows = {(label, name): [] for label, _ in runners for name in names}
         for round_ in range(args.rounds):
-            measures = [("model", lambda: time_model(runner, inputs, bgr_input, (height, width)))]
-            if args.pipeline:
-                measures.append(("pipeline", lambda: time_pipeline(args, runner, video, background, folder, True)))
-            if args.sequential:
-                measures.append(("sequential", lambda: time_pipeline(args, runner, video, background, folder, False)))
-            for name, measure in (measures if round_ % 2 == 0 else measures[::-1]):  # ABBA: drift hits all alike
-                rows[name].append(measure())
+            measures = []
+            for label, runner in runners:
+                measures.append(((label, "model"), lambda r=runner, l=label: time_model(r, inputs[l], bgr_inputs[l],
+                                                                                         (height, width))))
+                if args.pipeline:
+                    measures.append(((label, "pipeline"), lambda r=runner: time_pipeline(args, r, video, background,
+                                                                                         folder, True)))
+                if args.sequential:
+                    measures.append(((label, "sequential"), lambda r=runner: time_pipeline(args, r, video, background,
+                                                                                           folder, False)))
+            for key, measure in (measures if round_ % 2 == 0 else measures[::-1]):  # ABBA: drift hits all alike
+                rows[key].append(measure())
             print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(
-                f"{name} {args.frames / times[-1]:.2f} fps" for name, times in rows.items() if times), file=sys.stderr)
+                f"{' '.join(filter(None, key))} {args.frames / times[-1]:.2f} fps" for key, times in rows.items() if times),
+                file=sys.stderr)
         after = load_text()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -195,25 +235,47 @@ def bench(args) -> int:
     labels = {"model": "model only (input tensors in memory)",
               "pipeline": "video pipeline (decode + model + composite + encode, overlapped)",
               "sequential": "sequential pipeline (one thread, as upstream)"}
-    model_fps = args.frames / statistics.median(rows["model"])
-    print(f"\n{runner.description} on {runner.device}, {args.precision}; {width}x{height}, {args.frames} frames, "
-          f"median of {args.rounds}; outputs: {' '.join(args.output_types)} ({args.codec})")
-    print(f"machine: {machine_text(runner)}; {before} before, {after} after\n")
+    main_runner = runners[-1][1]
+    print(f"\n{main_runner.description} on {main_runner.device}, {args.precision}; {width}x{height}, {args.frames} "
+          f"frames, median of {args.rounds}; outputs: {' '.join(args.output_types)} ({args.codec})")
+    print(f"machine: {machine_text(main_runner)}; {before} before, {after} after")
+    chosen = getattr(main_runner, "chosen", None)
+    if chosen is not None:
+        print("fast path ran: " + ", ".join(sorted({f"{name} ({main_runner.choices[key].precision})"
+                                                    for key, name in chosen.items()})))
+    print()
     print("| measure | fps | ms/frame | vs model only | rounds (fps) |")
     print("|---|---|---|---|---|")
-    for name, times in rows.items():
-        if not times:
-            continue
-        fps = args.frames / statistics.median(times)
-        each = " ".join(f"{args.frames / t:.2f}" for t in times)
-        print(f"| {labels[name]} | {fps:.2f} | {1000 / fps:.1f} | {100 * fps / model_fps:.1f}% | {each} |")
+    for label, _ in runners:
+        model_fps = args.frames / statistics.median(rows[(label, "model")])
+        for name in names:
+            times = rows[(label, name)]
+            fps = args.frames / statistics.median(times)
+            each = " ".join(f"{args.frames / t:.2f}" for t in times)
+            text = f"{label}: {labels[name]}" if label else labels[name]
+            print(f"| {text} | {fps:.2f} | {1000 / fps:.1f} | {100 * fps / model_fps:.1f}% | {each} |")
+    status = 0
     if args.pipeline:
-        per_round = [m / p for m, p in zip(rows["model"], rows["pipeline"])]
-        ratio = statistics.median(per_round)
-        print(f"\npipeline / model only: {100 * ratio:.1f}% (median of the rounds' ratios; each round measures both "
-              f"back to back: {' '.join(f'{100 * r:.1f}%' for r in per_round)})")
-        if args.min_ratio is not None and ratio < args.min_ratio:
-            print(f"below --min-ratio {args.min_ratio:.2f}", file=sys.stderr)
-            return 3
-    del torch
-    return 0
+        for label, _ in runners:
+            per_round = [m / p for m, p in zip(rows[(label, "model")], rows[(label, "pipeline")])]
+            ratio = statistics.median(per_round)
+            print(f"\n{label + ' ' if label else ''}pipeline / model only: {100 * ratio:.1f}% (median of the rounds' "
+                  f"ratios; each round measures both back to back: {' '.join(f'{100 * r:.1f}%' for r in per_round)})")
+            if args.min_ratio is not None and ratio < args.min_ratio:
+                print(f"below --min-ratio {args.min_ratio:.2f}", file=sys.stderr)
+                status = 3
+    if len(runners) == 2:
+        print("\n" + fast_line(rows, names, firsts))
+    return status
+
+
+def fast_line(rows, names, firsts) -> str:
+    """`fast / eager: model only 1.62x, ...`: per measure the median of the rounds' ratios (same round, back to back)."""
+    import statistics
+    parts = []
+    for name in names:
+        ratios = [e / f for e, f in zip(rows[("eager", name)], rows[("fast", name)])]
+        parts.append(f"{'model only' if name == 'model' else name} {statistics.median(ratios):.2f}x "
+                     f"(rounds {' '.join(f'{r:.2f}' for r in ratios)})")
+    return (f"fast / eager: {', '.join(parts)}; fast's first call {firsts['fast']:.1f} s (choosing: building, "
+            f"checking and timing the candidates, or the cached choice), eager's {firsts['eager']:.2f} s")

@@ -126,6 +126,15 @@ def open_writers(args, paths, fps, size, threads: int):
     return outputs
 
 
+def video_batch(args, runner) -> int:
+    """Frames per model call: 4 for the fast backend on a GPU (one call of 4 costs little more than one),
+    else 1; `args.batch` where a caller sets it."""
+    batch = getattr(args, "batch", None)
+    if batch:
+        return int(batch)
+    return 4 if runner.device.type == "cuda" and type(runner).__name__ == "FastRunner" else 1
+
+
 def matte_video(args, runner=None, quiet: bool = False) -> dict:
     """Run the video app; returns figures (frames, seconds) for callers such as `bgmv2 bench`."""
     import sys
@@ -172,10 +181,10 @@ def matte_video(args, runner=None, quiet: bool = False) -> dict:
             for kind, picture in pictures.items():
                 writers[kind].write(picture)
 
-        stages = Stages(runner, Renderer(tuple(paths), colour), sink)
+        stages = Stages(runner, Renderer(tuple(paths), colour), sink, batch=video_batch(args, runner))
         pipeline = Pipeline(stages.jobs(make_jobs(reader, background, com, aligner)), stages.infer, stages.consume,
                             total=reader.frame_count, desc="video", queue_size=args.queue_size,
-                            progress=args.progress, overlap=getattr(args, "overlap", True))
+                            progress=args.progress, overlap=getattr(args, "overlap", True), count=stages.count)
         try:
             done = pipeline.run()
             written = outputs.commit()

@@ -14,7 +14,7 @@ OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
 BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
 REFINE_MODES = ("full", "sampling", "thresholding")
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorflow", "pt2", "converters")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorflow", "pt2", "converters", "fast")
 PRESETS = {"hd": {"backbone_scale": 0.25, "refine_sample_pixels": 80_000},
            "4k": {"backbone_scale": 0.125, "refine_sample_pixels": 320_000}}
 KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
@@ -34,8 +34,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="runtime: torch (PyTorch files here, on --device in --precision), onnxruntime (ONNX), "
                             "tensorflow (Keras weights, SavedModel), pt2 (torch.export), converters (any format "
-                            "through the converters' runners); default auto: torch for PyTorch files, else the "
-                            "file's own")
+                            "through the converters' runners), fast (PyTorch weights: the fastest way here that gives eager's matte, "
+                            "chosen, checked and cached on first use; --precision fp32 lets it pick bf16/fp16); "
+                            "default auto: torch for PyTorch files, else the file's own")
     group.add_argument("--model-type", "--kind", dest="kind",
                        choices=("mattingrefine", "mattingbase", "refine", "base"),
                        help="base runs the base network alone (default: from the file)")

@@ -27,8 +27,9 @@ class Stopped(Exception):
 class Pipeline:
     def __init__(self, items: Iterable, infer: Callable[[Any], Any], consume: Callable[[Any], None],
                  total: Optional[int] = None, desc: str = "", unit: str = "frame", queue_size: int = 4,
-                 progress: bool = True, overlap: bool = True):
+                 progress: bool = True, overlap: bool = True, count: Optional[Callable[[Any], int]] = None):
         self.items, self.infer, self.consume = items, infer, consume
+        self.count = count or (lambda item: 1)  # frames in one item (more than 1 when frames are batched)
         self.total, self.desc, self.unit = total, desc, unit
         self.queue_size, self.progress, self.overlap = max(1, queue_size), progress, overlap
         self.stop = threading.Event()
@@ -85,8 +86,9 @@ class Pipeline:
                 if item is END:
                     return
                 self.consume(item)
-                self.done += 1
-                bar.update(1)
+                n = self.count(item)
+                self.done += n
+                bar.update(n)
         except Stopped:
             pass
         except BaseException as error:  # noqa: BLE001
@@ -112,8 +114,9 @@ class Pipeline:
             else:
                 for item in self.items:
                     self.consume(self.infer(item))
-                    self.done += 1
-                    bar.update(1)
+                    n = self.count(item)
+                    self.done += n
+                    bar.update(n)
         finally:
             self.elapsed = time.perf_counter() - start
             bar.close()

@@ -152,7 +152,7 @@ def shipped_model_path() -> str:
 TORCH_FORMATS = ("pth", "safetensors", "torchscript")
 # --backend -> the formats it runs.
 BACKEND_FORMATS = {"torch": TORCH_FORMATS, "onnxruntime": ("onnx",), "tensorflow": ("keras", "savedmodel"),
-                   "pt2": ("pt2",)}
+                   "pt2": ("pt2",), "fast": ("pth", "safetensors")}
 
 
 def detect_format(path: str) -> str:
@@ -197,7 +197,10 @@ def load_runner(args: argparse.Namespace, announce: bool = True):
         raise MediaError(f"{path} is a {fmt} file, but --backend {backend} runs {runs} files; leave --backend out, "
                          f"or convert the file (`bgmv2 convert`)")
     try:
-        if fmt in ("pth", "safetensors") and backend in ("auto", "torch"):
+        if backend == "fast":
+            from scripts.fast import from_args
+            runner = from_args(path, kind, args.backbone, knobs, device, getattr(args, "precision", "fp32"))
+        elif fmt in ("pth", "safetensors") and backend in ("auto", "torch"):
             runner = eager_runner(path, kind, args.backbone, knobs, device, dtype)
         elif fmt == "torchscript" and backend in ("auto", "torch"):
             runner = torchscript_runner(path, knobs, device, dtype)

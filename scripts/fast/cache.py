@@ -1,0 +1,95 @@
+"""The fast path's memory between runs: which way of running won on this machine, per model and shape.
+
+One JSON file, `$BGMV2_HOME/fast/choices.json` (default `~/.cache/bgmv2/fast/`), maps a key to the
+choice made on first use (candidate name, the timings that decided it, when). The key holds everything
+that can change the answer: the model's sha256 (its file's bytes plus the knobs it runs with), the
+input shape, the device (CPU capability and thread count, or the GPU's name), and the versions of
+torch and onnxruntime. Writes go to a temporary file renamed over the old one, so a crash or a
+concurrent run never leaves half a file; an unreadable file is treated as empty (and replaced).
+"""
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+
+def home() -> Path:
+    """$BGMV2_HOME/fast, else ~/.cache/bgmv2/fast (the model zoo's cache folder)."""
+    return Path(os.environ.get("BGMV2_HOME") or Path.home() / ".cache" / "bgmv2") / "fast"
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_id(file_digest: str, knobs: Dict[str, object]) -> str:
+    """sha256 of the weights file's digest and the knobs: one id per (weights, settings)."""
+    text = file_digest + json.dumps(knobs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def versions() -> Dict[str, str]:
+    import torch
+    found = {"torch": torch.__version__}
+    try:
+        import onnxruntime
+        found["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        found["onnxruntime"] = "none"
+    return found
+
+
+def device_text(device) -> str:
+    """What decides speed on this device: the GPU's name, or the CPU's capability and thread count."""
+    import torch
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.backends.cpu.get_cpu_capability()}:{torch.get_num_threads()}threads"
+
+
+def choice_key(model: str, shape, device, precision: str) -> str:
+    parts = {"model": model, "shape": "x".join(str(int(s)) for s in shape), "device": device_text(device),
+             "precision": precision, **versions()}
+    return "|".join(f"{k}={v}" for k, v in parts.items())
+
+
+class ChoiceCache:
+    """Read and record choices in one JSON file (atomic replace on every write)."""
+
+    def __init__(self, path: Optional[Path] = None):
+        self.path = Path(path) if path is not None else home() / "choices.json"
+
+    def load(self) -> Dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> Optional[dict]:
+        entry = self.load().get(key)
+        return entry if isinstance(entry, dict) and isinstance(entry.get("choice"), str) else None
+
+    def put(self, key: str, entry: dict) -> None:
+        """Record `entry` under `key`; a cache folder that cannot be written only loses the memory."""
+        data = self.load()
+        data[key] = {**entry, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(prefix=".choices-", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(data, f, indent=1, sort_keys=True)
+                os.replace(temporary, self.path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError:
+            pass

@@ -1,0 +1,151 @@
+"""The ways the fast path can run a PyTorch model, each built on demand for one input shape.
+
+A `Candidate` has a name, the precision it computes in, and `build()`, which returns
+`run(src, bgr) -> the model's output tuple` for float32 NCHW inputs on the model's device. Building may
+take long (Inductor compiles on the first call, ONNX is exported once per model) and may fail; the
+selector (`fast.runner`) then drops the candidate and says why.
+
+- `eager`: the model as the apps run it (channels-last, float32): the reference and the fallback.
+- `compile-bf16` / `compile-fp32` (CPU): `torch.compile` (Inductor, weights frozen: BatchNorm folded,
+  oneDNN weights prepacked) of a copy with the static-shape refiner (no `nonzero`, one graph),
+  channels-last; bf16 under `torch.autocast` (only on CPUs with native bf16: AVX512-BF16 / AMX).
+- `onnxruntime` (CPU): the model exported to ONNX (`static` variant) once per model and cached beside
+  the choices, run by ONNX Runtime with graph optimisation `all`.
+- `cuda-graph-fp16|bf16` and `compile-cuda-graph-fp16|bf16` (CUDA): a half-precision copy with the
+  static-shape refiner, channels-last, the whole frame captured as one CUDA graph per input shape
+  (`graphs.GraphedCall`); the second compiles with Inductor first (fused kernels), then captures.
+"""
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+
+Run = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Candidate:
+    name: str
+    precision: str
+    build: Callable[[], Run]
+
+
+def static_copy(model: torch.nn.Module, dtype: Optional[torch.dtype] = None) -> torch.nn.Module:
+    """A copy with the data-independent sampling path (same numbers), channels-last, in `dtype`."""
+    clone = copy.deepcopy(model)
+    if hasattr(clone, "refiner"):
+        clone.refiner.static_shapes = True
+    clone = clone.to(memory_format=torch.channels_last)
+    return (clone.to(dtype) if dtype is not None else clone).eval()
+
+
+def eager(model: torch.nn.Module) -> Candidate:
+    return Candidate("eager", "fp32", lambda: model)
+
+
+def cpu_bf16_unsupported() -> Optional[str]:
+    """Why this CPU cannot run bf16 natively (None where it can: oneDNN reports AVX512-BF16 or AMX)."""
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN (mkldnn)"
+    try:
+        supported = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        supported = False
+    if not supported:
+        return f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 (AVX512-BF16 or AMX)"
+    return None
+
+
+def allow_recompiles(limit: int = 32) -> None:
+    """Every input shape compiles anew (dynamic=False); Dynamo's default limit (8) would silently run
+    eager from the ninth shape on (a folder of pictures of many sizes)."""
+    import torch._dynamo.config as dynamo
+    if getattr(dynamo, "recompile_limit", limit) < limit:
+        dynamo.recompile_limit = limit
+
+
+def cpu_compiled(model: torch.nn.Module, precision: str) -> Candidate:
+    def build() -> Run:
+        allow_recompiles()
+        compiled = torch.compile(static_copy(model), dynamic=False, options={"freezing": True})
+        if precision == "fp32":
+            return compiled
+
+        def run(src, bgr):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return compiled(src, bgr)
+        return run
+    return Candidate(f"compile-{precision}", precision, build)
+
+
+def onnx_path(model_id: str) -> Path:
+    from .cache import home
+    return home() / "onnx" / f"{model_id}.onnx"
+
+
+def onnx_runtime(source: str, knobs: Dict[str, object], model_id: str) -> Candidate:
+    """ONNX Runtime on the model exported from `source` (the weights file) with `knobs`."""
+    def build() -> Run:
+        import numpy as np
+        import converters
+        path = onnx_path(model_id)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.stem}-{os.getpid()}.onnx")
+            try:
+                converters.convert(source, temporary, to="onnx", knobs=knobs, log=None)
+                os.replace(temporary, path)
+            finally:
+                if temporary.exists():
+                    temporary.unlink()
+        runner = converters.load(str(path), "onnx", threads=torch.get_num_threads())
+        names = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
+
+        def run(src, bgr):
+            out = runner(np.ascontiguousarray(src.numpy()), np.ascontiguousarray(bgr.numpy()))
+            return tuple(torch.from_numpy(np.asarray(out[name])) for name in names)
+        return run
+    return Candidate("onnxruntime", "fp32", build)
+
+
+def cuda_graphed(model: torch.nn.Module, precision: str, compiled: bool, backend=None) -> Candidate:
+    """The whole frame as a CUDA graph (optionally of Inductor's kernels), inputs cast inside the graph."""
+    from .graphs import CudaGraphs, GraphedCall
+    dtype = DTYPES[precision]
+
+    def build() -> Run:
+        half = static_copy(model, dtype)
+        if compiled:
+            allow_recompiles()
+        net = torch.compile(half, dynamic=False) if compiled else half
+
+        def frame(src, bgr):
+            with torch.inference_mode():
+                return net(src.to(dtype), bgr.to(dtype))
+        device = next(model.parameters()).device
+        return GraphedCall(frame, backend or CudaGraphs(device))
+    return Candidate(("compile-" if compiled else "") + f"cuda-graph-{precision}", precision, build)
+
+
+def for_device(model: torch.nn.Module, device: torch.device, precision: Optional[str], source: str,
+               knobs: Dict[str, object], model_id: str) -> Sequence[Candidate]:
+    """The candidates worth trying here, best guess first (eager is added by the selector)."""
+    if device.type == "cuda":
+        precision = precision or "fp16"
+        return [cuda_graphed(model, precision, True), cuda_graphed(model, precision, False)]
+    found = []
+    if precision in (None, "bf16") and cpu_bf16_unsupported() is None:
+        found.append(cpu_compiled(model, "bf16"))
+    elif precision in (None, "fp32"):
+        found.append(cpu_compiled(model, "fp32"))
+    if precision in (None, "fp32") and hasattr(model, "refiner"):  # the ONNX export is of MattingRefine
+        try:
+            import onnxruntime  # noqa: F401
+            found.append(onnx_runtime(source, knobs, model_id))
+        except ImportError:
+            pass
+    return found
