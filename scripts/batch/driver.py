@@ -283,6 +283,10 @@ class Batch:
         finally:
             self.joiner.shutdown(wait=True)
             self.on_tick()
+            try:
+                (self.out / SCRATCH).rmdir()  # empty once every video is joined or failed
+            except OSError:
+                pass
             cluster.stop_workers(workers)
             cluster.disconnect(started)
             if previous is not None:

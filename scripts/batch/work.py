@@ -218,25 +218,28 @@ def join_video(args: argparse.Namespace, outputs: Dict[str, Path], segments: Lis
     writers = open_writers(args, outputs, fps, (width, height), codec_threads(args, cpu))
     by_type = dict(zip(outputs, writers.writers))
     frames = 0
+    shapes = {kind: (height, width) + ((CHANNELS[kind],) if kind in CHANNELS else ()) for kind in by_type}
     try:
         for segment in segments:
             if segment["size"] != first["size"]:
                 raise MediaError(f"segment {segment['index']} has frames of {segment['size']}, not {first['size']}")
-            for kind, writer in by_type.items():
-                shape = (height, width) + ((CHANNELS[kind],) if kind in CHANNELS else ())
-                frame_bytes = int(np.prod(shape))
-                path = segment["files"][kind]
-                if os.path.getsize(path) != frame_bytes * segment["frames"]:
-                    raise MediaError(f"{path}: holds {os.path.getsize(path)} bytes, expected {segment['frames']} "
-                                     f"frames of {frame_bytes}")
-                with open(path, "rb") as f:
-                    for _ in range(segment["frames"]):
-                        if should_stop():
-                            raise KeyboardInterrupt
-                        frame = np.empty(shape, np.uint8)
-                        if f.readinto(memoryview(frame).cast("B")) != frame_bytes:
-                            raise MediaError(f"{path}: ends early")
+            files = {kind: open(segment["files"][kind], "rb") for kind in by_type}
+            try:
+                for kind, f in files.items():
+                    expected = int(np.prod(shapes[kind])) * segment["frames"]
+                    if os.fstat(f.fileno()).st_size != expected:
+                        raise MediaError(f"{f.name}: holds {os.fstat(f.fileno()).st_size} bytes, expected {expected}")
+                for _ in range(segment["frames"]):  # frame by frame, every type, as `bgmv2 video` writes
+                    if should_stop():
+                        raise KeyboardInterrupt
+                    for kind, writer in by_type.items():
+                        frame = np.empty(shapes[kind], np.uint8)
+                        if files[kind].readinto(memoryview(frame).cast("B")) != frame.nbytes:
+                            raise MediaError(f"{files[kind].name}: ends early")
                         writer.write(frame)
+            finally:
+                for f in files.values():
+                    f.close()
             frames += segment["frames"]
         if frames == 0:
             raise MediaError("the video has no decodable frames")
