@@ -7,7 +7,7 @@ dispatched one at a time to idle workers, so a slow item never holds up a queue 
 """
 import os
 import socket
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
@@ -85,34 +85,70 @@ class MattingWorker:
         return self.matter.segment(task)
 
 
-def start_workers(args, count: int, timeout: float) -> Dict[int, tuple]:
-    """index -> (actor, info) for the workers that started within `timeout` seconds."""
-    options = {"num_cpus": args.cpus_per_worker, "num_gpus": args.gpus_per_worker, "max_restarts": 1,
-               "max_task_retries": 1}
-    if os.environ.get(CRASH_ENV):
-        options["runtime_env"] = {"env_vars": {CRASH_ENV: os.environ[CRASH_ENV]}}
-    remote = ray.remote(MattingWorker)
-    actors = {i: remote.options(**options).remote(args, i) for i in range(count)}
-    probes = {actor.ready.remote(): i for i, actor in actors.items()}
-    ready, late = ray.wait(list(probes), num_returns=len(probes), timeout=timeout)
-    workers, errors = {}, []
-    for ref in ready:
-        index = probes[ref]
+class Pool:
+    """The worker actors: started together, each death past Ray's one restart replaced by a new worker
+    (at most as many replacements as workers), so an item that kills workers cannot empty the pool."""
+
+    def __init__(self, args, on_ready: Callable[[int, dict], None]):
+        self.args, self.on_ready = args, on_ready
+        self.options = {"num_cpus": args.cpus_per_worker, "num_gpus": args.gpus_per_worker, "max_restarts": 1,
+                        "max_task_retries": 1}
+        if os.environ.get(CRASH_ENV):
+            self.options["runtime_env"] = {"env_vars": {CRASH_ENV: os.environ[CRASH_ENV]}}
+        self.remote = ray.remote(MattingWorker)
+        self.actors: Dict[int, object] = {}  # ready workers
+        self.starting: Dict = {}  # ready() reference -> (index, actor)
+        self.count = 0
+        self.replacements_left = 0
+
+    def spawn(self) -> None:
+        index, self.count = self.count, self.count + 1
+        actor = self.remote.options(**self.options).remote(self.args, index)
+        self.starting[actor.ready.remote()] = (index, actor)
+
+    def admit(self, ref) -> Optional[int]:
+        """A started worker into the pool (its index), or None with a warning when it failed to start."""
+        index, actor = self.starting.pop(ref)
         try:
-            workers[index] = (actors[index], ray.get(ref))
+            info = ray.get(ref)
         except (RayActorError, RayTaskError) as error:
-            errors.append(cause_text(error))
-    for ref in late:
-        ray.kill(actors[probes[ref]])
-    if late:
-        warn(f"{len(late)} of {count} worker(s) did not start within {timeout:g} s (the cluster lacks "
-             f"{args.cpus_per_worker:g} CPU / {args.gpus_per_worker:g} GPU per worker?); going on with {len(workers)}")
-    if not workers:
-        detail = f": {errors[0]}" if errors else ""
-        raise MediaError(f"no worker started{detail}")
-    for message in sorted(set(errors)):
-        warn(f"a worker failed to start: {message}")
-    return workers
+            warn(f"a worker failed to start: {cause_text(error)}")
+            return None
+        self.actors[index] = actor
+        self.on_ready(index, info)
+        return index
+
+    def start(self, count: int, timeout: float) -> None:
+        for _ in range(count):
+            self.spawn()
+        self.replacements_left = count
+        ready, late = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=timeout)
+        errors = 0
+        for ref in ready:
+            errors += self.admit(ref) is None
+        for ref in late:
+            ray.kill(self.starting.pop(ref)[1])
+        if late:
+            warn(f"{len(late)} of {count} worker(s) did not start within {timeout:g} s (the cluster lacks "
+                 f"{self.args.cpus_per_worker:g} CPU / {self.args.gpus_per_worker:g} GPU per worker?); "
+                 f"going on with {len(self.actors)}")
+        if not self.actors:
+            raise MediaError("no worker started" + (" (see the warnings above)" if errors else ""))
+
+    def lost(self, index: int) -> None:
+        """Worker `index` died for good: a new one starts in its place while replacements last."""
+        self.actors.pop(index, None)
+        if self.replacements_left > 0:
+            self.replacements_left -= 1
+            self.spawn()
+
+    def stop(self) -> None:
+        for actor in [*self.actors.values(), *(actor for _, actor in self.starting.values())]:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors, self.starting = {}, {}
 
 
 def cause_text(error: BaseException) -> str:
@@ -121,22 +157,20 @@ def cause_text(error: BaseException) -> str:
     if isinstance(error, RayTaskError) and cause is not None:
         return error_text(cause)
     if isinstance(error, RayActorError):
-        cause = getattr(error, "_actor_init_failed", None) and getattr(error, "error_msg", "")
-        text = str(error).strip().splitlines()
-        return "the worker process died (twice: restarted and retried once)" if not cause else text[0]
+        return "the worker process died (twice: restarted and retried once)"
     return error_text(error)
 
 
-def run_tasks(workers: Dict[int, tuple], tasks: List[dict], on_result: Callable, on_failure: Callable,
+def run_tasks(pool: Pool, tasks: List[dict], on_result: Callable, on_failure: Callable,
               on_tick: Callable[[], None], skip: Callable[[dict], bool]) -> None:
     """Dispatch `tasks` ({"kind": "images"|"segment", ...}) to idle workers until all are done.
 
     on_result(task, result, worker_index); on_failure(task, message, worker_index) when the worker
-    died twice on it (that worker leaves the pool); skip(task): drop a task not yet started (its
-    item already failed); on_tick() about every POLL seconds (progress, joins).
+    died twice on it (it leaves the pool; a new one may replace it); skip(task): drop a task not yet
+    started (its item already failed); on_tick() about every POLL seconds (progress, joins).
     """
     pending = list(tasks)
-    idle = sorted(workers)
+    idle = sorted(pool.actors)
     running: Dict = {}
     while pending or running:
         while idle and pending:
@@ -144,23 +178,28 @@ def run_tasks(workers: Dict[int, tuple], tasks: List[dict], on_result: Callable,
             if skip(task):
                 continue
             index = idle.pop(0)
-            actor = workers[index][0]
+            actor = pool.actors[index]
             ref = actor.images.remote(task["items"]) if task["kind"] == "images" else actor.segment.remote(task)
             running[ref] = (index, task)
-        if not running:
-            if pending and not idle:
-                for task in pending:
-                    if not skip(task):
-                        on_failure(task, "no worker is left (each died twice)", None)
+        if not running and not (pending and pool.starting):
+            for task in pending:
+                if not skip(task):
+                    on_failure(task, "no worker is left (each died twice)", None)
             break
-        done, _ = ray.wait(list(running), num_returns=1, timeout=POLL)
+        done, _ = ray.wait([*running, *pool.starting], num_returns=1, timeout=POLL)
         for ref in done:
+            if ref in pool.starting:
+                index = pool.admit(ref)
+                if index is not None:
+                    idle.append(index)
+                continue
             index, task = running.pop(ref)
             try:
                 result = ray.get(ref)
             except RayActorError as error:
+                pool.lost(index)
                 on_failure(task, cause_text(error), index)
-                continue  # the worker is gone for good
+                continue
             except RayTaskError as error:
                 on_failure(task, cause_text(error), index)
                 idle.append(index)
@@ -168,12 +207,3 @@ def run_tasks(workers: Dict[int, tuple], tasks: List[dict], on_result: Callable,
             idle.append(index)
             on_result(task, result, index)
         on_tick()
-
-
-def stop_workers(workers: Dict[int, tuple]) -> None:
-    for actor, _ in workers.values():
-        try:
-            ray.kill(actor)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-

@@ -257,7 +257,7 @@ class Batch:
         from . import cluster
         args = self.args
         started = cluster.connect(args)
-        workers = {}
+        pool = None
         self.joiner = ThreadPoolExecutor(1, thread_name_prefix="bgmv2-join")
         previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() \
             else None
@@ -267,14 +267,13 @@ class Batch:
             if args.threads is None and not args.gpus_per_worker:
                 args.threads = max(1, int(args.cpus_per_worker))
             count = min(args.workers or cluster.default_workers(args), len(tasks))
-            workers = cluster.start_workers(args, count, args.start_timeout)
-            for index, (_, info) in workers.items():
-                self.report.worker(index, info)
+            pool = cluster.Pool(args, self.report.worker)
+            pool.start(count, args.start_timeout)
             if args.progress:
-                first = next(iter(workers.values()))[1]
-                print(f"[batch] {len(workers)} worker(s), model {first['model']}; {len(self.images)} picture(s), "
+                first = next(iter(self.report.workers.values()))
+                print(f"[batch] {len(pool.actors)} worker(s), model {first['model']}; {len(self.images)} picture(s), "
                       f"{len(self.videos)} video(s) in {len(tasks)} task(s)", file=sys.stderr)
-            cluster.run_tasks(workers, tasks, self.on_result, self.on_failure, self.on_tick, self.skip)
+            cluster.run_tasks(pool, tasks, self.on_result, self.on_failure, self.on_tick, self.skip)
             while self.joins:
                 self.joins_wait()
         except BaseException:
@@ -287,7 +286,8 @@ class Batch:
                 (self.out / SCRATCH).rmdir()  # empty once every video is joined or failed
             except OSError:
                 pass
-            cluster.stop_workers(workers)
+            if pool is not None:
+                pool.stop()
             cluster.disconnect(started)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
