@@ -269,6 +269,7 @@ class Batch:
             count = min(args.workers or cluster.default_workers(args), len(tasks))
             pool = cluster.Pool(args, self.report.worker)
             pool.start(count, args.start_timeout)
+            self.report.working()
             if args.progress:
                 first = next(iter(self.report.workers.values()))
                 print(f"[batch] {len(pool.actors)} worker(s), model {first['model']}; {len(self.images)} picture(s), "

@@ -29,6 +29,7 @@ class Report:
         self.frames_done = 0
         self.to_do = 0
         self.last_line = 0.0
+        self.working_since = None  # when the workers were up (start-up excluded from the matting rate)
 
     # -- what happens --------------------------------------------------------------------------
     def add(self, name: str, kind: str, origin: str, status: str = "pending", frames: int = 0, error: str = ""):
@@ -37,6 +38,9 @@ class Report:
         if status == "pending":
             self.to_do += 1
             self.frames_total += max(frames, 1)
+
+    def working(self) -> None:
+        self.working_since = time.time()
 
     def worker(self, index: int, info: dict) -> None:
         self.workers[index] = {"index": index, "host": info.get("host", "?"), "pid": info.get("pid"),
@@ -97,10 +101,14 @@ class Report:
 
     # -- summary -------------------------------------------------------------------------------
     def summary(self) -> dict:
-        elapsed = time.time() - self.start
+        now = time.time()
+        elapsed = now - self.start
+        working = now - self.working_since if self.working_since else 0.0
         counts = self.counts()
         return {"output_dir": str(self.output_dir), "seconds": round(elapsed, 3), "counts": counts,
                 "frames": self.frames_done, "frames_per_second": round(self.frames_done / elapsed, 3) if elapsed else 0,
+                "startup_seconds": round(self.working_since - self.start, 3) if self.working_since else None,
+                "working_frames_per_second": round(self.frames_done / working, 3) if working else None,
                 "workers": [dict(w, fps=round(w["frames"] / w["busy"], 3) if w["busy"] else 0.0,
                                  busy=round(w["busy"], 3)) for w in self.workers.values()],
                 "items": [dict(i, seconds=round(i["seconds"], 3)) for i in self.items.values()],
@@ -125,7 +133,9 @@ class Report:
         counts = summary["counts"]
         print(f"\nbatch: {counts['done']} done, {counts['up to date']} up to date (skipped), {counts['failed']} "
               f"failed; {summary['frames']} frames in {duration(summary['seconds'])} "
-              f"({summary['frames_per_second']:.2f} frames/s)", file=out)
+              f"({summary['frames_per_second']:.2f} frames/s"
+              + (f"; {summary['working_frames_per_second']:.2f} after {summary['startup_seconds']:.1f} s of start-up"
+                 if summary["working_frames_per_second"] else "") + ")", file=out)
         if summary["workers"]:
             print("| worker | host | pid | tasks | frames | busy s | frames/s | status |", file=out)
             print("|---|---|---|---|---|---|---|---|", file=out)
