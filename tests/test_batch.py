@@ -166,3 +166,27 @@ def test_option_and_input_errors_are_one_line(media, capsys):
         import re
         assert re.search(message, err) and "Traceback" not in err, err
     assert not (media / "out").exists()
+
+
+def test_ray_is_imported_only_by_the_batch_command():
+    code = ("import sys; from scripts.cli import build_parser; build_parser()\n"
+            "import scripts.batch.driver, scripts.batch.work\nprint('ray' in sys.modules, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_an_output_folder_in_use_is_refused(media, models, tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".bgmv2-batch.lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        code = main(["batch", "--src", str(media / "src" / "a.png"), "--bgr", str(media / "one.png"), "-o", str(out),
+                     "--model", str(models / "refine.pth"), "--no-progress"])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"is being written by another batch (PID {sleeper.pid} on {socket.gethostname()}" in err
+    assert sorted(p.name for p in out.iterdir()) == [".bgmv2-batch.lock"]  # nothing else touched

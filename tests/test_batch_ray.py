@@ -90,13 +90,25 @@ def statuses(out):
 
 
 def test_batch_end_to_end(ray_session, models, tmp_path, capsys):
+    """A manifest with every kind of item and bad line: the good ones complete, the rest are listed."""
     media = make_media(tmp_path / "media", clips=3)
+    lines = [{"src": f"src/c{i}.mp4", "bgr": f"bgr/c{i}.png"} for i in range(3)]
+    lines += [{"src": f"src/pics/p{i}.png", "bgr": f"bgr/pics/p{i}.png", "name": f"pics/p{i}"} for i in range(3)]
+    lines += [{"src": "src/broken.mp4", "bgr": "bgr/broken.png"},
+              {"src": "src/pics/bad.png", "bgr": "bgr/pics/bad.png", "name": "pics/bad"},
+              {"src": "src/nowhere.mp4", "bgr": "bgr/c0.png"}]
+    manifest = media / "jobs.jsonl"
+    manifest.write_text("\n".join(json.dumps(line) for line in lines[:4]) + '\n{"src": "src/c0.mp4", \n'
+                        + "\n".join(json.dumps(line) for line in lines[4:]) + "\n")
     out = tmp_path / "out"
     model = ["--model", str(models / "refine.pth")]
-    assert batch(media, out, *model, "--no-progress", "--output-types", "com", "pha", "fgr") == 3
+    argv = ["batch", "--manifest", str(manifest), "-o", str(out), "--workers", "2", "--segment-frames", "4", *FAST,
+            *model, "--no-progress", "--output-types", "com", "pha", "fgr"]
+    assert main(argv) == 3
     err = capsys.readouterr().err
-    assert "failed (2):" in err and "broken: src " in err and "not a readable video" in err
+    assert "failed (4):" in err and "broken: src " in err and "not a readable video" in err
     assert "pics/bad: src " in err and "not a readable image" in err and "Traceback" not in err
+    assert "jobs.jsonl:5: not valid JSON" in err and "jobs.jsonl:10: src " in err and "nowhere.mp4: no such file" in err
     assert statuses(out) == {"c0": "done", "c1": "done", "c2": "done", "pics/p0": "done", "pics/p1": "done",
                              "pics/p2": "done", "broken": "failed", "pics/bad": "failed"}
     result = summary(out)
@@ -115,12 +127,11 @@ def test_batch_end_to_end(ray_session, models, tmp_path, capsys):
         assert np.array_equal(cv2.imread(str(out / "pics" / "p1" / f"{kind}.png"), cv2.IMREAD_UNCHANGED),
                               cv2.imread(str(tmp_path / "images" / kind / "p1.png"), cv2.IMREAD_UNCHANGED))
     capsys.readouterr()
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".png")}
-    assert batch(media, out, *model, "--no-progress", "--output-types", "com", "pha", "fgr") == 3  # a rerun:
-    # nothing to make but the failures
-    assert summary(out)["counts"] == {"done": 0, "failed": 2, "up to date": 6, "pending": 0}
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".png")} == before
-    assert "failed (2):" in capsys.readouterr().err
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".mov", ".png")}
+    assert main(argv) == 3  # a rerun: nothing to make but the failures
+    assert summary(out)["counts"] == {"done": 0, "failed": 4, "up to date": 6, "pending": 0}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".mov", ".png")} == before
+    assert "failed (4):" in capsys.readouterr().err
 
 
 @pytest.mark.slow
