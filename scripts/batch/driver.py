@@ -112,9 +112,9 @@ class Batch:
             types = self.types(item.kind)
             folder = self.out / item.name
             outputs = image_outputs(args, folder, types) if item.kind == "image" else video_outputs(args, folder, types)
-            print_ = fingerprint({"src": file_state(item.src), "bgr": file_state(item.bgr), "com_bg": com_state},
+            mark = fingerprint({"src": file_state(item.src), "bgr": file_state(item.bgr), "com_bg": com_state},
                                  model_sha256, dict(options, output_types=types))
-            if not args.force and self.ledger.up_to_date(item.name, print_, outputs.values()):
+            if not args.force and self.ledger.up_to_date(item.name, mark, outputs.values()):
                 self.report.add(item.name, item.kind, item.origin, status="up to date")
                 continue
             try:
@@ -132,7 +132,7 @@ class Batch:
                 self.report.add(item.name, item.kind, item.origin, status="failed", error=str(error))
                 self.ledger.append("failed", item.name, error=str(error))
                 continue
-            entry = {"item": item, "outputs": outputs, "fingerprint": print_, "types": types, "frames": frames}
+            entry = {"item": item, "outputs": outputs, "fingerprint": mark, "types": types, "frames": frames}
             (self.images if item.kind == "image" else self.videos)[item.name] = entry
             self.report.add(item.name, item.kind, item.origin, frames=frames)
 
@@ -248,6 +248,8 @@ class Batch:
             sweep(self.out)
             self.plan(items, model_sha256)
             tasks = self.tasks()
+            # from here, outputs of these names are this batch's own (a rerun may replace them)
+            self.ledger.append_many("start", [*self.videos, *self.images])
             if tasks:
                 self.execute(tasks)
         summary = self.report.write(self.problems)
@@ -264,6 +266,9 @@ class Batch:
         try:
             if args.gpus_per_worker is None:
                 args.gpus_per_worker = cluster.default_gpus_per_worker(args)
+            if str(args.device).startswith("cuda") and not args.gpus_per_worker:
+                raise MediaError(f"--device {args.device} needs GPUs for the workers: --gpus-per-worker 1 (or 0.5 "
+                                 "to share one); Ray found no GPU to give them")
             if args.threads is None and not args.gpus_per_worker:
                 args.threads = max(1, int(args.cpus_per_worker))
             count = min(args.workers or cluster.default_workers(args), len(tasks))

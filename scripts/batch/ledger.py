@@ -86,15 +86,22 @@ class Ledger:
                 os.fsync(f.fileno())
 
     def append(self, event: str, name: str, **fields) -> None:
-        record = {"event": event, "name": name, "time": round(time.time(), 3), **fields}
-        line = json.dumps(record, sort_keys=True) + "\n"
+        self.append_many(event, [name], **fields)
+
+    def append_many(self, event: str, names: Iterable[str], **fields) -> None:
+        """One record per name, written and fsynced together."""
+        now = round(time.time(), 3)
+        records = [{"event": event, "name": name, "time": now, **fields} for name in names]
+        if not records:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
+            f.write("".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
             f.flush()
             os.fsync(f.fileno())
-        self.seen.add(name)
-        self.last[name] = record
+        for record in records:
+            self.seen.add(record["name"])
+            self.last[record["name"]] = record
 
     def up_to_date(self, name: str, fingerprint: str, outputs: Iterable) -> bool:
         record = self.last.get(name)
