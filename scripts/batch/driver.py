@@ -286,7 +286,7 @@ class Batch:
             self.stop.set()
             raise
         finally:
-            self.joiner.shutdown(wait=True)
+            self.joiner.shutdown(wait=True)  # a join in progress sees `stop` and removes its temporaries
             self.on_tick()
             try:
                 (self.out / SCRATCH).rmdir()  # empty once every video is joined or failed
@@ -295,6 +295,8 @@ class Batch:
             if pool is not None:
                 pool.stop()
             cluster.disconnect(started)
+            if self.stop.is_set():
+                sweep(self.out)  # what stopped workers were writing (pictures, segments)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
