@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_output_arguments(parser, ("com", "pha"), video=True)
     parser.set_defaults(output_types=None, video_resize=None)  # per input: `bgmv2 images`' default for pictures, `video`'s for videos
+    for action in parser._actions:  # the shared flags, as they work here
+        if action.dest == "output_types":
+            action.help = action.help.split("; default")[0] + "; default: com pha fgr for pictures, com pha for videos"
+        elif action.dest == "force":
+            action.help = ("make every item again, replacing its outputs (without it: up-to-date items are skipped, "
+                           "and outputs no batch here wrote are not replaced: that item fails)")
     add_alignment_arguments(parser)
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument("--address", help="a Ray cluster to join (HOST:PORT, ray://HOST:10001 or auto); "
