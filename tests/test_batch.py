@@ -98,6 +98,8 @@ def test_ledger_records_done_items_and_sees_stale_ones(tmp_path):
                                 outputs)
     outputs[0].unlink()
     assert not again.up_to_date("a", first, outputs)  # an output was deleted
+    again.append("failed", "d", error="outputs exist that no batch wrote")
+    assert not Ledger(out).owns("d")  # a failure does not make existing outputs the batch's
 
 
 def test_lock_refuses_a_live_batch_and_reclaims_a_dead_one(tmp_path, capsys):

@@ -31,6 +31,7 @@ SHAPING = ("backend", "kind", "backbone", "preset", "backbone_scale", "refine_mo
            "refine_threshold", "refine_kernel_size", "refine_prevent_oversampling", "precision", "com_bg",
            "image_format", "output_format", "codec", "crf", "x264_preset", "resize", "video_resize", "align",
            "align_method")
+VIDEO_ONLY = ("output_format", "codec", "crf", "x264_preset", "resize", "video_resize")
 PARTIAL = re.compile(r"\.(partial)-\d+$")
 
 
@@ -112,8 +113,10 @@ class Batch:
             types = self.types(item.kind)
             folder = self.out / item.name
             outputs = image_outputs(args, folder, types) if item.kind == "image" else video_outputs(args, folder, types)
+            shaping = {k: v for k, v in dict(options, output_types=types).items()
+                       if item.kind == "video" or k not in VIDEO_ONLY}
             mark = fingerprint({"src": file_state(item.src), "bgr": file_state(item.bgr), "com_bg": com_state},
-                                 model_sha256, dict(options, output_types=types))
+                               model_sha256, shaping)
             if not args.force and self.ledger.up_to_date(item.name, mark, outputs.values()):
                 self.report.add(item.name, item.kind, item.origin, status="up to date")
                 continue

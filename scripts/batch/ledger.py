@@ -60,7 +60,7 @@ class Ledger:
     def __init__(self, folder):
         self.path = Path(folder) / LEDGER_NAME
         self.last: Dict[str, dict] = {}  # item name -> its latest record
-        self.seen = set()  # names with any record: their existing outputs are the batch's own
+        self.seen = set()  # names started or done here: their existing outputs are the batch's own
         self.load()
 
     def load(self) -> None:
@@ -75,7 +75,8 @@ class Ledger:
             except (json.JSONDecodeError, KeyError, TypeError):
                 torn += 1
                 continue
-            self.seen.add(name)
+            if event in ("start", "done"):
+                self.seen.add(name)
             self.last[name] = record
         if torn:
             warn(f"{self.path}: {torn} unreadable line(s) ignored (a run was stopped while writing)")
@@ -100,7 +101,8 @@ class Ledger:
             f.flush()
             os.fsync(f.fileno())
         for record in records:
-            self.seen.add(record["name"])
+            if event in ("start", "done"):
+                self.seen.add(record["name"])
             self.last[record["name"]] = record
 
     def up_to_date(self, name: str, fingerprint: str, outputs: Iterable) -> bool:
