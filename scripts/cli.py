@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "images": ("scripts.cmd_images", "matte pictures against a background shot (any model format)"),
     "video": ("scripts.cmd_video", "matte a video: decode, inference and encode overlapped"),
     "webcam": ("scripts.cmd_webcam", "live matting from a webcam: capture the background, show the composite"),
+    "batch": ("scripts.cmd_batch", "matte many pictures and videos on Ray (local or a cluster); resumable, with a ledger"),
     "bench": ("scripts.cmd_bench", "model-only and end-to-end video pipeline throughput, as a table"),
     "parity": ("scripts.cmd_parity", "check model files against a reference: accuracy per output and speed, JSON/Markdown/PNG reports"),
     "demo": ("scripts.cmd_demo", "matte the bundled sample with the shipped model; writes outputs and a preview"),

@@ -1,0 +1,209 @@
+"""Ray: connecting (in-process local Ray or a cluster), one model per worker actor, and the task loop.
+
+The only module of `bgmv2 batch` that imports Ray. Workers are actors holding one model each
+(`max_restarts=1`, `max_task_retries=1`: a worker that dies mid-task is restarted once and the
+task is run again; a second death fails that task and the worker leaves the pool). Tasks are
+dispatched one at a time to idle workers, so a slow item never holds up a queue behind it.
+"""
+import os
+import socket
+from typing import Callable, Dict, List, Optional
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from scripts.media.errors import MediaError, warn
+
+from .address import check_reachable
+from .work import CRASH_ENV, Matter, error_text
+
+POLL = 0.5
+
+
+def connect(args) -> bool:
+    """Start or join Ray; True when this call started it (and `disconnect` should stop it)."""
+    import logging
+    if args.address:
+        check_reachable(args.address, args.connect_timeout)
+    if ray.is_initialized():
+        return False
+    if args.address:
+        try:
+            ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise MediaError(f"--address {args.address}: could not join the Ray cluster ({error})") from None
+        return True
+    start_local(max(os.cpu_count() or 1, (args.workers or 1) * args.cpus_per_worker), args.object_store_mb)
+    return True
+
+
+def start_local(cpus: float, object_store_mb: int) -> None:
+    """Ray in this process: no dashboard, a small object store (only paths and small results travel),
+    and workers that import this checkout's packages (its root on their PYTHONPATH)."""
+    import logging
+    import scripts
+    root = os.path.dirname(os.path.dirname(os.path.abspath(scripts.__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    ray.init(num_cpus=cpus, object_store_memory=object_store_mb << 20, include_dashboard=False,
+             logging_level=logging.WARNING, log_to_driver=True)
+
+
+def disconnect(started: bool) -> None:
+    if started and ray.is_initialized():
+        ray.shutdown()
+
+
+def default_workers(args) -> int:
+    resources = ray.cluster_resources()
+    if args.gpus_per_worker:
+        return max(1, int(resources.get("GPU", 0) // args.gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1) // args.cpus_per_worker))
+
+
+def default_gpus_per_worker(args) -> float:
+    """1 where the cluster has GPUs (and --device is not cpu), else 0."""
+    return 1.0 if args.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+class MattingWorker:
+    """A worker actor: one model (`work.Matter`), pictures and video segments on request."""
+
+    def __init__(self, args, index: int):
+        self.index = index
+        self.matter = Matter(args)
+
+    def ready(self) -> dict:
+        return {"index": self.index, "pid": os.getpid(), "host": socket.gethostname(),
+                "model": self.matter.description}
+
+    def images(self, items: List[dict]) -> List[dict]:
+        return self.matter.images(items)
+
+    def segment(self, task: dict) -> dict:
+        return self.matter.segment(task)
+
+
+class Pool:
+    """The worker actors: started together, each death past Ray's one restart replaced by a new worker
+    (at most as many replacements as workers), so an item that kills workers cannot empty the pool."""
+
+    def __init__(self, args, on_ready: Callable[[int, dict], None]):
+        self.args, self.on_ready = args, on_ready
+        self.options = {"num_cpus": args.cpus_per_worker, "num_gpus": args.gpus_per_worker, "max_restarts": 1,
+                        "max_task_retries": 1}
+        if os.environ.get(CRASH_ENV):
+            self.options["runtime_env"] = {"env_vars": {CRASH_ENV: os.environ[CRASH_ENV]}}
+        self.remote = ray.remote(MattingWorker)
+        self.actors: Dict[int, object] = {}  # ready workers
+        self.starting: Dict = {}  # ready() reference -> (index, actor)
+        self.count = 0
+        self.replacements_left = 0
+
+    def spawn(self) -> None:
+        index, self.count = self.count, self.count + 1
+        actor = self.remote.options(**self.options).remote(self.args, index)
+        self.starting[actor.ready.remote()] = (index, actor)
+
+    def admit(self, ref) -> Optional[int]:
+        """A started worker into the pool (its index), or None with a warning when it failed to start."""
+        index, actor = self.starting.pop(ref)
+        try:
+            info = ray.get(ref)
+        except (RayActorError, RayTaskError) as error:
+            warn(f"a worker failed to start: {cause_text(error)}")
+            return None
+        self.actors[index] = actor
+        self.on_ready(index, info)
+        return index
+
+    def start(self, count: int, timeout: float) -> None:
+        for _ in range(count):
+            self.spawn()
+        self.replacements_left = count
+        ready, late = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=timeout)
+        errors = 0
+        for ref in ready:
+            errors += self.admit(ref) is None
+        for ref in late:
+            ray.kill(self.starting.pop(ref)[1])
+        if late:
+            warn(f"{len(late)} of {count} worker(s) did not start within {timeout:g} s (the cluster lacks "
+                 f"{self.args.cpus_per_worker:g} CPU / {self.args.gpus_per_worker:g} GPU per worker?); "
+                 f"going on with {len(self.actors)}")
+        if not self.actors:
+            raise MediaError("no worker started" + (" (see the warnings above)" if errors else ""))
+
+    def lost(self, index: int) -> None:
+        """Worker `index` died for good: a new one starts in its place while replacements last."""
+        self.actors.pop(index, None)
+        if self.replacements_left > 0:
+            self.replacements_left -= 1
+            self.spawn()
+
+    def stop(self) -> None:
+        for actor in [*self.actors.values(), *(actor for _, actor in self.starting.values())]:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors, self.starting = {}, {}
+
+
+def cause_text(error: BaseException) -> str:
+    """The worker-side error in one line (Ray wraps it in its own exception types)."""
+    cause = getattr(error, "cause", None)
+    if isinstance(error, RayTaskError) and cause is not None:
+        return error_text(cause)
+    if isinstance(error, RayActorError):
+        return "the worker process died (twice: restarted and retried once)"
+    return error_text(error)
+
+
+def run_tasks(pool: Pool, tasks: List[dict], on_result: Callable, on_failure: Callable,
+              on_tick: Callable[[], None], skip: Callable[[dict], bool]) -> None:
+    """Dispatch `tasks` ({"kind": "images"|"segment", ...}) to idle workers until all are done.
+
+    on_result(task, result, worker_index); on_failure(task, message, worker_index) when the worker
+    died twice on it (it leaves the pool; a new one may replace it); skip(task): drop a task not yet
+    started (its item already failed); on_tick() about every POLL seconds (progress, joins).
+    """
+    pending = list(tasks)
+    idle = sorted(pool.actors)
+    running: Dict = {}
+    while pending or running:
+        while idle and pending:
+            task = pending.pop(0)
+            if skip(task):
+                continue
+            index = idle.pop(0)
+            actor = pool.actors[index]
+            ref = actor.images.remote(task["items"]) if task["kind"] == "images" else actor.segment.remote(task)
+            running[ref] = (index, task)
+        if not running and not (pending and pool.starting):
+            for task in pending:
+                if not skip(task):
+                    on_failure(task, "no worker is left (each died twice)", None)
+            break
+        done, _ = ray.wait([*running, *pool.starting], num_returns=1, timeout=POLL)
+        for ref in done:
+            if ref in pool.starting:
+                index = pool.admit(ref)
+                if index is not None:
+                    idle.append(index)
+                continue
+            index, task = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayActorError as error:
+                pool.lost(index)
+                on_failure(task, cause_text(error), index)
+                continue
+            except RayTaskError as error:
+                on_failure(task, cause_text(error), index)
+                idle.append(index)
+                continue
+            idle.append(index)
+            on_result(task, result, index)
+        on_tick()
