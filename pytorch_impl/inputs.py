@@ -92,9 +92,11 @@ def check_values(name: str, x: torch.Tensor) -> None:
 
 @torch.jit.unused
 def symbolic() -> bool:
-    """True while torch.compile, torch.export or the tracer runs the model: the input values are not
-    known then (and reading them would break the graph), so `check_values` is left out."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+    """True while torch.compile, torch.export or the tracer runs the model, or a CUDA graph is being
+    captured: the input values are not known then (and reading them would break the graph or the
+    capture), so `check_values` is left out."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()))
 
 
 @torch.jit.unused
