@@ -247,8 +247,8 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
     written = {}
     for batch in (1, 3):
         got = written[batch] = {}
-        stages = Stages(runner, Renderer(["pha", "com"]), lambda job, pictures, got=got: got.update({job.index: pictures}),
-                        batch=batch)
+        stages = Stages(runner, Renderer(["pha", "com"]),
+                        lambda job, pictures, got=got: got.update({job.index: pictures}), batch=batch)
         jobs = (Job(i, f, bgr) for i, f in enumerate(clip))
         pipeline = Pipeline(stages.jobs(jobs), stages.infer, stages.consume, total=7, progress=False,
                             count=stages.count)
