@@ -23,7 +23,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/...` works
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 OUT = Path(os.environ.get("OUT") or ".")

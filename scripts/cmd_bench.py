@@ -226,7 +226,8 @@ def bench(args) -> int:
             for key, measure in (measures if round_ % 2 == 0 else measures[::-1]):  # ABBA: drift hits all alike
                 rows[key].append(measure())
             print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(
-                f"{' '.join(filter(None, key))} {args.frames / times[-1]:.2f} fps" for key, times in rows.items() if times),
+                f"{' '.join(filter(None, key))} {args.frames / times[-1]:.2f} fps"
+                for key, times in rows.items() if times),
                 file=sys.stderr)
         after = load_text()
     finally:
@@ -270,7 +271,8 @@ def bench(args) -> int:
 
 
 def fast_line(rows, names, firsts) -> str:
-    """`fast / eager: model only 1.62x, ...`: per measure the median of the rounds' ratios (same round, back to back)."""
+    """`fast / eager: model only 1.62x, ...`: per measure the median of the rounds' ratios (each round
+    measures both back to back)."""
     import statistics
     parts = []
     for name in names:

@@ -247,8 +247,8 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
     written = {}
     for batch in (1, 3):
         got = written[batch] = {}
-        stages = Stages(runner, Renderer(["pha", "com"]), lambda job, pictures, got=got: got.update({job.index: pictures}),
-                        batch=batch)
+        stages = Stages(runner, Renderer(["pha", "com"]),
+                        lambda job, pictures, got=got: got.update({job.index: pictures}), batch=batch)
         jobs = (Job(i, f, bgr) for i, f in enumerate(clip))
         pipeline = Pipeline(stages.jobs(jobs), stages.infer, stages.consume, total=7, progress=False,
                             count=stages.count)
@@ -292,3 +292,22 @@ def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch)
                      "fast: video pipeline (decode + model + composite + encode, overlapped)"]
     assert "fast path ran: eager (fp32)" in out
     assert re.search(r"^fast / eager: model only \d+\.\d\dx \(rounds [\d. ]+\), pipeline \d+\.\d\dx", out, re.M)
+
+
+def test_cuda_graph_candidate_logic_on_the_cpu(model, tmp_path):
+    """The CUDA candidate as built for a GPU (static copy, cast inside the graph, one capture per shape),
+    with the graph emulated: same matte as eager, captured once for the size, again for a batch."""
+    from scripts.fast.candidates import cuda_graphed
+    backend = EmulatedGraphs()
+    candidate = cuda_graphed(model, "fp32", compiled=False, backend=backend)
+    runner = fast_runner(model, "cpu", candidates=[candidate], cache=ChoiceCache(tmp_path / "c.json"),
+                         log=lambda text: None, timed_calls=1)
+    clip, bgr = frames(48, 64, count=3)
+    runner.time = lambda src, bgr, runs: {"eager": 2.0, "cuda-graph-fp32": 1.0}
+    outputs = run_frames(runner, clip, bgr)
+    assert runner.chosen == {(1, 3, 48, 64): "cuda-graph-fp32"} and backend.captures == 1
+    for got, want in zip(outputs, eager_frames(model, clip, bgr)):
+        assert torch.allclose(got["pha"], want["pha"], atol=1e-5)
+    batch = torch.cat([runner.prepare(f) for f in clip])
+    runner(batch, runner.prepare(bgr), size=(48, 64))
+    assert backend.captures == 2

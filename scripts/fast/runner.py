@@ -35,7 +35,8 @@ def named(out: Sequence[torch.Tensor], height: int, width: int) -> Dict[str, tor
     """The model's tuple -> the runner protocol's dict, cropped back to the frame's size."""
     if len(out) == 6:  # pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
         return {"pha": out[0][..., :height, :width], "fgr": out[1][..., :height, :width], "err": out[4], "ref": out[5]}
-    return {"pha": out[0][..., :height, :width], "fgr": out[1][..., :height, :width], "err": out[2][..., :height, :width]}
+    return {"pha": out[0][..., :height, :width], "fgr": out[1][..., :height, :width],
+            "err": out[2][..., :height, :width]}
 
 
 def say(text: str) -> None:

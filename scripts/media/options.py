@@ -34,8 +34,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="runtime: torch (PyTorch files here, on --device in --precision), onnxruntime (ONNX), "
                             "tensorflow (Keras weights, SavedModel), pt2 (torch.export), converters (any format "
-                            "through the converters' runners), fast (PyTorch weights: the fastest way here that gives eager's matte, "
-                            "chosen, checked and cached on first use; --precision fp32 lets it pick bf16/fp16); "
+                            "through the converters' runners), fast (PyTorch weights: the fastest way here that "
+                            "gives eager's matte, chosen, checked and cached on first use; --precision fp32 lets it "
+                            "pick bf16/fp16); "
                             "default auto: torch for PyTorch files, else the file's own")
     group.add_argument("--model-type", "--kind", dest="kind",
                        choices=("mattingrefine", "mattingbase", "refine", "base"),
