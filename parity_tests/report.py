@@ -56,10 +56,16 @@ def diagnosis_line(case: CaseResult) -> Optional[str]:
 
 
 def timing_note(report: Report) -> Optional[str]:
-    marked = [case for case in report.cases if case.timing and case.timing.get("indicative")]
+    marked = [case.timing for case in report.cases if case.timing and case.timing.get("indicative")]
     if not marked:
         return None
-    reasons = sorted({case.timing["why_indicative"] for case in marked})
+    loads = [t["load_average"] for t in marked if t.get("load_average") is not None]
+    reasons = []
+    if loads:
+        reasons.append(f"load average {min(loads):.1f}-{max(loads):.1f} on {marked[0]['cores']} cores")
+    spreads = [t["max_ms"] / t["min_ms"] for t in marked if t.get("min_ms")]
+    if spreads and max(spreads) > 1:
+        reasons.append(f"repeats up to {max(spreads):.1f}x apart")
     return (f"* ms/frame only indicative for {len(marked)} case(s): " + "; ".join(reasons)
             + " (warmed up, median of repeats; rerun on a quiet machine for figures to compare)")
 
@@ -187,7 +193,7 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
               "Each output may differ from the reference by at most `factor x noise + floor` (max and mean "
               "separately), where `noise` is the reference's own rounding error in the candidate's precision, "
               "measured in this run against the reference computed in float64 (see `parity_tests/tolerances.py` "
-              "and docs/parity.md). Per case, `parity.json` holds the measured noise, the limits and the ratios.",
+              "and README, Parity). Per case, `parity.json` holds the measured noise, the limits and the ratios.",
               "", "| precision | max factor | mean factor | max floor | mean floor | pha mean (all pixels) | "
               "8-bit share | cells flipped | unexplained |", "|---|---|---|---|---|---|---|---|---|"]
     for rule in RULES.values():

@@ -35,3 +35,15 @@ def test_round_value_picks_the_threshold_a_person_typed():
     assert round_value(0.0431, 0.0512) == 0.05
     assert round_value(0.0999, 0.1003) == 0.1
     assert round_value(0.2, 0.2) == 0.2
+
+
+def test_timing_note_summarises_busy_runs():
+    from parity_tests.engine import CaseResult, Report
+    from parity_tests.report import timing_note
+    busy = [{"indicative": True, "load_average": load, "cores": 2, "min_ms": 10.0, "max_ms": 30.0}
+            for load in (11.1, 13.7)]
+    cases = [CaseResult("a", "a", timing=busy[0]), CaseResult("b", "b", timing=busy[1]), CaseResult("c", "c")]
+    note = timing_note(Report({}, [], "cpu", {}, cases=cases))
+    assert note.startswith("* ms/frame only indicative for 2 case(s): load average 11.1-13.7 on 2 cores")
+    assert "3.0x apart" in note
+    assert timing_note(Report({}, [], "cpu", {}, cases=[cases[2]])) is None
