@@ -4,7 +4,8 @@
 `min(k, cells)`), which `torch.export` specialises to the example input. `Exportable` wraps a
 model (a private copy; the caller's model is never changed) and reimplements only that glue with
 integer arithmetic on symbolic sizes, reusing the model's own layers, crop, replace and selection
-code. The result is one program for any batch, height and width (multiples of 4).
+code. The result is one program for any batch, height and width (padded to a multiple of 4 and
+cropped inside, as `pytorch_impl.matte`).
 
 Sampling variants (`refine_mode="sampling"` only; `full` is dense and `thresholding` always uses
 NonZero, because how many cells pass a threshold depends on the data):

@@ -6,11 +6,13 @@ external data), the exporter's optimiser on (it folds each BatchNorm into the co
 it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (any size: the graph
 pads the frame to a multiple of 4 by repeating its edges and crops the outputs, as `pytorch_impl.matte`);
 outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (`pha`, `fgr`, `err`, `hid` for
-MattingBase). The knobs are fixed at export; the metadata records them.
+MattingBase). The knobs are fixed at export; the metadata records them. Written without the
+exporter's debug metadata (stack traces, FX node text), with doc strings on the model, inputs and
+outputs, serialised deterministically (same model and versions: same bytes).
 
 Variants for `refine_mode="sampling"` (`--onnx-variant`; see `exportable` for the details):
-- `static` (default): top-k cell indices directly, shapes independent of the data, no NonZero.
-  Fastest in ONNX Runtime; needs float64 TopK, so not for TensorRT.
+- `static` (default): top-k cell indices directly, shapes independent of the data, no NonZero, no
+  float64 (float32 tie-break keys). TopK of k = 5000 > 3840: not for TensorRT.
 - `nonzero`: upstream's graph (NonZero, data-dependent shapes). For tools that want it.
 - `tensorrt`: static shapes, every TopK k <= 3840 and constant, no float64, no NonZero: builds in
   TensorRT (which rejects upstream's k = 5000); one TopK pass per 3840 samples.

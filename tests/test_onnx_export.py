@@ -29,7 +29,7 @@ def model():
 def exported(tmp_path_factory, model):
     folder = tmp_path_factory.mktemp("onnx_export")
     save_state_dict(model, folder / "m.pth")
-    convert(folder / "m.pth", folder / "m.onnx", probe_size=(64, 96), log=None)
+    convert(folder / "m.pth", folder / "m.onnx", knobs=KNOBS, probe_size=(64, 96), log=None)
     return folder
 
 
@@ -94,7 +94,7 @@ def test_no_stack_traces_or_paths_in_the_file(exported):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["nonzero", "tensorrt"])
 def test_other_variants_take_any_frame_size_without_float64(tmp_path, exported, model, variant):
-    convert(exported / "m.pth", tmp_path / "v.onnx", onnx_variant=variant, probe_size=(64, 96), log=None)
+    convert(exported / "m.pth", tmp_path / "v.onnx", knobs=KNOBS, onnx_variant=variant, probe_size=(64, 96), log=None)
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "v.onnx")))
     assert float64_uses(proto.graph) == []
     src, bgr = torch_probe(1, 67, 93, seed=12)
@@ -104,12 +104,12 @@ def test_other_variants_take_any_frame_size_without_float64(tmp_path, exported, 
 
 @pytest.mark.slow
 def test_two_exports_are_byte_identical(tmp_path, exported):
-    convert(exported / "m.pth", tmp_path / "again.onnx", probe_size=(64, 96), log=None)
+    convert(exported / "m.pth", tmp_path / "again.onnx", knobs=KNOBS, probe_size=(64, 96), log=None)
     assert (tmp_path / "again.onnx").read_bytes() == (exported / "m.onnx").read_bytes()
 
 
 @pytest.mark.slow
 def test_fp16_export_has_no_float64(tmp_path, exported):
-    convert(exported / "m.pth", tmp_path / "h.onnx", precision="fp16", probe_size=(64, 96), log=None)
+    convert(exported / "m.pth", tmp_path / "h.onnx", knobs=KNOBS, precision="fp16", probe_size=(64, 96), log=None)
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "h.onnx")))
     assert float64_uses(proto.graph) == []

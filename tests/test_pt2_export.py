@@ -23,7 +23,7 @@ def model():
 def exported(tmp_path_factory, model):
     folder = tmp_path_factory.mktemp("pt2_export")
     save_state_dict(model, folder / "m.pth")
-    convert(folder / "m.pth", folder / "m.pt2", probe_size=(64, 96), log=None)
+    convert(folder / "m.pth", folder / "m.pt2", knobs=KNOBS, probe_size=(64, 96), log=None)
     return folder / "m.pt2"
 
 
