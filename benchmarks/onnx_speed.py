@@ -10,6 +10,13 @@ options, reporting the median milliseconds per frame. Weights and inputs are tho
 `benchmarks/pytorch_speed.py` (seeded random weights calibrated so the refiner has real work; a
 generated composite); `d pha` is the largest alpha difference from eager, `ref` the share of refined
 cells that agree. Batch 1, backbone_scale 0.25, 80,000 sampled pixels (5,000 patches).
+
+    python benchmarks/onnx_speed.py --shipped --variant-list static,nonzero,tensorrt --sizes 1280x720 --iters 15
+
+`--shipped`: the shipped model (weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors, trained) on the
+realistic composite every conversion is checked on (`converters.probe`), instead of random weights:
+how many cells really have any error decides whether `nonzero` (refines only those) beats `static`
+(always refines k). Each variant runs with the runner's session options only, interleaved round robin.
 """
 import argparse
 import os
@@ -41,6 +48,23 @@ def export(model, variant: str, folder: str) -> str:
     return path
 
 
+def shipped_model():
+    """The shipped trained MobileNetV2 (fp16 file, run in fp32), HD preset knobs."""
+    from converters.api import read
+    from converters.torch_formats import torch_model
+    from weights.registry import load_registry
+    spec = read(load_registry().default("mobilenetv2").shipped_path)
+    model = torch_model(spec)
+    model.backbone_name = "mobilenetv2"
+    return model
+
+
+def probe_tensors(height: int, width: int):
+    from converters.probe import probe_pair
+    src, bgr = probe_pair(1, height, width)
+    return torch.from_numpy(src), torch.from_numpy(bgr)
+
+
 def ort_session(path: str, threads: int, level: str, spinning: bool):
     import onnxruntime as ort
     from converters.onnx_format import session_options
@@ -57,6 +81,10 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for both runtimes")
     parser.add_argument("--variants", action="store_true", help="also time the tensorrt variant")
+    parser.add_argument("--variant-list", default=None,
+                        help="variants to export and time, comma separated (static, nonzero, tensorrt)")
+    parser.add_argument("--shipped", action="store_true",
+                        help="the shipped trained model on the realistic probe composite (not random weights)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     keep_freed_memory()
@@ -71,21 +99,23 @@ def main(argv=None) -> int:
     print("| backbone | size | runtime | session options | ms/frame (median) | x eager | d pha | ref agree |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
-        for backbone in args.backbones.split(","):
-            model = build_model(backbone, 0.25, 80_000, args.seed)
+        for backbone in (["mobilenetv2"] if args.shipped else args.backbones.split(",")):
+            model = shipped_model() if args.shipped else build_model(backbone, 0.25, 80_000, args.seed)
             start = time.perf_counter()
             variants = ["static"] + (["tensorrt"] if args.variants else [])
+            if args.variant_list:
+                variants = args.variant_list.split(",")
             paths = {variant: export(model, variant, folder) for variant in variants}
             export_s = time.perf_counter() - start
             sessions = []
             for variant, path in paths.items():
-                for name, level, spinning in (configs if variant == "static" else configs[:1]):
+                for name, level, spinning in (configs if variant == "static" and not args.shipped else configs[:1]):
                     sessions.append((f"onnxruntime {variant}", name.replace("ort ", "graph optimization ")
                                      + f", {args.threads} intra-op threads",
                                      ort_session(path, args.threads, level, spinning)))
             for size in args.sizes.split(","):
                 width, height = (int(v) for v in size.lower().split("x"))
-                src, bgr = make_pair(height, width, args.seed + 7)
+                src, bgr = probe_tensors(height, width) if args.shipped else make_pair(height, width, args.seed + 7)
                 feeds = {"src": src.numpy(), "bgr": bgr.numpy()}
                 with torch.inference_mode():
                     reference = [o.numpy() for o in model(src, bgr)]
@@ -105,6 +135,10 @@ def main(argv=None) -> int:
                             run()
                             if round_ >= args.warmup:
                                 times[i].append(time.perf_counter() - begin)
+                if args.shipped:
+                    err = torch.nn.functional.interpolate(torch.from_numpy(reference[4]), size=reference[5].shape[-2:],
+                                                          mode="bilinear", align_corners=False)
+                    print(f"(cells with any error: {int((err > 0).sum())} of {err.numel()}; k = 5000)")
                 eager_ms = 1000 * statistics.median(times[0])
                 for i, (runtime, options, _) in enumerate(rows):
                     ms = 1000 * statistics.median(times[i])

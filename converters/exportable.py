@@ -4,7 +4,8 @@
 `min(k, cells)`), which `torch.export` specialises to the example input. `Exportable` wraps a
 model (a private copy; the caller's model is never changed) and reimplements only that glue with
 integer arithmetic on symbolic sizes, reusing the model's own layers, crop, replace and selection
-code. The result is one program for any batch, height and width (multiples of 4).
+code. The result is one program for any batch, height and width (padded to a multiple of 4 and
+cropped inside, as `pytorch_impl.matte`).
 
 Sampling variants (`refine_mode="sampling"` only; `full` is dense and `thresholding` always uses
 NonZero, because how many cells pass a threshold depends on the data):
@@ -48,6 +49,7 @@ from pytorch_impl.refiner import chosen_cells, select_by_threshold, select_top_k
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 TENSORRT_TOPK_LIMIT = 3840
+MIN_SIDE = 8  # smallest height and width the exported programs declare
 
 
 def sym_min(a, b):
@@ -96,8 +98,22 @@ class Exportable(nn.Module):
             scale = Fraction(float(self.model.backbone_scale))
             self.scale_num, self.scale_den = scale.numerator, scale.denominator
 
-    # -- the base network -------------------------------------------------------------------------
+    # -- any frame size, as pytorch_impl.matte ----------------------------------------------------
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Any height and width: the frame is padded at the bottom and right to a multiple of 4 by
+        repeating its edge pixels, and the full-resolution outputs are cropped back, exactly as
+        `pytorch_impl.matte` does (the coarse outputs stay as computed on the padded frame). Without
+        this an exported graph given 722 x 1282 would return a shifted matte instead of failing."""
+        H, W = src.shape[2], src.shape[3]
+        pad_h, pad_w = (4 - H % 4) % 4, (4 - W % 4) % 4  # integers: no float size arithmetic
+        src = F.pad(src, (0, pad_w, 0, pad_h), mode="replicate")
+        bgr = F.pad(bgr, (0, pad_w, 0, pad_h), mode="replicate")
+        outputs = self.forward_padded(src, bgr)
+        full = 2 if self.refine else 4  # pha, fgr (MattingBase: every output) are at full resolution
+        return tuple(o[:, :, :H, :W] if i < full else o for i, o in enumerate(outputs))
+
+    # -- the base network -------------------------------------------------------------------------
+    def forward_padded(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if not self.refine:
             x = self.model.run_network(torch.cat([src, bgr], dim=1))
             return (x[:, 0:1].clamp(0.0, 1.0), (x[:, 1:4] + src).clamp(0.0, 1.0),
@@ -396,10 +412,10 @@ def example_inputs(batch: int = 2, height: int = 128, width: int = 192, dtype=to
 
 
 def dynamic_shapes():
-    """Dynamic batch, height and width for both inputs (height and width multiples of 4)."""
+    """Dynamic batch, height and width for both inputs (any height and width: see `Exportable.forward`)."""
     from torch.export import Dim
     batch = Dim("batch", min=1, max=1024)
-    height = 4 * Dim("height_4", min=1, max=4096)
-    width = 4 * Dim("width_4", min=1, max=4096)
+    height = Dim("height", min=MIN_SIDE, max=16384)
+    width = Dim("width", min=MIN_SIDE, max=16384)
     spec = {0: batch, 2: height, 3: width}
     return {"src": spec, "bgr": spec}

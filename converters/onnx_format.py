@@ -3,13 +3,16 @@
 Exporter (pinned): `torch.onnx.export(..., dynamo=True)` on a `torch.export` program of
 `converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18, one file (no
 external data), the exporter's optimiser on (it folds each BatchNorm into the convolution before
-it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (multiples of 4);
+it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (any size: the graph
+pads the frame to a multiple of 4 by repeating its edges and crops the outputs, as `pytorch_impl.matte`);
 outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (`pha`, `fgr`, `err`, `hid` for
-MattingBase). The knobs are fixed at export; the metadata records them.
+MattingBase). The knobs are fixed at export; the metadata records them. Written without the
+exporter's debug metadata (stack traces, FX node text), with doc strings on the model, inputs and
+outputs, serialised deterministically (same model and versions: same bytes).
 
 Variants for `refine_mode="sampling"` (`--onnx-variant`; see `exportable` for the details):
-- `static` (default): top-k cell indices directly, shapes independent of the data, no NonZero.
-  Fastest in ONNX Runtime; needs float64 TopK, so not for TensorRT.
+- `static` (default): top-k cell indices directly, shapes independent of the data, no NonZero, no
+  float64 (float32 tie-break keys). TopK of k = 5000 > 3840: not for TensorRT.
 - `nonzero`: upstream's graph (NonZero, data-dependent shapes). For tools that want it.
 - `tensorrt`: static shapes, every TopK k <= 3840 and constant, no float64, no NonZero: builds in
   TensorRT (which rejects upstream's k = 5000); one TopK pass per 3840 samples.
@@ -107,7 +110,8 @@ def prepare(job) -> Dict[str, str]:
         extra.update({"layout": "NHWC", "exporter": f"tf2onnx {tf2onnx.__version__} (SavedModel serving_default)",
                       "opset": TF_OPSET})
         return extra
-    extra.update({"exporter": EXPORTER, "opset": OPSET})
+    # Any height and width: the graph pads to a multiple of 4 and crops, as pytorch_impl.matte.
+    extra.update({"exporter": EXPORTER, "opset": OPSET, "frame_sizes": "any"})
     if extra["onnx_variant"] == "tensorrt":
         from .exportable import TENSORRT_TOPK_LIMIT
         extra["topk_limit"] = job.topk_limit or TENSORRT_TOPK_LIMIT
@@ -144,8 +148,86 @@ def write_onnx(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: 
         if not ok:
             raise ConversionError("onnxsim could not verify the simplified model; convert without --simplify.")
         model = simplified
+    strip_debug_info(model)
     set_metadata(model, metadata)
-    onnx.save_model(model, path)
+    document(model, spec.kind, metadata)
+    save_deterministic(model, path)
+
+
+# -- hygiene and the contract's documentation --------------------------------------------------------
+def strip_debug_info(model) -> None:
+    """Drop what the exporter records for debugging: per-node stack traces with absolute build paths,
+    FX node text, name scopes, class hierarchies (`pkg.torch.onnx.*`, `namespace`, rewriter rule
+    names) and the ExportedProgram's graph signature. Hundreds of KB, none used by any runtime."""
+    def clean_graph(graph) -> None:
+        del graph.metadata_props[:]
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attribute in node.attribute:
+                if attribute.HasField("g"):
+                    clean_graph(attribute.g)
+                for sub in attribute.graphs:
+                    clean_graph(sub)
+        for field in (graph.input, graph.output, graph.value_info, graph.initializer):
+            for item in field:
+                del item.metadata_props[:]
+                item.doc_string = ""
+
+    clean_graph(model.graph)
+    for function in model.functions:
+        del function.metadata_props[:]
+        function.doc_string = ""
+        for node in function.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+
+
+INPUT_DOCS = {
+    "src": "the frame: float RGB in [0, 1], {layout} (batch, {axes}); {sizes}",
+    "bgr": "the background shot without the subject, same shape and layout as src",
+}
+OUTPUT_DOCS = {
+    "pha": "alpha matte in [0, 1] at the input resolution, (batch, {one})",
+    "fgr": "foreground RGB in [0, 1] at the input resolution, (batch, {three})",
+    "pha_sm": "coarse alpha at backbone_scale of the padded frame",
+    "fgr_sm": "coarse foreground RGB at backbone_scale of the padded frame",
+    "err_sm": "coarse error map at backbone_scale: where the refiner looks",
+    "ref_sm": "0/1 map of the refined 4x4-pixel cells of the padded frame (height / 4, width / 4)",
+    "err": "error map at the input resolution (MattingBase)",
+    "hid": "hidden features, 32 channels, at the input resolution (MattingBase)",
+}
+
+
+def document(model, kind: str, metadata: Dict[str, str]) -> None:
+    """Doc strings on the model, the graph, every input and output: the contract, stated in the file."""
+    layout = metadata.get("layout", "NCHW")
+    axes = "3, height, width" if layout == "NCHW" else "height, width, 3"
+    one = "1, height, width" if layout == "NCHW" else "height, width, 1"
+    three = axes
+    sizes = ("any height and width (padded inside the graph to a multiple of 4 by repeating the edges, outputs "
+             "cropped back)" if metadata.get("frame_sizes") == "any" else "height and width multiples of 4")
+    outputs = ", ".join(o.name for o in model.graph.output)
+    knobs = ", ".join(f"{k}={metadata[k]}" for k in meta_mod.KNOBS if k in metadata)
+    model.doc_string = (f"Background Matting V2 ({metadata.get('model', 'MattingRefine')}, "
+                        f"{metadata.get('backbone', '?')}) exported by bgmv2-zoo. Inputs src, bgr ({layout}); outputs "
+                        f"{outputs} in this order. Knobs fixed at export: {knobs or 'none'}. "
+                        f"Sampling variant: {metadata.get('onnx_variant', '-')}. Metadata: the bgmv2.* properties.")
+    model.graph.doc_string = model.doc_string
+    for graph_input in model.graph.input:
+        if graph_input.name in INPUT_DOCS:
+            graph_input.doc_string = INPUT_DOCS[graph_input.name].format(layout=layout, axes=axes, sizes=sizes)
+    for output in model.graph.output:
+        if output.name in OUTPUT_DOCS:
+            output.doc_string = OUTPUT_DOCS[output.name].format(one=one, three=three)
+
+
+def save_deterministic(model, path: str) -> None:
+    """One file, the same bytes for the same model and versions (deterministic protobuf serialisation)."""
+    data = model.SerializeToString(deterministic=True)
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def name_input_dims(model) -> None:

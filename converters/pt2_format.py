@@ -23,7 +23,12 @@ def read(path):
 
 
 def prepare(job) -> dict:
-    return {}
+    from .formats import INPUTS, OUTPUTS_BASE, OUTPUTS_REFINE
+    outputs = OUTPUTS_REFINE if job.spec.kind == "refine" else OUTPUTS_BASE
+    # A program's outputs are a tuple: their names and order are stated here. Any frame size:
+    # Exportable pads to a multiple of 4 and crops, as pytorch_impl.matte.
+    return {"frame_sizes": "any", "inputs": ", ".join(INPUTS), "outputs": ", ".join(outputs),
+            "on_cuda": "torch.export.passes.move_to_device_pass(torch.export.load(path), 'cuda')"}
 
 
 def write(spec, path, metadata, job) -> None:

@@ -249,8 +249,7 @@ def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str],
         from tf2onnx import tf_loader
     except ImportError:
         raise ConversionError("ONNX from a SavedModel needs tf2onnx: pip install 'bgmv2-zoo[onnx]'.") from None
-    from .onnx_format import canonical_order, require, set_metadata
-    onnx = require("onnx")
+    from .onnx_format import canonical_order, document, require, save_deterministic, set_metadata, strip_debug_info
     graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
         source, None, None, "serve", ["serving_default"], return_initialized_tables=True,
         return_tensors_to_rename=True)
@@ -264,5 +263,7 @@ def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str],
         if not ok:
             raise ConversionError("onnxsim could not verify the simplified model; convert without --simplify.")
     canonical_order(model)
+    strip_debug_info(model)
     set_metadata(model, metadata)
-    onnx.save_model(model, path)
+    document(model, "refine" if metadata.get("model") == "MattingRefine" else "base", metadata)
+    save_deterministic(model, path)

@@ -280,10 +280,63 @@ def quiet():
             logger.setLevel(level)
 
 
+def drop_metadata_asserts(program) -> None:
+    """Remove `aten._assert_tensor_metadata` nodes (export's checks after `.to(dtype)`): they pin the
+    device the program was traced on (cpu) and would fail on CUDA; they compute nothing."""
+    import torch
+    graph = program.graph_module.graph
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target is torch.ops.aten._assert_tensor_metadata.default \
+                and not node.users:
+            graph.erase_node(node)
+    graph.lint()
+    program.graph_module.recompile()
+
+
 def write_pt2(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str) -> None:
     import torch
     program = export_program(spec, precision)
+    drop_metadata_asserts(program)
     torch.export.save(program, path, extra_files={META_FILE: meta_mod.to_json(metadata)})
+
+
+def pt2_module_class():
+    """An nn.Module running a loaded `.pt2` program whose `.to(device)` really moves it.
+
+    torch.export records the device of the tensors a program creates (arange, zeros: cpu where it
+    was exported); `GraphModule.to('cuda')` moves the weights but not those. `.to(device)` here
+    rebuilds the module with `torch.export.passes.move_to_device_pass`, which rewrites them too (the
+    same call makes a raw `torch.export.load` program run on CUDA)."""
+    import torch
+    from torch import nn
+
+    class Pt2Module(nn.Module):
+        def __init__(self, program):
+            super().__init__()
+            self.program = program
+            self.device = torch.device("cpu")
+            self.module = program.module()
+
+        def to(self, *args, **kwargs):
+            device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+            if dtype is not None:
+                raise ValueError("a .pt2 program's precision is fixed at export; convert it again with --precision")
+            if device is not None and torch.device(device) != self.device:
+                from torch.export.passes import move_to_device_pass
+                self.module = move_to_device_pass(self.program, torch.device(device)).module()
+                self.device = torch.device(device)
+            return self
+
+        def cuda(self, device=None):
+            return self.to("cuda" if device is None else torch.device("cuda", device))
+
+        def cpu(self):
+            return self.to("cpu")
+
+        def forward(self, src, bgr):
+            return self.module(src, bgr)
+
+    return Pt2Module
 
 
 _PROGRAMS: Dict[tuple, tuple] = {}  # (path, mtime, size) -> (program, metadata): loading is slow
@@ -324,7 +377,7 @@ def load_pt2(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runne
     if knobs:
         raise ConversionError(f"{path}: the knobs of a .pt2 program are fixed when it is exported "
                               f"({', '.join(knobs)} asked); convert it again with them.")
-    module = program.module()
+    module = pt2_module_class()(program)
     precision = precision_of(program.state_dict)
     dtype = torch.float16 if precision == "fp16" else torch.float32
     outputs = OUTPUTS_REFINE if metadata.get("model", "MattingRefine") == "MattingRefine" else OUTPUTS_BASE

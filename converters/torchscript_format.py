@@ -21,7 +21,9 @@ def read(path):
 
 
 def prepare(job) -> dict:
-    return {}
+    from .formats import INPUTS, OUTPUTS_BASE, OUTPUTS_REFINE
+    outputs = OUTPUTS_REFINE if job.spec.kind == "refine" else OUTPUTS_BASE
+    return {"inputs": ", ".join(INPUTS), "outputs": ", ".join(outputs)}  # forward(src, bgr) -> this tuple
 
 
 def write(spec, path, metadata, job) -> None:
