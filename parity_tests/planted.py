@@ -165,8 +165,11 @@ def swap(src, bgr):
     return bgr, src
 
 
-def to_0_255(src, bgr):
-    return src * 255.0, bgr * 255.0
+def expects_0_255(src, bgr):
+    """A file made for 0-255 inputs (it divides by 255 inside) given 0-1 pictures: the model sees
+    values 255 times too small. (Feeding 0-255 values to a model that takes 0-1 is refused by the
+    input check, so the bug is planted the way round that runs.)"""
+    return src / 255.0, bgr / 255.0
 
 
 def brightness(src, bgr):
@@ -180,7 +183,7 @@ def default_set() -> List[Planted]:
         Planted("noise-refiner-5%", "stage", noisy("refiner.conv1.weight", 0.05)),
         Planted("channel-order", "channel-order", inputs_edited("RGB read as BGR", channel_flip)),
         Planted("inputs-swapped", "inputs-swapped", inputs_edited("src and bgr swapped", swap)),
-        Planted("value-range", "value-range", inputs_edited("inputs scaled to 0-255", to_0_255)),
+        Planted("value-range", "value-range", inputs_edited("a file that expects 0-255 inputs", expects_0_255)),
         Planted("layout", "layout", nhwc_outputs),
         Planted("resize-align-corners", "stage", resize_semantics("model", "align_corners")),
         Planted("weights-bf16", "weights-precision", rounded_weights("bf16")),
