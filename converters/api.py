@@ -23,7 +23,14 @@ from .runner import Runner
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 # Formats whose runners take knobs at load time (the others fix them when written).
 KNOBS_AT_LOAD = ("pth", "safetensors", "torchscript", "keras")
-FP16_FORMATS = ("pth", "safetensors", "torchscript", "pt2", "onnx")
+FP16_FORMATS = ("pth", "safetensors", "torchscript", "pt2", "onnx", "openvino")
+# Formats in a module of their own with the face detect / read / write / load / info.
+FORMAT_MODULES = {"tflite": "tflite_format", "openvino": "openvino_format"}
+
+
+def format_module(fmt: str):
+    import importlib
+    return importlib.import_module(f".{FORMAT_MODULES[fmt]}", __package__)
 
 
 def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
@@ -48,6 +55,8 @@ def read(path, fmt: Optional[str] = None) -> ModelSpec:
     if fmt in ("keras", "savedmodel"):
         from . import tf_formats
         return tf_formats.read(path, fmt)
+    if fmt in FORMAT_MODULES:
+        return format_module(fmt).read(path)
     raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
 
 
@@ -55,11 +64,20 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     """A runner for any model file: `runner(src, bgr)` -> named float32 NCHW numpy outputs.
 
     `knobs` (backbone_scale, refine_mode, ...) apply where the format allows it after writing
-    (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization).
+    (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization;
+    TFLite: interpreter litert / tensorflow; OpenVINO: precision fp32 / bf16 / fp16, threads).
+    `runtime="openvino"` runs an ONNX file or a SavedModel with OpenVINO instead of its own runtime.
     """
     path = os.fspath(path)
     fmt = fmt or detect(path)
     knobs = check_knobs(knobs or {})
+    runtime = options.pop("runtime", None)
+    if runtime == "openvino":
+        return format_module("openvino").load_other(path, fmt, knobs, **options)
+    if runtime is not None:
+        raise ConversionError(f"runtime {runtime!r}; the one runtime that runs other formats is openvino")
+    if fmt in FORMAT_MODULES:
+        return format_module(fmt).load(path, knobs, **options)
     from . import torch_formats as tf_
     if fmt in ("pth", "safetensors"):
         return tf_.load_state_file(path, fmt, knobs)
@@ -87,6 +105,8 @@ def info(path) -> Dict[str, str]:
     elif fmt == "onnx":
         from . import onnx_format
         found = onnx_format.info(path)
+    elif fmt in FORMAT_MODULES:
+        found = format_module(fmt).info(path)
     else:
         from . import tf_formats
         found = tf_formats.info(path, fmt)
@@ -138,15 +158,30 @@ def temporary_name(dest: str) -> str:
     return os.path.join(folder, f".partial-{os.getpid()}-{name}")
 
 
-def remove(path: str) -> None:
+def companions(path: str, fmt: str) -> List[str]:
+    """Files written beside `path` that belong to it (an OpenVINO IR's .bin)."""
+    return format_module(fmt).companions(path) if fmt == "openvino" else []
+
+
+def remove(path: str, fmt: Optional[str] = None) -> None:
+    for extra in companions(path, fmt) if fmt else ():
+        remove(extra)
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
         os.remove(path)
 
 
+def commit(temporary: str, dest: str, fmt: str) -> None:
+    """Rename a finished file (and its companions, first) to its destination name."""
+    for part, final in zip(companions(temporary, fmt), companions(dest, fmt)):
+        os.replace(part, final)
+    os.replace(temporary, dest)
+
+
 def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precision: str,
-          onnx_variant: str = "static", simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+          onnx_variant: str = "static", simplify: bool = False, topk_limit: Optional[int] = None,
+          size=None) -> None:
     from . import torch_formats as tf_
     if fmt in ("pth", "safetensors"):
         tf_.write_state_file(spec, path, metadata, precision, fmt)
@@ -160,6 +195,8 @@ def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precis
     elif fmt in ("keras", "savedmodel"):
         from . import tf_formats
         tf_formats.write(spec, path, fmt, metadata)
+    elif fmt in FORMAT_MODULES:
+        format_module(fmt).write(spec, path, metadata, precision, size=size)
     else:
         raise ConversionError(f"unknown format {fmt!r}; choose one of {', '.join(NAMES)}")
 
@@ -178,7 +215,7 @@ def refuse_overlap(source: str, dest: str) -> None:
 
 def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] = None, precision: str = "fp32",
             knobs: Optional[Dict[str, object]] = None, onnx_variant: str = "static", simplify: bool = False,
-            topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False,
+            topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False, size=None,
             probe_size: Tuple[int, int] = DEFAULT_SIZE, probe_batch: int = 1,
             log: Optional[Callable[[str], None]] = print, validate_with: Optional[Callable] = None) -> ConversionResult:
     """Convert `source` (any format) to `dest` in format `to` (default: from `dest`'s name).
@@ -188,6 +225,7 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     `onnx_variant`: static / nonzero / tensorrt (sampling mode only; see `onnx_format`).
     `onnx_from`: "pytorch" (torch.onnx exporter, NCHW) or "tensorflow" (tf2onnx on a SavedModel, NHWC);
     default: tensorflow when the source is a SavedModel, else pytorch.
+    `size`: (height, width) or "HxW", TFLite only: a fixed frame size (default: any size).
     `validate_with`: test hook, a function (runner) -> runner applied to the destination's runner.
     """
     source, dest = os.fspath(source), os.fspath(dest)
@@ -204,9 +242,16 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
                               "for TensorFlow use a mixed_float16 policy when you load the weights.")
     if onnx_variant not in SAMPLING_VARIANTS:
         raise ConversionError(f"onnx variant {onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
+    if size is not None:
+        if fmt != "tflite":
+            raise ConversionError(f"--size fixes the frame size of TFLite files; {fmt} files take any size. Leave it out.")
+        probe_size = format_module("tflite").parse_size(size)
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
     refuse_overlap(source, dest)
+    taken = [p for p in companions(dest, fmt) if os.path.exists(p)]
+    if taken and not overwrite:
+        raise ConversionError(f"{taken[0]} exists (written with {dest}); remove it or pass --overwrite.")
     if os.path.exists(dest):
         if not overwrite:
             raise ConversionError(f"{dest} exists; remove it or pass --overwrite.")
@@ -262,7 +307,7 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         extra.update(tf_formats.versions())
     metadata = meta_mod.describe(target, fmt, precision, layout_for(fmt, via_tensorflow), source, source_format, **extra)
     temporary = temporary_name(dest)
-    remove(temporary)
+    remove(temporary, fmt)
     say(f"writing: {dest} ({fmt}, {precision}, {layout_for(fmt, via_tensorflow)} input"
         + (f", onnx variant {variant}" if variant else "") + ")")
     try:
@@ -271,7 +316,7 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
             write_onnx_from_savedmodel(source, temporary, metadata, simplify)
         else:
             write(target, temporary, fmt, metadata, precision, onnx_variant if fmt == "onnx" else "static", simplify,
-                  topk_limit)
+                  topk_limit, size)
         comparisons = validate(source, source_format, spec, temporary, fmt, target, precision, probe_size,
                                probe_batch, validate_with)
         for comparison in comparisons:
@@ -281,13 +326,13 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
             raise ConversionError(f"{dest} was not written: the converted model does not compute the same alpha as "
                                   f"{source} on the probe. " + " | ".join(c.text() for c in failed))
         if os.path.exists(dest) and overwrite:
-            remove(dest)
-        os.replace(temporary, dest)
+            remove(dest, fmt)
+        commit(temporary, dest, fmt)
     except ConversionError:
-        remove(temporary)
+        remove(temporary, fmt)
         raise
     except BaseException as error:
-        remove(temporary)
+        remove(temporary, fmt)
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         raise ConversionError(f"converting {source} to {fmt} failed ({first_line(error)}); nothing was written.") from None

@@ -60,6 +60,10 @@ def detect(path) -> str:
     `path`, from its content; `ConversionError` saying what the file is when it is none of them."""
     path = os.fspath(path)
     kind = content_kind(path)
+    from . import openvino_format, tflite_format  # formats file_kinds does not know
+    for fmt, module in (("tflite", tflite_format), ("openvino", openvino_format)):
+        if module.detect(path):
+            return fmt
     if kind in KIND_TO_FORMAT:
         return KIND_TO_FORMAT[kind]
     known = ", ".join(NAMES)

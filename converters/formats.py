@@ -10,6 +10,8 @@ FORMATS = {
     "onnx": ("ONNX model (from PyTorch: NCHW; from a SavedModel via tf2onnx: NHWC)", "NCHW", "onnx"),
     "keras": ("Keras 3 weights (.weights.h5, metadata in the HDF5 attributes)", "NHWC", "tf"),
     "savedmodel": ("TensorFlow SavedModel folder (serving signature src, bgr -> pha, fgr, ...)", "NHWC", "tf"),
+    "tflite": ("TFLite flatbuffer, builtin ops only (LiteRT / tf.lite), metadata in the flatbuffer", "NHWC", "tflite"),
+    "openvino": ("OpenVINO IR (NAME.xml + NAME.bin), metadata in rt_info", "NCHW", "openvino"),
 }
 NAMES = tuple(FORMATS)
 PRECISIONS = ("fp32", "fp16")
@@ -22,6 +24,8 @@ SUFFIXES = [
     (".weights.h5", "keras"),
     (".h5", "keras"),
     (".onnx", "onnx"),
+    (".tflite", "tflite"),
+    (".xml", "openvino"),
     (".pt2", "pt2"),
     (".torchscript", "torchscript"),
     (".ts", "torchscript"),
