@@ -181,19 +181,27 @@ def write(spec: ModelSpec, path, metadata: Optional[Dict[str, str]] = None, prec
 
 
 # -- running -----------------------------------------------------------------------------------------
-def compile_pinned(model, precision: Optional[str], threads: Optional[int], label: str):
-    """Compile for the CPU with the inference precision pinned (f32 unless asked); (compiled, precision)."""
-    import openvino as ov
+def check_precision(precision: Optional[str]) -> str:
+    """The runner precision asked for (fp32 when none), refused when unknown or when the CPU lacks it."""
+    ov = require()
     precision = precision or "fp32"
     if precision not in HINTS:
         raise ConversionError(f"OpenVINO precision {precision!r}; choose one of {', '.join(HINTS)}.")
-    hint, capability = HINTS[precision]
-    core = ov.Core()
     if precision != "fp32":
-        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        capability = HINTS[precision][1]
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if capability not in capabilities:
             raise ConversionError(f"this CPU has no {capability} support in OpenVINO (it offers "
                                   f"{', '.join(capabilities)}); run with precision fp32.")
+    return precision
+
+
+def compile_pinned(model, precision: Optional[str], threads: Optional[int], label: str):
+    """Compile for the CPU with the inference precision pinned (f32 unless asked); (compiled, precision)."""
+    import openvino as ov
+    precision = check_precision(precision)
+    hint = HINTS[precision][0]
+    core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": hint}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -249,6 +257,7 @@ def load(path, knobs: Optional[Dict[str, object]] = None, precision: Optional[st
     if knobs:
         raise ConversionError(f"{path}: the knobs of an OpenVINO IR are fixed when it is written ({', '.join(knobs)} "
                               "asked); convert it again with them.")
+    check_precision(precision)
     model = read_ir(path)
     metadata = metadata_of_model(model)
     return openvino_runner(model, "openvino", path, "NCHW", metadata, precision, threads,
@@ -263,6 +272,7 @@ def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, precis
     if knobs:
         raise ConversionError(f"{path}: the knobs of a {fmt} file are fixed when it is written ({', '.join(knobs)} "
                               "asked); convert it again with them.")
+    check_precision(precision)
     if fmt == "onnx":
         from .onnx_format import info as onnx_info
         metadata = onnx_info(path)
