@@ -15,7 +15,6 @@ PyTorch), traced in a `tf.function` with its variables frozen into constants, co
 fp32 only. The weights are folded into the graph (BatchNorm into the convolutions), so a state dict
 is not read back from a TFLite file: read the file it was converted from.
 """
-import json
 import os
 import re
 import warnings
