@@ -115,13 +115,21 @@ def test_detects_keras_weights_and_savedmodel_folders(tmp_path):
     ("empty.pth", b"", "empty file"),
     ("notes.onnx", b"just some text, not a model\n", "unrecognised file"),
     ("photo.pth", b"\x89PNG\r\n\x1a\n" + bytes(64), "unrecognised file"),
-    ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TensorFlow Lite"),
 ])
 def test_rejects_foreign_files_saying_what_they_are(tmp_path, name, content, says):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ConversionError, match=says):
         detect(path)
+
+
+def test_tflite_is_a_format_now_and_a_broken_one_fails_to_load_with_a_message(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # the identifier, then nothing usable
+    assert detect(path) == "tflite"
+    with pytest.raises(ConversionError, match="model.bin"):
+        import converters
+        converters.load(path)
 
 
 def test_rejects_other_zips_truncated_zips_folders_and_missing_paths(tmp_path, samples):
