@@ -6,8 +6,9 @@ import numpy as np
 from .errors import ConversionError, first_line
 
 
-def as_nchw_array(name: str, x) -> np.ndarray:
-    """float32 (B, 3, H, W) numpy from numpy / torch / array-likes; (3, H, W) gets a batch axis."""
+def as_nchw_array(name: str, x, any_size: bool = False) -> np.ndarray:
+    """float32 (B, 3, H, W) numpy from numpy / torch / array-likes; (3, H, W) gets a batch axis.
+    Height and width must be multiples of 4 unless the file pads and crops itself (`any_size`)."""
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().float().cpu().numpy()
     x = np.asarray(x)
@@ -19,7 +20,7 @@ def as_nchw_array(name: str, x) -> np.ndarray:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ConversionError(f"{name} must be NCHW (batch, 3, height, width) RGB; got shape {tuple(x.shape)}. Every "
                               "runner takes NCHW, also for TensorFlow-side files (the runner transposes to NHWC).")
-    if x.shape[2] % 4 or x.shape[3] % 4:
+    if not any_size and (x.shape[2] % 4 or x.shape[3] % 4):
         raise ConversionError(f"{name}: height and width must be multiples of 4; got {x.shape[2]}x{x.shape[3]}. "
                               "Pad the images (pytorch_impl.matte does it for PyTorch models).")
     return np.ascontiguousarray(x)
@@ -30,7 +31,7 @@ class Runner:
     the file's native layout; the runner converts them to named float32 NCHW arrays."""
 
     def __init__(self, fn: Callable, fmt: str, path: str, outputs: Sequence[str], layout: str = "NCHW",
-                 metadata: Dict[str, str] = None, precision: str = "fp32", model=None):
+                 metadata: Dict[str, str] = None, precision: str = "fp32", model=None, any_size: bool = False):
         self.fn = fn
         self.format = fmt
         self.path = path
@@ -39,12 +40,13 @@ class Runner:
         self.metadata = dict(metadata or {})
         self.precision = precision
         self.model = model  # the framework object, for callers that want it
+        self.any_size = any_size  # the file pads to a multiple of 4 and crops back inside its graph
 
     def __repr__(self) -> str:
         return f"Runner({self.format}, {self.path!r}, {self.layout}, {self.precision}, outputs={self.outputs})"
 
     def __call__(self, src, bgr) -> Dict[str, np.ndarray]:
-        src, bgr = as_nchw_array("src", src), as_nchw_array("bgr", bgr)
+        src, bgr = as_nchw_array("src", src, self.any_size), as_nchw_array("bgr", bgr, self.any_size)
         if src.shape != bgr.shape:
             raise ConversionError(f"src and bgr must have the same shape; got {src.shape} and {bgr.shape}.")
         try:
