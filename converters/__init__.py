@@ -1,8 +1,9 @@
 """Every model format to every other, each conversion verified on a probe before it is kept.
 
-Formats (`converters.formats.FORMATS`): `pth`, `safetensors`, `torchscript`, `pt2`, `onnx` (NCHW
-input), `keras`, `savedmodel` (NHWC input; ONNX made from a SavedModel is NHWC too). Frameworks are
-imported only when a format needs them, so the PyTorch formats work with PyTorch alone.
+Formats (`converters.formats.FORMATS`, one module each, listed once in `formats.FORMAT_MODULES`):
+`pth`, `safetensors`, `torchscript`, `pt2`, `onnx`, `openvino` (NCHW input), `keras`, `savedmodel`,
+`tflite` (NHWC input; ONNX made from a SavedModel is NHWC too). Frameworks are imported only when a
+format needs them, so the PyTorch formats work with PyTorch alone.
 
     import converters
     converters.detect("model.pth")                       # 'pth' / 'torchscript' / ... from the content

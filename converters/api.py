@@ -51,11 +51,21 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     """A runner for any model file: `runner(src, bgr)` -> named float32 NCHW numpy outputs.
 
     `knobs` (backbone_scale, refine_mode, ...) apply where the format allows it after writing
-    (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization).
+    (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization;
+    TFLite: interpreter litert / tensorflow; OpenVINO: precision fp32 / bf16 / fp16, threads).
+    `runtime=NAME` runs the file with another format's runtime, where that format module offers
+    `load_other` (`formats.runtimes()`: OpenVINO runs ONNX files and SavedModels).
     """
     path = os.fspath(path)
-    module = formats.get(fmt or detect(path))
-    return module.load(path, check_knobs(knobs or {}), **options)
+    fmt = fmt or detect(path)
+    knobs = check_knobs(knobs or {})
+    runtime = options.pop("runtime", None)
+    if runtime is not None:
+        if runtime not in formats.runtimes():
+            raise ConversionError(f"runtime {runtime!r}; the runtimes that run other formats' files are "
+                                  f"{', '.join(formats.runtimes()) or 'none installed'}")
+        return formats.get(runtime).load_other(path, fmt, knobs, **options)
+    return formats.get(fmt).load(path, knobs, **options)
 
 
 def info(path) -> Dict[str, str]:
@@ -110,11 +120,41 @@ def temporary_name(dest: str) -> str:
     return os.path.join(folder, f".partial-{os.getpid()}-{name}")
 
 
-def remove(path: str) -> None:
+def remove(path: str, fmt: Optional[str] = None) -> None:
+    """Remove a file or folder, and with `fmt` the companion files of that format (an IR's .bin)."""
+    for extra in formats.companions(formats.get(fmt), path) if fmt else ():
+        remove(extra)
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
         os.remove(path)
+
+
+def commit(temporary: str, dest: str, fmt: str) -> None:
+    """Rename a finished file to its destination name, its companions first (the main file last, so
+    a destination that exists is complete)."""
+    module = formats.get(fmt)
+    for part, final in zip(formats.companions(module, temporary), formats.companions(module, dest)):
+        os.replace(part, final)
+    os.replace(temporary, dest)
+
+
+def frame_size(size) -> Optional[Tuple[int, int]]:
+    """(height, width) from None, a (height, width) pair, or a 'WIDTHxHEIGHT' string (the order of
+    every bgmv2 command: '1280x720' is landscape HD); ConversionError naming the rule otherwise."""
+    if size is None:
+        return None
+    try:
+        if isinstance(size, str):
+            width, height = (int(v) for v in size.strip().lower().split("x"))
+        else:
+            height, width = (int(v) for v in size)
+        if height < 1 or width < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConversionError(f"size {size!r}: give a (height, width) pair or a 'WIDTHxHEIGHT' string of positive "
+                              "whole numbers, e.g. (720, 1280) or '1280x720'.") from None
+    return height, width
 
 
 @dataclass
@@ -131,12 +171,14 @@ class Job:
     topk_limit: Optional[int] = None
     onnx_from: Optional[str] = None
     options: Dict[str, object] = field(default_factory=dict)  # anything else a format module takes
+    size: Optional[Tuple[int, int]] = None  # (height, width): one fixed frame size (formats.size_formats())
 
 
 def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precision: str,
-          onnx_variant: Optional[str] = None, simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+          onnx_variant: Optional[str] = None, simplify: bool = False, topk_limit: Optional[int] = None,
+          size=None) -> None:
     """Write `spec` to `path` in `fmt` (no validation: `convert` is the checked way)."""
-    job = Job("", "", spec, spec, fmt, precision, onnx_variant, simplify, topk_limit, "pytorch")
+    job = Job("", "", spec, spec, fmt, precision, onnx_variant, simplify, topk_limit, "pytorch", size=frame_size(size))
     formats.get(fmt).write(spec, path, metadata, job)
 
 
@@ -154,7 +196,7 @@ def refuse_overlap(source: str, dest: str) -> None:
 
 def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] = None, precision: str = "fp32",
             knobs: Optional[Dict[str, object]] = None, onnx_variant: Optional[str] = None, simplify: bool = False,
-            topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False,
+            topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False, size=None,
             probe_size: Tuple[int, int] = DEFAULT_SIZE, probe_batch: int = 1,
             log: Optional[Callable[[str], None]] = print, validate_with: Optional[Callable] = None,
             options: Optional[Dict[str, object]] = None) -> ConversionResult:
@@ -166,6 +208,9 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     `onnx_from`: "pytorch" (torch.onnx exporter, NCHW) or "tensorflow" (tf2onnx on a SavedModel, NHWC);
     default: tensorflow when the source is a SavedModel, else pytorch. `options`: further options for
     the destination's format module (`Job.options`).
+    `size`: one fixed frame size for formats that take it (`formats.size_formats()`: TFLite), as a
+    (height, width) pair or a 'WIDTHxHEIGHT' string ('1280x720'); default: any size. The probe then
+    has that size. Other formats refuse it.
     `validate_with`: test hook, a function (runner) -> runner applied to the destination's runner.
     """
     source, dest = os.fspath(source), os.fspath(dest)
@@ -183,9 +228,18 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
                               f"{', '.join(able)}); for TensorFlow use a mixed_float16 policy when you load the weights.")
     if onnx_variant is not None and onnx_variant not in SAMPLING_VARIANTS:
         raise ConversionError(f"onnx variant {onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
+    size = frame_size(size)
+    if size is not None:
+        if not getattr(module, "TAKES_SIZE", False):
+            raise ConversionError(f"a fixed size (--size) is for {', '.join(formats.size_formats())} files; {fmt} "
+                                  "files take any size. Leave it out.")
+        probe_size = size
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
     refuse_overlap(source, dest)
+    taken = [p for p in formats.companions(module, dest) if os.path.exists(p)]
+    if taken and not overwrite:
+        raise ConversionError(f"{taken[0]} exists (it is written with {dest}); remove it or pass --overwrite.")
     if os.path.exists(dest):
         if not overwrite:
             raise ConversionError(f"{dest} exists; remove it or pass --overwrite.")
@@ -207,14 +261,14 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         raise ConversionError(f"{source} is a MattingBase (no refiner): knobs ({', '.join(knobs)}) do not apply.")
     target = replace(spec, knobs={**spec.knob_values(), **knobs}, notes=list(spec.notes))
     job = Job(source, source_format, spec, target, fmt, precision, onnx_variant, simplify, topk_limit, onnx_from,
-              dict(options or {}))
+              dict(options or {}), size)
     extra = dict(module.prepare(job))
     layout = str(extra.pop("layout", module.LAYOUT))
     for note in spec.notes:
         say(f"note:    {note}")
     metadata = meta_mod.describe(target, fmt, precision, layout, source, source_format, **extra)
     temporary = temporary_name(dest)
-    remove(temporary)
+    remove(temporary, fmt)
     variant = extra.get("onnx_variant")
     say(f"writing: {dest} ({fmt}, {precision}, {layout} input" + (f", onnx variant {variant}" if variant else "") + ")")
     try:
@@ -227,14 +281,14 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         if failed:
             raise ConversionError(f"{dest} was not written: the converted model does not compute the same alpha as "
                                   f"{source} on the probe. " + " | ".join(c.text() for c in failed))
-        if os.path.exists(dest) and overwrite:
-            remove(dest)
-        os.replace(temporary, dest)
+        if overwrite:
+            remove(dest, fmt)
+        commit(temporary, dest, fmt)
     except ConversionError:
-        remove(temporary)
+        remove(temporary, fmt)
         raise
     except BaseException as error:
-        remove(temporary)
+        remove(temporary, fmt)
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         raise ConversionError(f"converting {source} to {fmt} failed ({first_line(error)}); nothing was written.") from None

@@ -22,8 +22,21 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
     write(spec, path, metadata, job) -> None    write `spec` to `path` (a temporary name)
     load(path, knobs=None, **options) -> Runner  run it: runner(src, bgr) -> named NCHW outputs
     info(path) -> dict                    the metadata the file carries, without running it
-  optional:
+  optional (absent means no):
     claims_name(path) -> bool             a destination name without a known suffix that means it
+    companions(path) -> list[str]         files written beside `path` that belong to it and move with it
+                                          (OpenVINO IR: NAME.bin beside NAME.xml). `convert` writes them
+                                          under the temporary name's companions, renames them with the
+                                          file, removes them on failure, and treats an existing one as an
+                                          existing destination (--overwrite)
+    TAKES_SIZE: bool                      whether the format can be written for one fixed frame size
+                                          (`convert(..., size=...)`, `bgmv2 convert --size`, in
+                                          `job.size` as (height, width)); `convert` refuses a size for
+                                          every other format before anything is written
+    load_other(path, fmt, knobs=None, **options) -> Runner
+                                          run another format's file with this format's runtime
+                                          (`converters.load(path, runtime=NAME)`; OpenVINO runs ONNX
+                                          and SavedModels); ConversionError for formats it cannot run
 """
 import importlib
 import os
@@ -39,6 +52,8 @@ FORMAT_MODULES = (
     "converters.onnx_format",
     "converters.keras_format",
     "converters.savedmodel_format",
+    "converters.tflite_format",
+    "converters.openvino_format",
 )
 
 FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "KNOBS_AT_LOAD",
@@ -96,6 +111,22 @@ def __getattr__(name):
         pairs = [(suffix, n) for n, m in registry().items() for suffix in m.SUFFIXES]
         return sorted(pairs, key=lambda pair: -len(pair[0]))  # '.weights.h5' before '.h5'
     raise AttributeError(f"module 'converters.formats' has no attribute {name!r}")
+
+
+def companions(module: ModuleType, path: str):
+    """The files that belong to `path` in the format of `module` (optional face attribute)."""
+    found = getattr(module, "companions", None)
+    return list(found(os.fspath(path))) if found is not None else []
+
+
+def size_formats():
+    """Names of the formats that can be written for one fixed frame size (`TAKES_SIZE`)."""
+    return tuple(n for n, m in registry().items() if getattr(m, "TAKES_SIZE", False))
+
+
+def runtimes():
+    """Names of the formats whose runtime also runs other formats' files (`load_other`)."""
+    return tuple(n for n, m in registry().items() if hasattr(m, "load_other"))
 
 
 def guess_format(path: str):

@@ -8,7 +8,7 @@ from .errors import ConversionError, first_line
 
 def as_nchw_array(name: str, x, any_size: bool = False) -> np.ndarray:
     """float32 (B, 3, H, W) numpy from numpy / torch / array-likes; (3, H, W) gets a batch axis.
-    Height and width must be multiples of 4 unless the file takes any size (`any_size`)."""
+    Height and width must be multiples of 4 unless the file pads and crops itself (`any_size`)."""
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().float().cpu().numpy()
     x = np.asarray(x)
@@ -31,7 +31,7 @@ class Runner:
     the file's native layout; the runner converts them to named float32 NCHW arrays."""
 
     def __init__(self, fn: Callable, fmt: str, path: str, outputs: Sequence[str], layout: str = "NCHW",
-                 metadata: Dict[str, str] = None, precision: str = "fp32", model=None):
+                 metadata: Dict[str, str] = None, precision: str = "fp32", model=None, any_size: bool = False):
         self.fn = fn
         self.format = fmt
         self.path = path
@@ -40,12 +40,14 @@ class Runner:
         self.metadata = dict(metadata or {})
         self.precision = precision
         self.model = model  # the framework object, for callers that want it
+        self.any_size = any_size  # the file pads to a multiple of 4 and crops back inside its graph
 
     def __repr__(self) -> str:
         return f"Runner({self.format}, {self.path!r}, {self.layout}, {self.precision}, outputs={self.outputs})"
 
     def __call__(self, src, bgr) -> Dict[str, np.ndarray]:
-        any_size = self.metadata.get("frame_sizes") == "any"  # pads and crops inside (exportable.Exportable)
+        # The file pads and crops inside its graph (its own flag, or `frame_sizes: any` in its metadata).
+        any_size = self.any_size or self.metadata.get("frame_sizes") == "any"
         src, bgr = as_nchw_array("src", src, any_size), as_nchw_array("bgr", bgr, any_size)
         if src.shape != bgr.shape:
             raise ConversionError(f"src and bgr must have the same shape; got {src.shape} and {bgr.shape}.")

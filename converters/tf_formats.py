@@ -4,12 +4,15 @@ All take NHWC input, as TensorFlow users expect (the runners transpose NCHW prob
 
 - Keras weights: `tensorflow_impl` model's `save_weights`; metadata (JSON) in the HDF5 root
   attribute `bgmv2_metadata`. Knobs can be set when loading (`tensorflow_impl.MattingRefine(...)`).
-- SavedModel: a `tf.Module` holding the Keras model (its data-independent `sampling` path,
+- SavedModel: a `tf.Module` running the Keras model (its data-independent `sampling` path,
   `refine_static_shapes=True`: the same numbers, and no NonZero in ONNX made from it), with the serving signature
   `serving_default(src, bgr)` -> `{pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm}` (float32 NHWC, any
-  batch, height and width), the weights also as the list `state_variables` in state-dict order
-  (so they can be read back without Keras), and `assets/bgmv2.json` (metadata, with the list of
-  state-dict keys). Knobs are fixed when it is written.
+  batch, height and width: padded to a multiple of 4 and cropped back in the graph; no float64
+  tensor), the positional `matte(src, bgr)` returning the same outputs as a tuple in that order
+  (signatures list their entries alphabetically: bind by name), the weights once, as the list
+  `state_variables` in state-dict order (so they can be read back without Keras), and
+  `assets/bgmv2.json` (metadata: knobs, layout NHWC, `inputs` and `outputs` in contract order,
+  the state-dict keys). Knobs are fixed when it is written.
 - ONNX from a SavedModel: tf2onnx (`tf_loader.from_saved_model` + the converter the tf2onnx CLI
   uses), opset 18, NHWC, the same input and output names. Its weights are renamed and folded by
   tf2onnx, so a state dict is read from the SavedModel, not from this ONNX file.
@@ -152,7 +155,17 @@ def load_keras(path: str, knobs: Optional[Dict[str, object]] = None) -> Runner:
 
 
 # -- SavedModel -------------------------------------------------------------------------------------
+def contract(kind: str) -> Dict[str, str]:
+    """Metadata keys that state the I/O contract of a graph file (TensorFlow orders signature
+    entries by name, so the order is written down here and in the positional `matte` function)."""
+    return {"inputs": "src, bgr", "outputs": ", ".join(outputs_of(kind)), "frame_size": "any"}
+
+
 def write_savedmodel(spec: ModelSpec, path: str, metadata: Dict[str, str]) -> None:
+    """The SavedModel: `serving_default(src, bgr)` -> named outputs and `matte(src, bgr)` -> the same
+    tuple in contract order, both padding any frame size to a multiple of 4 and cropping back inside
+    the graph; the weights are stored once (only `state_variables` holds them: tracking the Keras
+    model as well stored every weight twice)."""
     import tensorflow as tf
     impl = require_tf()
     from tensorflow_impl.weights import state_entries
@@ -162,20 +175,22 @@ def write_savedmodel(spec: ModelSpec, path: str, metadata: Dict[str, str]) -> No
              tf.TensorSpec([None, None, None, 3], tf.float32, name="bgr")]
 
     @tf.function(input_signature=image)
+    def matte(src, bgr):
+        return tuple(impl.matte(model, src, bgr))
+
+    @tf.function(input_signature=image)
     def serve(src, bgr):
-        return dict(zip(names, model(src, bgr)))
+        return dict(zip(names, matte(src, bgr)))
 
     entries = state_entries(model)
     module = tf.Module()
-    module.model = model
     module.state_variables = [entry.variable.value for entry in entries]
-    module.serve = serve
+    module.matte = matte
     tf.saved_model.save(module, path, signatures={"serving_default": serve})
     assets = os.path.join(path, "assets")
     os.makedirs(assets, exist_ok=True)
     with open(os.path.join(assets, META_FILE), "w") as f:
-        f.write(meta_mod.to_json({**metadata, "state_keys": json.dumps([e.key for e in entries])}))
-    del impl
+        f.write(meta_mod.to_json({**metadata, **contract(spec.kind), "state_keys": json.dumps([e.key for e in entries])}))
 
 
 def savedmodel_metadata(path: str) -> Dict[str, str]:
@@ -237,7 +252,8 @@ def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None) -> Run
         out = serve(src=tf.constant(src.transpose(0, 2, 3, 1)), bgr=tf.constant(bgr.transpose(0, 2, 3, 1)))
         return [out[n].numpy() for n in names]
 
-    return Runner(run, "savedmodel", path, names, "NHWC", metadata, "fp32", loaded)
+    return Runner(run, "savedmodel", path, names, "NHWC", metadata, "fp32", loaded,
+                  any_size=metadata.get("frame_size") == "any")
 
 
 def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str], simplify: bool = False) -> None:

@@ -32,7 +32,7 @@ def detect_format(path: str) -> str:
 KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
               "refine_prevent_oversampling")
 KNOBS_AT_LOAD = ("pth", "safetensors", "torchscript", "keras")
-RUN_AS = ("file", "keras-eager", "keras-mixed_float16", "eager-fp16")
+RUN_AS = ("file", "keras-eager", "keras-mixed_float16", "eager-fp16", "openvino", "openvino-bf16")
 
 
 class ParityError(ValueError):
@@ -41,7 +41,9 @@ class ParityError(ValueError):
 
 # -- devices ----------------------------------------------------------------------------------------
 def runtime_of(fmt: str, run_as: str = "file") -> str:
-    """The runtime family that runs a format: torch, onnxruntime or tensorflow."""
+    """The runtime family that runs a format: torch, onnxruntime, tensorflow, tflite or openvino."""
+    if run_as.startswith("openvino") or fmt in ("openvino", "tflite"):
+        return "openvino" if fmt != "tflite" else "tflite"
     if run_as.startswith("keras") or fmt in ("keras", "savedmodel"):
         return "tensorflow"
     if fmt == "onnx":
@@ -73,6 +75,8 @@ def cuda_unavailable(runtime: str) -> Optional[str]:
             if not tf.config.list_physical_devices("GPU"):
                 return f"TensorFlow {tf.__version__} sees no GPU (tensorflow-cpu, or no CUDA GPU)"
             return None
+        if runtime in ("tflite", "openvino"):
+            return f"{runtime} runs on the CPU here (no GPU runner in bgmv2)"
     except ImportError as error:
         return f"{runtime} is not installed ({error})"
     return f"unknown runtime {runtime!r}"
@@ -297,6 +301,8 @@ def recorded_knobs(path: str, fmt: str, metadata: Dict[str, str]) -> Tuple[Dict[
 
 
 def runtime_name(fmt: str, run_as: str, device: str, runner=None) -> str:
+    if getattr(runner, "runtime", None):  # runners that say what runs them (TFLite, OpenVINO)
+        return runner.runtime
     if run_as == "keras-eager":
         return "TensorFlow eager (Keras)"
     if run_as == "keras-mixed_float16":
@@ -464,6 +470,8 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
         options = {"providers": onnx_providers(device), "threads": threads} if fmt == "onnx" else {}
         if run_as == "file":
             runner = converters.load(path, fmt, knobs=knobs if at_load and refine else None, **options)
+        elif run_as.startswith("openvino"):
+            runner = converters.load(path, fmt, runtime="openvino", precision="bf16" if run_as.endswith("bf16") else None)
         elif run_as.startswith("keras"):
             runner = keras_runner(path, knobs if refine else {}, run_as)
         else:

@@ -39,7 +39,8 @@ class Entry:
     @property
     def runtime(self) -> str:
         from .candidates import runtime_of
-        fmt = {"onnx": "onnx", "keras": "keras", "savedmodel": "savedmodel"}.get(self.format, "pth")
+        fmt = {"onnx": "onnx", "keras": "keras", "savedmodel": "savedmodel", "tflite": "tflite",
+               "openvino": "openvino"}.get(self.format, "pth")
         return runtime_of(fmt, self.run_as)
 
     @property
@@ -47,6 +48,10 @@ class Entry:
         name = self.file.lower()
         if name.endswith(".onnx"):
             return "onnx"
+        if name.endswith(".tflite"):
+            return "tflite"
+        if name.endswith(".xml"):
+            return "openvino"
         if name.endswith(".weights.h5") or self.run_as.startswith("keras"):
             return "keras"
         if name.endswith("_savedmodel"):
@@ -119,6 +124,15 @@ ENTRIES: Tuple[Entry, ...] = (
           knobs_at_load=False, what="SavedModel -> ONNX by tf2onnx (NHWC)"),
     Entry("roundtrip-savedmodel", "roundtrip_savedmodel.pth", "roundtrip-savedmodel", "tf", needs=TF,
           what="state dict -> Keras -> SavedModel -> .pth"),
+    # Deployment runtimes (a TFLite or IR conversion takes about a minute on 2 cores: slow tier)
+    Entry("tflite", "m.tflite", "convert", "tflite", needs=TF, knobs_at_load=False, slow=True,
+          what="bgmv2 convert to TFLite (builtin ops, any size), LiteRT interpreter"),
+    Entry("openvino-ir", "m.xml", "convert", "openvino", needs=ONNX + ("openvino",), knobs_at_load=False, slow=True,
+          what="bgmv2 convert to OpenVINO IR (fp32 weights), inference precision pinned to f32"),
+    Entry("openvino-onnx", "m_static.onnx", "onnx-static", "onnx-static", run_as="openvino", needs=ONNX + ("openvino",),
+          knobs_at_load=False, slow=True, what="the static ONNX run by OpenVINO (f32 pinned)"),
+    Entry("openvino-savedmodel", "m_savedmodel", "savedmodel-from-keras", "tf", run_as="openvino",
+          needs=TF + ("openvino",), knobs_at_load=False, slow=True, what="the SavedModel run by OpenVINO (f32 pinned)"),
 )
 BY_LABEL = {entry.label: entry for entry in ENTRIES}
 # Rough build times of the chains (MobileNetV2, one thread), to start the longest first.

@@ -10,7 +10,7 @@ SUBCOMMANDS = {
     "inspect": ("scripts.cmd_inspect", "recognise a weights file, load it strictly, optionally run it once"),
     "weights": ("scripts.cmd_weights", "the model zoo: list, info, fetch (verified, resumable), verify"),
     "train": ("scripts.cmd_train", "train the base network, then MattingRefine; export the weights"),
-    "convert": ("scripts.cmd_convert", "convert a model between formats (pth, safetensors, torchscript, pt2, onnx, keras, savedmodel), validated"),
+    "convert": ("scripts.cmd_convert", "convert a model between formats (pth, safetensors, torchscript, pt2, onnx, keras, savedmodel, tflite, openvino), validated"),
     "images": ("scripts.cmd_images", "matte pictures against a background shot (any model format)"),
     "video": ("scripts.cmd_video", "matte a video: decode, inference and encode overlapped"),
     "webcam": ("scripts.cmd_webcam", "live matting from a webcam: capture the background, show the composite"),

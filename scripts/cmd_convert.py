@@ -21,13 +21,17 @@ FORMAT_HELP = """formats (detected from the content of SOURCE; DEST's from --to 
   keras        Keras 3 weights (.weights.h5)                                  input NHWC
   savedmodel   TensorFlow SavedModel folder (no suffix), signature
                serving_default(src, bgr) -> pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm   input NHWC
-PyTorch-side files take NCHW input, TensorFlow-side files (SavedModel, Keras, ONNX from a SavedModel)
-take NHWC. Inputs are float RGB in [0, 1], named src and bgr, in every format.
+  tflite       TFLite, builtin ops, LiteRT / tf.lite, any size or --size (.tflite)   input NHWC
+  openvino     OpenVINO IR, NAME.xml + NAME.bin, fp32 weights (.xml)          input NCHW
+PyTorch-side files and OpenVINO IR take NCHW input, TensorFlow-side files (SavedModel, Keras, TFLite,
+ONNX from a SavedModel) take NHWC. Inputs are float RGB in [0, 1], named src and bgr, in every format.
 
 examples:
   bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2.onnx
   bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2_savedmodel
   bgmv2 convert torchscript_resnet50_fp32.pth resnet50.pth --to pth
+  bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2.tflite
+  bgmv2 convert pytorch_mobilenetv2.pth mobilenetv2.xml                (OpenVINO IR + mobilenetv2.bin)
   bgmv2 convert --info mobilenetv2.onnx"""
 
 
@@ -38,12 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="the model to convert (with --info: the file to describe)")
     parser.add_argument("dest", metavar="DEST", nargs="?", help="where to write it (one SOURCE, one DEST)")
     parser.add_argument("--info", action="store_true", help="show what FILE is and its metadata; convert nothing")
-    parser.add_argument("--to", choices=("pth", "safetensors", "torchscript", "pt2", "onnx", "keras", "savedmodel"),
+    from converters import formats  # the format table (no framework is imported by listing it)
+    registry = formats.registry()
+    parser.add_argument("--to", choices=tuple(registry),
                         help="format of DEST (default: from DEST's suffix; no suffix means savedmodel)")
     parser.add_argument("--backbone", choices=("mobilenetv2", "resnet50", "resnet101"),
                         help="expected backbone (checked against the weights, which tell it anyway)")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                        help="precision of DEST (fp16: pth, safetensors, torchscript, pt2, onnx)")
+    lower = [p for p in formats.PRECISIONS if p != "fp32"]
+    parser.add_argument("--precision", choices=formats.PRECISIONS, default="fp32",
+                        help="precision of DEST (" + "; ".join(
+                            f"{p}: {', '.join(n for n, m in registry.items() if p in m.PRECISIONS)}" for p in lower)
+                        + ")")
+    parser.add_argument("--size", type=size_type(4), default=None, metavar="WIDTHxHEIGHT",
+                        help=f"{', '.join(formats.size_formats())} only: one fixed frame size, multiples of 4, e.g. "
+                             "1280x720, recorded in the file; the probe then has that size (default: any size)")
     add_knob_arguments(parser, "model knobs (default: the source's, else sampling, 80,000 pixels, scale 0.25)")
     onnx = parser.add_argument_group("ONNX")
     onnx.add_argument("--onnx-variant", choices=("static", "nonzero", "tensorrt"), default="static",
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         convert(args.source, args.dest, args.to, backbone=args.backbone, precision=args.precision,
                 knobs=knobs, onnx_variant=args.onnx_variant,
                 simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,
+                size=(args.size[1], args.size[0]) if args.size else None,  # (height, width)
                 log=None if args.quiet else print, **options)
         return 0
     except ConversionError as error:

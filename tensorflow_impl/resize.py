@@ -9,6 +9,9 @@ PyTorch itself runs one of several kernels (some with fused multiply-adds) depen
 results agree with it to about 1 ulp rather than bit for bit.
 """
 import math
+from fractions import Fraction
+from functools import lru_cache
+from typing import Tuple
 
 import numpy as np
 from keras import ops
@@ -68,8 +71,38 @@ def upsample_nearest_2x(x):
     return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
 
 
+# Graph sizes up to this are checked when a scale's fraction is chosen (int32: size * num stays < 2**31).
+MAX_GRAPH_SIZE = 1 << 16
+MAX_DENOMINATOR = 1 << 12
+
+
+@lru_cache(maxsize=64)
+def scale_fraction(scale: float) -> Tuple[int, int]:
+    """(num, den), the simplest fraction for which the integer (size * num) // den equals PyTorch's
+    floor(size * scale) (computed in double) for every size from 1 to `MAX_GRAPH_SIZE`.
+
+    Graphs compute the backbone's input size with it: integers only, no float64 (TFLite, TF.js and
+    accelerators lack it), and bit-exact with PyTorch. 0.25 -> 1/4, 0.125 -> 1/8, 0.3 -> 3/10.
+    ValueError for a scale no fraction with a denominator up to 4096 reproduces.
+    """
+    sizes = np.arange(1, MAX_GRAPH_SIZE + 1, dtype=np.int64)
+    expected = np.floor(sizes.astype(np.float64) * scale).astype(np.int64)
+    for bound in (16, 256, MAX_DENOMINATOR):
+        fraction = Fraction(scale).limit_denominator(bound)
+        num, den = fraction.numerator, fraction.denominator
+        if np.array_equal(sizes * num // den, expected):
+            return num, den
+    raise ValueError(f"backbone_scale={scale!r} has no fraction num/den (den <= {MAX_DENOMINATOR}) that gives "
+                     "PyTorch's backbone sizes in integer arithmetic; use a simple fraction such as 0.25, 0.125 or 0.3.")
+
+
 def scaled_size(size, scale: float):
-    """floor(size * scale) as PyTorch computes it (in double) for `scale_factor` resizes."""
+    """floor(size * scale) as PyTorch computes it (in double) for `scale_factor` resizes.
+
+    A known size is computed in Python (exactly PyTorch's double arithmetic); a size known only at
+    run time in int32 as (size * num) // den with `scale_fraction(scale)`, never in float64.
+    """
     if isinstance(size, int):
         return int(math.floor(size * scale))
-    return ops.cast(ops.floor(ops.cast(size, "float64") * scale), "int32")
+    num, den = scale_fraction(float(scale))
+    return (ops.cast(size, "int32") * num) // den

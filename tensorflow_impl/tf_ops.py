@@ -8,6 +8,8 @@ graph assertions here, with the same messages as the eager checks in `inputs.py`
 import numpy as np
 import tensorflow as tf
 
+from .resize import scale_fraction
+
 
 def known_values(x):
     """`x` as a numpy array when its values are known now (numpy data, or an eager tensor), else None
@@ -35,8 +37,9 @@ def assert_runtime_shapes(src, bgr, scale=None):
             "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")),
     ]
     if scale is not None:
-        scaled = tf.floor(tf.cast(shape[1:3], tf.float64) * scale)
-        checks.append(tf.debugging.assert_greater_equal(scaled, tf.constant(1.0, tf.float64), message=(
+        num, den = scale_fraction(float(scale))
+        scaled = shape[1:3] * num // den  # integers only: no float64 in the graph
+        checks.append(tf.debugging.assert_greater_equal(scaled, 1, message=(
             f"the image at backbone_scale {scale} gives the backbone an empty input; "
             "use a larger image or a larger backbone_scale (at most 0.5).")))
     with tf.control_dependencies(checks):

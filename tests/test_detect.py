@@ -118,13 +118,21 @@ def test_detects_keras_weights_and_savedmodel_folders(tmp_path):
     ("photo.pth", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64), "a JPEG image"),
     ("model.onnx", b"\n<!DOCTYPE html><html><body>404 Not Found</body></html>", "an HTML page"),
     ("blob.pth", bytes(range(200, 256)) * 2, "an unrecognised file"),
-    ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "TensorFlow Lite"),
 ])
 def test_rejects_foreign_files_saying_what_they_are(tmp_path, name, content, says):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ConversionError, match=says):
         detect(path)
+
+
+def test_tflite_is_a_format_now_and_a_broken_one_fails_to_load_with_a_message(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # the identifier, then nothing usable
+    assert detect(path) == "tflite"
+    with pytest.raises(ConversionError, match="model.bin"):
+        import converters
+        converters.load(path)
 
 
 def test_rejects_other_zips_truncated_zips_folders_and_missing_paths(tmp_path, samples):

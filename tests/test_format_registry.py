@@ -16,7 +16,8 @@ FACE = formats.FACE
 
 
 def test_every_registered_module_has_the_whole_face():
-    assert converters.NAMES == ("pth", "safetensors", "torchscript", "pt2", "onnx", "keras", "savedmodel")
+    assert converters.NAMES == ("pth", "safetensors", "torchscript", "pt2", "onnx", "keras", "savedmodel", "tflite",
+                                "openvino")
     for name, module in formats.registry().items():
         assert module.NAME == name
         assert all(hasattr(module, attribute) for attribute in FACE), name
@@ -45,8 +46,8 @@ def test_a_module_without_the_face_is_refused_by_name():
     broken.NAME = "broken"
     with pytest.raises(TypeError, match="broken_format lacks DESCRIPTION.*detect"):
         formats.check_face(broken)
-    with pytest.raises(ConversionError, match="unknown format 'tflite'; choose one of pth, safetensors"):
-        formats.get("tflite")
+    with pytest.raises(ConversionError, match="unknown format 'coreml'; choose one of pth, safetensors"):
+        formats.get("coreml")
 
 
 TOY = '''"""`npz`: a toy format for the registry test: the state dict in a numpy .npz, run in PyTorch."""
@@ -77,9 +78,19 @@ def prepare(job):
     return {"toy": "yes"}
 
 
+SIDECARS = []  # suffixes of companion files, set by a test
+
+
+def companions(path):
+    return [path + suffix for suffix in SIDECARS]
+
+
 def write(spec, path, metadata, job):
     with open(path, "wb") as f:
         np.savez(f, **spec.state)
+    for extra in companions(path):
+        with open(extra, "w") as f:
+            f.write("sidecar")
 
 
 def load(path, knobs=None, **options):
@@ -130,3 +141,90 @@ def test_one_file_and_one_line_add_a_format(toy_format, tmp_path):
     assert np.array_equal(load(tmp_path / "m.npz", knobs={"refine_sample_pixels": 16 * 50})(src, bgr)["pha"], expected)
     with pytest.raises(ConversionError, match="npz files are written in fp32 only"):
         convert(tmp_path / "m.pth", tmp_path / "h.npz", precision="fp16", log=None)
+
+
+# -- the deployment targets are registry formats like the others -----------------------------------
+def test_tflite_and_openvino_are_listed_once_and_detected_by_content(tmp_path):
+    from converters import detect
+    from converters import openvino_format, tflite_format
+    for path, module in (("converters.tflite_format", tflite_format), ("converters.openvino_format", openvino_format)):
+        assert formats.FORMAT_MODULES.count(path) == 1 and formats.registry()[module.NAME] is module
+    assert formats.guess_format("m.tflite") == "tflite" and formats.guess_format("M.XML") == "openvino"
+    flatbuffer = tmp_path / "model.bin"  # no telling suffix: the content decides
+    flatbuffer.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    ir = tmp_path / "model.txt"
+    ir.write_text('<?xml version="1.0"?>\n<net name="bgmv2" version="11">\n<layers/>\n</net>\n')
+    page = tmp_path / "model.xml"  # an XML name, but not an IR
+    page.write_text('<?xml version="1.0"?>\n<html><body>404</body></html>\n')
+    assert detect(flatbuffer) == "tflite" and detect(ir) == "openvino"
+    with pytest.raises(ConversionError, match="not a model file bgmv2 converts"):
+        detect(page)
+    assert formats.size_formats() == ("tflite",) and formats.runtimes() == ("openvino",)
+    assert openvino_format.companions(str(tmp_path / "m.xml")) == [str(tmp_path / "m.bin")]
+
+
+def test_companion_files_move_with_the_file_for_any_format(toy_format, tmp_path, monkeypatch):
+    """`companions(path)` in the face: written under the temporary name, renamed with the file, an
+    existing one refused without --overwrite, nothing left when validation fails."""
+    from conftest import realistic_weights
+    from pytorch_impl import MattingRefine, save_state_dict
+    save_state_dict(realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=16 * 50), seed=2),
+                    tmp_path / "m.pth")
+    monkeypatch.setattr(formats.get("npz"), "SIDECARS", [".side"])
+    out = tmp_path / "out"
+    out.mkdir()
+    convert(tmp_path / "m.pth", out / "m.npz", probe_size=(32, 48), log=None)
+    assert sorted(p.name for p in out.iterdir()) == ["m.npz", "m.npz.side"]
+    (out / "m.npz").unlink()
+    with pytest.raises(ConversionError, match=r"m\.npz\.side exists \(it is written with .*--overwrite"):
+        convert(tmp_path / "m.pth", out / "m.npz", probe_size=(32, 48), log=None)
+    convert(tmp_path / "m.pth", out / "m.npz", probe_size=(32, 48), log=None, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["m.npz", "m.npz.side"]
+
+    def broken(runner):
+        raise RuntimeError("validation blew up")
+
+    with pytest.raises(ConversionError, match="validation blew up"):
+        convert(tmp_path / "m.pth", out / "n.npz", probe_size=(32, 48), log=None, validate_with=broken)
+    assert sorted(p.name for p in out.iterdir()) == ["m.npz", "m.npz.side"]  # no partial file, no sidecar
+
+
+def test_a_fixed_size_is_refused_by_formats_without_it_and_read_as_width_by_height(toy_format, tmp_path):
+    from converters.api import frame_size
+    assert frame_size("1280x720") == (720, 1280) == frame_size((720, 1280)) and frame_size(None) is None
+    for bad in ("1280*720", "0x720", (720,), "wide"):
+        with pytest.raises(ConversionError, match="WIDTHxHEIGHT"):
+            frame_size(bad)
+    (tmp_path / "m.pth").write_bytes(b"never read")
+    with pytest.raises(ConversionError, match="a fixed size .--size. is for tflite files; npz files take any size"):
+        convert(tmp_path / "m.pth", tmp_path / "m.npz", size="96x64", log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pth", "toy_formats"]
+
+
+def test_other_runtimes_come_from_the_registry(toy_format, tmp_path):
+    """`load(path, runtime=NAME)` goes to NAME's `load_other`; a format without one is refused by name."""
+    (tmp_path / "m.npz").write_bytes(b"never read")
+    with pytest.raises(ConversionError, match="runtime 'npz'; the runtimes that run other formats' files are openvino"):
+        load(tmp_path / "m.npz", "npz", runtime="npz")
+    calls = []
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(formats.get("npz"), "load_other", lambda path, fmt, knobs, **options: calls.append(
+        (path, fmt, knobs, options)) or "runner", raising=False)
+    try:
+        assert load(tmp_path / "m.npz", "onnx", runtime="npz", threads=2) == "runner"
+    finally:
+        monkeypatch.undo()
+    assert calls == [(str(tmp_path / "m.npz"), "onnx", {}, {"threads": 2})]
+
+
+def test_convert_flags_come_from_the_registry(toy_format):
+    import argparse
+    from scripts import cmd_convert
+    parser = argparse.ArgumentParser()
+    cmd_convert.add_arguments(parser)
+    args = parser.parse_args(["a.pth", "b", "--to", "npz", "--size", "1280x720"])
+    assert args.to == "npz" and args.size == (1280, 720)  # WIDTHxHEIGHT, as every command
+    text = parser.format_help()
+    assert "tflite only" in text and "fp16: pth, safetensors, torchscript, pt2, onnx, openvino" in " ".join(text.split())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a.pth", "b", "--size", "1280x721"])
