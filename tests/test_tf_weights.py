@@ -158,7 +158,8 @@ def test_weights_h5_and_keras_files_load_back_equal(models, state, tmp_path):
 
 ALLOWED_IMPORTS = {"tensorflow", "keras", "numpy", "math", "typing", "dataclasses"}
 # The loader takes paths (and zoo names; pickle only to catch torch.load's refusal); model code takes none.
-FILE_MODULES = {"checkpoint.py": {"os", "re", "pickle", "weights", "safetensors", "torch", "pytorch_impl"}}
+FILE_MODULES = {"checkpoint.py": {"os", "re", "pickle", "weights", "safetensors", "torch", "pytorch_impl"},
+                "resize.py": {"fractions", "functools"}}  # exact rational scale arithmetic, cached per scale
 
 
 def test_package_imports_only_tensorflow_keras_numpy_and_tf_calls_stay_in_tf_ops():
