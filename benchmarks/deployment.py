@@ -68,16 +68,6 @@ def versions() -> Dict[str, str]:
     return found
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def build(work: Path, name: str, options: Dict[str, object], say: Callable[[str], None]) -> str:
     """The file `name` in `work`, converted from the shipped model (or `options["from"]`) unless present."""
     import converters
@@ -198,6 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         say(f"  -> {row}")
         rows.append(row)
         runner = None
+    from benchmarks.pytorch_speed import cpu_name
     loadavg = os.getloadavg()
     command = "python benchmarks/deployment.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
