@@ -330,11 +330,15 @@ def onnx_providers(device: str):
 
 def torch_on_device(runner, device: str):
     """A converters Runner of a PyTorch-side format, moved to `device`."""
-    import torch
-    from converters.runner import Runner
     if device == "cpu":
         return runner
-    model = runner.model.to(device)
+    return module_on_device(runner, runner.model.to(device), device)
+
+
+def module_on_device(runner, model, device: str):
+    """`runner` with its PyTorch `model` (already on `device`) called on inputs moved there."""
+    import torch
+    from converters.runner import Runner
     dtype = torch.float16 if runner.precision == "fp16" else torch.float32
 
     def run(src, bgr):
@@ -364,21 +368,9 @@ def pt2_on_device(runner, device: str):
     but not the devices written into the graph (constants, `arange(device=...)`), so the program itself
     is moved with `torch.export.passes.move_to_device_pass` first. `converters.load` has already
     checked the archive (no pickled payloads) before this second `torch.export.load`."""
-    import torch
-    from converters.runner import Runner
     if device == "cpu":
         return runner
-    model = pt2_module(runner.path, device)
-    dtype = torch.float16 if runner.precision == "fp16" else torch.float32
-
-    def run(src, bgr):
-        with torch.inference_mode():
-            out = model(torch.from_numpy(src).to(device, dtype), torch.from_numpy(bgr).to(device, dtype))
-        torch.cuda.synchronize(device)
-        return out
-
-    return Runner(run, runner.format, runner.path, runner.outputs, runner.layout, runner.metadata,
-                  runner.precision, model)
+    return module_on_device(runner, pt2_module(runner.path, device), device)
 
 
 def tf_on_device(runner, device: str):
