@@ -4,6 +4,7 @@ Cheap candidates (copies of the eager model, a deliberately wrong one) test the 
 milliseconds; one test compiles for real at a tiny size; CUDA cases are collected and skipped here.
 """
 import json
+import re
 
 import numpy as np
 import pytest
@@ -142,8 +143,10 @@ def test_thresholding_and_base_models(tmp_path):
     thresholding = MattingRefine("mobilenetv2", refine_mode="thresholding").eval()
     runner = fast_runner(thresholding, "cpu", cache=ChoiceCache(tmp_path / "c.json"), log=logs.append)
     clip, bgr = frames(64, 64, count=1)
-    run_frames(runner, clip, bgr)
-    assert "fast: eager" in logs[0] and "thresholding" in logs[0]
+    got, = run_frames(runner, clip, bgr)
+    # the lean candidates take data-dependent cell counts: they were built, checked and timed
+    assert "lean-fp32" in logs[0] and "failed" not in logs[0], logs
+    assert got["pha"].shape == (1, 1, 64, 64)
     base = MattingBase("mobilenetv2").eval()
     runner = fast_runner(base, "cpu", candidates=[same(base)], cache=ChoiceCache(tmp_path / "c.json"), log=logs.append)
     out, = run_frames(runner, clip, bgr)
@@ -259,7 +262,8 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
 
 
 def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
-    """The flag reaches the fast path (thresholding: eager, said so, nothing compiled); an ONNX file is refused."""
+    """The flag reaches the fast path (thresholding: only the lean candidates, nothing compiled), which says what
+    it chose; an ONNX file is refused."""
     from scripts.cli import main
     monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
     torch.manual_seed(0)
@@ -267,7 +271,8 @@ def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
     code = main(["demo", "-o", str(tmp_path / "out"), "--model", str(tmp_path / "refine.pth"), "--backend", "fast",
                  "--refine-mode", "thresholding", "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 0 and "fast backend" in err and "fast: eager for" in err and "thresholding" in err
+    assert code == 0 and "fast backend" in err and re.search(r"^fast: (eager|lean-[\w-]+) for 640x360", err, re.M), err
+    assert "lean-fp32" in err and "compile" not in err
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x04test")
     code = main(["demo", "-o", str(tmp_path / "out2"), "--model", str(tmp_path / "model.onnx"), "--backend", "fast"])
     err = capsys.readouterr().err
@@ -275,8 +280,7 @@ def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
 
 
 def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch):
-    """Plumbing only (thresholding keeps the fast path on eager: nothing compiled): both rows, the ratio line."""
-    import re
+    """Plumbing only (thresholding: only the lean candidates, nothing compiled): both rows, the ratio line."""
     from scripts.cli import main
     monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
     torch.manual_seed(0)
@@ -290,7 +294,7 @@ def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch)
                      "eager: video pipeline (decode + model + composite + encode, overlapped)",
                      "fast: model only (input tensors in memory)",
                      "fast: video pipeline (decode + model + composite + encode, overlapped)"]
-    assert "fast path ran: eager (fp32)" in out
+    assert re.search(r"^fast path ran: (eager|lean-[\w-]+) \((fp32|bf16)\)$", out, re.M), out
     assert re.search(r"^fast / eager: model only \d+\.\d\dx \(rounds [\d. ]+\), pipeline \d+\.\d\dx", out, re.M)
 
 

@@ -6,7 +6,8 @@
 
 From the shell: `--backend fast` in `bgmv2 images|video|webcam|bench|demo`. What it tries
 (`candidates`): on CUDA the whole frame as a CUDA graph in fp16 (or bf16), with and without Inductor;
-on a CPU the compiled model in bf16 (where the CPU has it) or fp32, and ONNX Runtime. Each is checked
+on a CPU the lean refiner (`lean`: only the windows its patches need) with the base network in
+OpenVINO or PyTorch (bf16 where the CPU has it, or fp32), the compiled model, and ONNX Runtime. Each is checked
 against eager on the first frames (`check`), timed on first use and the winner cached per model,
 shape, device and versions (`cache`); anything that fails or differs falls back to eager, said in one
 line (`runner.FastRunner`).
@@ -109,14 +110,13 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
         digest = model_id(file_sha256(source), {**knobs_of(net), "kind": kind or ""})
     why_none = "no faster way to run this model here"
     if candidates is None:
+        candidates = cands.for_device(net, device, precision, source, knobs, digest)
+        if source is None:
+            candidates = [c for c in candidates if c.name != "onnxruntime"]  # exported from a file only
         refiner = getattr(net, "refiner", None)
-        if refiner is not None and refiner.mode == "thresholding":
-            candidates, why_none = [], ("thresholding refines a data-dependent number of cells (nothing to compile "
-                                        "or capture ahead of time); refine-mode sampling runs fast")
-        else:
-            candidates = cands.for_device(net, device, precision, source, knobs, digest)
-            if source is None:
-                candidates = [c for c in candidates if c.name != "onnxruntime"]  # exported from a file only
+        if not candidates and refiner is not None and refiner.mode != "sampling":
+            why_none = (f"{refiner.mode} refines a data-dependent number of cells (nothing to capture ahead of "
+                        "time on this device); refine-mode sampling runs fast")
     from .runner import TIMED_CALLS
     return FastRunner(net, device, candidates, digest, precision, cache=cache, check_frames=check_frames,
                       log=log or say, description=description, why_none=why_none,

@@ -9,6 +9,10 @@ selector (`fast.runner`) then drops the candidate and says why.
 - `compile-bf16` / `compile-fp32` (CPU): `torch.compile` (Inductor, weights frozen: BatchNorm folded,
   oneDNN weights prepacked) of a copy with the static-shape refiner (no `nonzero`, one graph),
   channels-last; bf16 under `torch.autocast` (only on CPUs with native bf16: AVX512-BF16 / AMX).
+- `lean-openvino-bf16|fp32` and `lean-bf16|fp32` (CPU): `lean.LeanMatting`, the refiner computing only
+  the windows its patches need (same selection and layers, eager numbers to ~1e-6), with the base
+  network run by OpenVINO (`openvino_network`, bf16 or f32 inference precision) or by PyTorch (bf16 under
+  `torch.autocast`, or fp32). Data-dependent shapes, so thresholding runs fast too.
 - `onnxruntime` (CPU): the model exported to ONNX (`static` variant) once per model and cached beside
   the choices, run by ONNX Runtime with graph optimisation `all`.
 - `cuda-graph-fp16|bf16` and `compile-cuda-graph-fp16|bf16` (CUDA): a half-precision copy with the
@@ -82,6 +86,33 @@ def cpu_compiled(model: torch.nn.Module, precision: str) -> Candidate:
     return Candidate(f"compile-{precision}", precision, build)
 
 
+def openvino_bf16_unsupported() -> Optional[str]:
+    """Why OpenVINO's CPU plugin cannot compute in bf16 here (None where it can)."""
+    import openvino as ov
+    try:
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError as error:
+        return f"OpenVINO's CPU plugin did not answer ({error})"
+    return None if "BF16" in capabilities else "OpenVINO finds no bf16 on this CPU"
+
+
+def lean(model: torch.nn.Module, precision: str, engine: str) -> Candidate:
+    """LeanMatting with the base network run by `engine` ("openvino" or "torch") in `precision`."""
+    def build() -> Run:
+        from .lean import LeanMatting
+        if engine == "openvino":
+            from .openvino_network import OpenVinoNetwork
+            network = OpenVinoNetwork(model, precision, torch.get_num_threads())
+        elif precision == "bf16":
+            def network(x):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return model.run_network(x)
+        else:
+            network = model.run_network
+        return LeanMatting(model, network).eval()
+    return Candidate(f"lean-{engine + '-' if engine != 'torch' else ''}{precision}", precision, build)
+
+
 def onnx_path(model_id: str) -> Path:
     from .cache import home
     return home() / "onnx" / f"{model_id}.onnx"
@@ -133,16 +164,32 @@ def cuda_graphed(model: torch.nn.Module, precision: str, compiled: bool, backend
 
 def for_device(model: torch.nn.Module, device: torch.device, precision: Optional[str], source: str,
                knobs: Dict[str, object], model_id: str) -> Sequence[Candidate]:
-    """The candidates worth trying here, best guess first (eager is added by the selector)."""
+    """The candidates worth trying here, best guess first (eager is added by the selector).
+
+    Compiled, captured and exported models need `sampling` (a fixed number of patches); the lean
+    candidates (CPU) take every refine mode."""
+    refiner = getattr(model, "refiner", None)
+    static = refiner is None or refiner.mode == "sampling"
     if device.type == "cuda":
         precision = precision or "fp16"
-        return [cuda_graphed(model, precision, True), cuda_graphed(model, precision, False)]
+        return [cuda_graphed(model, precision, True), cuda_graphed(model, precision, False)] if static else []
+    bf16 = precision in (None, "bf16") and cpu_bf16_unsupported() is None
+    fp32 = precision in (None, "fp32")
     found = []
-    if precision in (None, "bf16") and cpu_bf16_unsupported() is None:
+    try:
+        import openvino  # noqa: F401
+        if precision in (None, "bf16") and openvino_bf16_unsupported() is None:
+            found.append(lean(model, "bf16", "openvino"))
+        if fp32:
+            found.append(lean(model, "fp32", "openvino"))
+    except ImportError:
+        pass
+    found += [lean(model, name, "torch") for name, wanted in (("bf16", bf16), ("fp32", fp32)) if wanted]
+    if static and bf16:
         found.append(cpu_compiled(model, "bf16"))
-    elif precision in (None, "fp32"):
+    elif static and fp32:
         found.append(cpu_compiled(model, "fp32"))
-    if precision in (None, "fp32") and hasattr(model, "refiner"):  # the ONNX export is of MattingRefine
+    if static and fp32 and refiner is not None:  # the ONNX export is of MattingRefine
         try:
             import onnxruntime  # noqa: F401
             found.append(onnx_runtime(source, knobs, model_id))

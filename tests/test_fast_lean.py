@@ -1,0 +1,132 @@
+"""The fast backend's lean refiner and OpenVINO base network give eager's numbers.
+
+`LeanMatting` must equal the eager model (same refined cells, alpha and foreground within float
+rounding) for every knob combination the apps accept: modes, k above and below the cell count,
+prevent_oversampling, kernel sizes, backbone scales (the per-window 2x path and the general one),
+batches, frame sizes, cells at every border, nothing selected.
+"""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch.nn import functional as F
+
+from pytorch_impl import MattingBase, MattingRefine
+from scripts.fast.lean import LeanMatting, doubled_windows, windows
+
+
+@pytest.fixture(scope="module")
+def weights():
+    from conftest import realistic_weights
+    return realistic_weights(MattingRefine("mobilenetv2")).state_dict()
+
+
+def model_with(weights, **knobs) -> MattingRefine:
+    model = MattingRefine("mobilenetv2", **knobs).eval()
+    model.load_state_dict(weights)
+    return model
+
+
+def inputs(batch, height, width, seed=0):
+    """A bright blob over a noisy background and the background: the error map has soft structure."""
+    generator = torch.Generator().manual_seed(seed)
+    bgr = torch.rand(batch, 3, height, width, generator=generator) * 0.6 + 0.2
+    y, x = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+    alpha = (1 - (x ** 2 + y ** 2).sqrt() * 1.6).clamp(0, 1)
+    src = alpha * torch.tensor([0.9, 0.3, 0.2]).view(1, 3, 1, 1) + (1 - alpha) * bgr
+    return src, bgr
+
+
+def assert_same(model, src, bgr, atol=2e-5):
+    with torch.inference_mode():
+        want = model(src, bgr)
+        got = LeanMatting(model)(src, bgr)
+    assert len(got) == len(want)
+    if len(want) == 6:
+        assert torch.equal(got[5], want[5]), "refined cells differ"
+    for name, a, b in zip(("pha", "fgr", "pha_sm", "fgr_sm", "err_sm"), got, want):
+        assert a.shape == b.shape, name
+        assert (a - b).abs().max() <= atol, f"{name}: max |d| {(a - b).abs().max():.2e}"
+    return want
+
+
+@settings(max_examples=12, deadline=None)
+@given(height=st.integers(6, 24).map(lambda n: 4 * n), width=st.integers(6, 24).map(lambda n: 4 * n),
+       batch=st.integers(1, 2), sample_pixels=st.sampled_from([16, 800, 4_000, 10 ** 6]),
+       prevent=st.booleans(), seed=st.integers(0, 3))
+def test_sampling_matches_eager(weights, height, width, batch, sample_pixels, prevent, seed):
+    model = model_with(weights, refine_sample_pixels=sample_pixels, refine_prevent_oversampling=prevent)
+    assert_same(model, *inputs(batch, height, width, seed))
+
+
+@pytest.mark.parametrize("knobs", [
+    dict(refine_mode="thresholding", refine_threshold=0.05),
+    dict(refine_mode="thresholding", refine_threshold=1.0),  # nothing selected: the upsampled coarse matte
+    dict(refine_mode="full"),
+    dict(backbone_scale=1 / 8),  # coarse at 1/8: the general (whole-map resize) path
+    dict(backbone_scale=1 / 2, refine_kernel_size=1),
+    dict(refine_kernel_size=1),  # 2x path with the other window phase
+    dict(refine_sample_pixels=10 ** 7, refine_prevent_oversampling=False),  # every cell, borders included
+])
+def test_other_modes_and_knobs_match_eager(weights, knobs):
+    if "refine_kernel_size" in knobs:  # other refiner weight shapes
+        from conftest import realistic_weights
+        model = realistic_weights(MattingRefine("mobilenetv2", **knobs)).eval()
+    else:
+        model = model_with(weights, **knobs)
+    want = assert_same(model, *inputs(2, 96, 136, seed=1))
+    if knobs.get("refine_sample_pixels") == 10 ** 7:
+        assert bool(want[5].all())
+
+
+def test_base_model_matches_eager():
+    from conftest import realistic_weights
+    model = realistic_weights(MattingBase("mobilenetv2")).eval()
+    assert_same(model, *inputs(1, 48, 64))
+
+
+def test_window_helpers_equal_crops_of_the_whole_resized_map():
+    torch.manual_seed(0)
+    coarse = torch.rand(2, 5, 7, 9)
+    full = F.interpolate(coarse, (14, 18), mode="bilinear", align_corners=False)
+    padded = F.pad(full, (8, 8, 8, 8)).permute(0, 2, 3, 1)
+    b = torch.tensor([0, 1, 1, 0, 1])
+    for window, phase in ((8, 1), (2, 0)):
+        top = torch.tensor([-5, 1, 11, 5, 13]) + (phase - 1)  # parity `phase`, over every border (14 x 18)
+        left = torch.tensor([17, -7, 3, 7, 13]) + (phase - 1)
+        got = doubled_windows(coarse.permute(0, 2, 3, 1), b, top, left, window, phase)
+        want = torch.stack([padded[i, t + 8:t + 8 + window, s + 8:s + 8 + window] for i, t, s in zip(b, top, left)])
+        assert torch.allclose(got, want, atol=1e-6)
+        plain = windows(full.permute(0, 2, 3, 1), b, top, left, window)
+        assert torch.equal(plain, want)
+
+
+def test_openvino_base_network_matches_pytorch():
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install '.[openvino]')")
+    from conftest import realistic_weights
+    from scripts.fast.openvino_network import OpenVinoNetwork
+    model = realistic_weights(MattingRefine("mobilenetv2")).eval()
+    network = OpenVinoNetwork(model, "fp32", threads=1)
+    with torch.inference_mode():
+        for shape in [(1, 6, 45, 80), (2, 6, 24, 36), (1, 6, 45, 80)]:
+            x = torch.rand(shape)
+            torch.testing.assert_close(network(x), model.run_network(x), rtol=1e-3, atol=1e-3)
+    assert len(network.requests) == 2  # compiled once per shape
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        OpenVinoNetwork(model, "fp16")
+
+
+def test_lean_candidate_through_the_fast_runner(tmp_path):
+    """Chosen or not, it is built, checked against eager and timed; the runner's outputs stay eager's."""
+    from conftest import realistic_weights
+    from scripts.fast import fast_runner
+    from scripts.fast.cache import ChoiceCache
+    from scripts.fast.candidates import lean
+    model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=4_000)).eval()
+    logs = []
+    runner = fast_runner(model, "cpu", candidates=[lean(model, "fp32", "torch")],
+                         cache=ChoiceCache(tmp_path / "c.json"), log=logs.append, timed_calls=1)
+    src, bgr = inputs(1, 70, 98)  # padded to 72x100 inside, cropped back
+    to_frame = lambda x: (x[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    out = runner(runner.prepare(to_frame(src)), runner.prepare(to_frame(bgr)), size=(70, 98))
+    assert "lean-fp32" in logs[0] and "differs" not in logs[0] and "failed" not in logs[0], logs
+    assert out["pha"].shape == (1, 1, 70, 98)
