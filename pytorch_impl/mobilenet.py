@@ -83,16 +83,24 @@ class MobileNetV2Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                 torch.Tensor, torch.Tensor]:
-        x0 = x
-        x1 = x
-        x2 = x
-        x3 = x
+        return self.stages(x, self.stem(x))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The first two layers: x1, the 1/2-resolution features (kept in float32 by the fast backend,
+        where the input image's rounding to bf16 would cost most of the matte's accuracy)."""
+        return self.features[1](self.features[0](x))
+
+    def stages(self, x0: torch.Tensor, x1: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor, torch.Tensor]:
+        """(x4, x3, x2, x1, x0) from the input x0 and the stem's output x1."""
+        x = x1
+        x2 = x1
+        x3 = x1
         for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i == 1:
-                x1 = x
-            elif i == 3:
-                x2 = x
-            elif i == 6:
-                x3 = x
+            if i >= 2:
+                x = layer(x)
+                if i == 3:
+                    x2 = x
+                elif i == 6:
+                    x3 = x
         return x, x3, x2, x1, x0

@@ -36,7 +36,12 @@ class Base(nn.Module):
             self.decoder = Decoder([256, 128, 64, 48, out_channels], [512, 256, 64, in_channels])
 
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
-        x4, x3, x2, x1, x0 = self.backbone(x)
+        return self.run_after_stem(x, self.backbone.stem(x))
+
+    def run_after_stem(self, x: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        """`run_network` from the input and the backbone's stem output (the split lets the fast backend
+        run the stem in float32 and the rest in bf16)."""
+        x4, x3, x2, x1, x0 = self.backbone.stages(x, x1)
         return self.decoder(self.aspp(x4), x3, x2, x1, x0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

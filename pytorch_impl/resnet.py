@@ -74,10 +74,16 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                 torch.Tensor, torch.Tensor]:
-        x0 = x
-        x = self.relu(self.bn1(self.conv1(x)))
-        x1 = x
-        x = self.layer1(self.maxpool(x))
+        return self.stages(x, self.stem(x))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1, bn1, ReLU: x1, the 1/2-resolution features (see MobileNetV2Encoder.stem)."""
+        return self.relu(self.bn1(self.conv1(x)))
+
+    def stages(self, x0: torch.Tensor, x1: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                  torch.Tensor, torch.Tensor]:
+        """(x4, x3, x2, x1, x0) from the input x0 and the stem's output x1."""
+        x = self.layer1(self.maxpool(x1))
         x2 = x
         x = self.layer2(x)
         x3 = x

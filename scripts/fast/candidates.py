@@ -12,7 +12,7 @@ selector (`fast.runner`) then drops the candidate and says why.
 - `lean-openvino-bf16|fp32` and `lean-bf16|fp32` (CPU): `lean.LeanMatting`, the refiner computing only
   the windows its patches need (same selection and layers, eager numbers to ~1e-6), with the base
   network run by OpenVINO (`openvino_network`, bf16 or f32 inference precision) or by PyTorch (bf16 under
-  `torch.autocast`, or fp32). Data-dependent shapes, so thresholding runs fast too.
+  `torch.autocast`, or fp32); in bf16 the backbone's stem stays float32. Data-dependent shapes, so thresholding runs fast too.
 - `onnxruntime` (CPU): the model exported to ONNX (`static` variant) once per model and cached beside
   the choices, run by ONNX Runtime with graph optimisation `all`.
 - `cuda-graph-fp16|bf16` and `compile-cuda-graph-fp16|bf16` (CUDA): a half-precision copy with the
@@ -104,9 +104,10 @@ def lean(model: torch.nn.Module, precision: str, engine: str) -> Candidate:
             from .openvino_network import OpenVinoNetwork
             network = OpenVinoNetwork(model, precision, torch.get_num_threads())
         elif precision == "bf16":
-            def network(x):
+            def network(x):  # the stem in float32, as in openvino_network
+                x1 = model.backbone.stem(x)
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return model.run_network(x)
+                    return model.run_after_stem(x, x1)
         else:
             network = model.run_network
         return LeanMatting(model, network).eval()
