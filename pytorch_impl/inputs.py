@@ -72,6 +72,8 @@ def check_values(name: str, x: torch.Tensor) -> None:
     One pass over the tensor (aminmax; NaN propagates to both ends). Values within 0.25 of [0, 1] pass
     (resampling overshoot, noise); beyond that the scale is wrong: a 0-255 image has pixels of 2/255
     or more, a mean/std-normalised one has black at -2.1."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        x = x.permute(0, 2, 3, 1)  # the same values, contiguous: aminmax would copy a channels-last tensor first
     lo_hi = torch.aminmax(x)
     lo, hi = float(lo_hi[0]), float(lo_hi[1])
     if math.isnan(lo) or math.isnan(hi):

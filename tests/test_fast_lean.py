@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from torch.nn import functional as F
 
 from pytorch_impl import MattingBase, MattingRefine
-from scripts.fast.lean import LeanMatting, doubled_windows, windows
+from scripts.fast.lean import LeanMatting, doubled_windows, windows, zero_outside
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +91,13 @@ def test_window_helpers_equal_crops_of_the_whole_resized_map():
     padded = F.pad(full, (8, 8, 8, 8)).permute(0, 2, 3, 1)
     b = torch.tensor([0, 1, 1, 0, 1])
     for window, phase in ((8, 1), (2, 0)):
-        top = torch.tensor([-5, 1, 11, 5, 13]) + (phase - 1)  # parity `phase`, over every border (14 x 18)
-        left = torch.tensor([17, -7, 3, 7, 13]) + (phase - 1)
-        got = doubled_windows(coarse.permute(0, 2, 3, 1), b, top, left, window, phase)
+        top = torch.tensor([-3, 1, 11, 5, 7]) + (phase - 1)  # one parity, windows over every border (14 x 18)
+        left = torch.tensor([15, -3, 3, 7, 13]) + (phase - 1)
         want = torch.stack([padded[i, t + 8:t + 8 + window, s + 8:s + 8 + window] for i, t, s in zip(b, top, left)])
+        got = zero_outside(doubled_windows(coarse.permute(0, 2, 3, 1), b, top, left, window).contiguous(),
+                           top, left, 14, 18)
         assert torch.allclose(got, want, atol=1e-6)
-        plain = windows(full.permute(0, 2, 3, 1), b, top, left, window)
+        plain = zero_outside(windows(full.permute(0, 2, 3, 1), b, top, left, window), top, left, 14, 18)
         assert torch.equal(plain, want)
 
 

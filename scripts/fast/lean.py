@@ -4,11 +4,11 @@ Eager `Refiner` (faithful to upstream) resizes whole maps and pads whole frames 
 patches: at 1280x720 the 36-channel half-resolution resize, the padding and the crops cost about as
 much as the patch convolutions. `LeanRefiner` computes only the windows the patches need:
 
-- the 8x8 half-resolution window of `cat(hid, pha, fgr)` and of `cat(src, bgr)` for each selected
-  cell is the bilinear resize evaluated at those 64 points: a small gather of the input rows and
-  columns they read and two per-patch interpolation matrices (with rows and columns outside the
-  image weighted 0, the zero padding of the eager crop);
-- the 8x8 full-resolution window of `cat(src, bgr)` is the same with scale 1;
+- the 8x8 half-resolution window of `cat(hid, pha, fgr)` for each selected cell is the 2x bilinear
+  upsampling of just the 5x5 block of quarter-resolution pixels it reads (backbone_scale 1/4; other
+  scales resize the whole map, as eager does);
+- the windows of `cat(src, bgr)` (half and full resolution) are gathered without padding the frame;
+  pixels outside the image are zeroed afterwards in the few windows that cross an edge;
 - BatchNorm is folded into the convolutions; windows stay channels-last, the convolutions' layout.
 
 The selection (top-k with the same tie-break, or thresholding), the cell order, the layers and the
@@ -28,51 +28,53 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def windows(x: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: torch.Tensor, window: int) -> torch.Tensor:
-    """(N, window, window, C): the window at (top[n], left[n]) of image b[n] of `x` (B, H, W, C), zeros
-    outside the image (the eager crop's zero padding), without padding the whole image."""
+    """(N, window, window, C): the window at (top[n], left[n]) of image b[n] of `x` (B, H, W, C), without
+    padding the whole image: positions outside it hold the nearest edge pixel (`zero_outside` clears them)."""
     _, height, width, _ = x.shape
     offsets = torch.arange(window, device=x.device)
-    rows, cols = top.view(-1, 1) + offsets, left.view(-1, 1) + offsets
-    inside = (((rows >= 0) & (rows < height)).unsqueeze(2) & ((cols >= 0) & (cols < width)).unsqueeze(1))
-    block = x[b.view(-1, 1, 1), rows.clamp(0, height - 1).unsqueeze(2), cols.clamp(0, width - 1).unsqueeze(1)]
-    return block * inside.unsqueeze(3).to(block.dtype)
+    rows = (top.view(-1, 1) + offsets).clamp_(0, height - 1)
+    cols = (left.view(-1, 1) + offsets).clamp_(0, width - 1)
+    return x[b.view(-1, 1, 1), rows.unsqueeze(2), cols.unsqueeze(1)]
 
 
-def doubling_weights(phase: int, window: int, dtype: torch.dtype) -> Tuple[int, torch.Tensor]:
-    """The bilinear 2x upsampling (half-pixel centres) along one axis at `window` consecutive outputs
-    starting at an output index of parity `phase`: (first, A) with A (window, span) the weights over input
-    indices start // 2 + first + 0..span-1. Output o reads input o / 2 - 0.25 (lower and upper neighbour)."""
-    source = [(phase + i) / 2 - 0.25 for i in range(window)]
-    first = math.floor(source[0])
-    span = math.floor(source[-1]) - first + 2
-    weights = torch.zeros(window, span, dtype=dtype)
-    for i, position in enumerate(source):
-        lower = math.floor(position)
-        weights[i, lower - first] += 1 - (position - lower)
-        weights[i, lower - first + 1] += position - lower
-    return first - phase // 2, weights
+def zero_outside(p: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Zero the pixels of the windows `p` (N, window, window, C) at (top, left) that lie outside a
+    height x width image (the eager crop's zero padding); only windows crossing an edge are touched."""
+    window = p.shape[1]
+    crossing = ((top < 0) | (left < 0) | (top + window > height) | (left + window > width)).nonzero().squeeze(1)
+    if crossing.numel():
+        offsets = torch.arange(window, device=p.device)
+        rows, cols = top[crossing].view(-1, 1) + offsets, left[crossing].view(-1, 1) + offsets
+        inside = ((rows >= 0) & (rows < height)).unsqueeze(2) & ((cols >= 0) & (cols < width)).unsqueeze(1)
+        p[crossing] = p[crossing] * inside.unsqueeze(3).to(p.dtype)
+    return p
 
 
-def doubled_windows(x: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: torch.Tensor, window: int,
-                    phase: int) -> torch.Tensor:
-    """`windows` of the bilinear 2x upsampling of `x` (B, h, w, C), computed for the windows only: the
-    input rows and columns they read (edge-replicated: F.interpolate clamps there), times a fixed
-    weight matrix per axis. Every `top` and `left` must have the parity `phase`."""
-    _, h, w, channels = x.shape
-    first, weights = doubling_weights(phase, window, x.dtype)
-    span = weights.shape[1]
-    pad = span + 1  # covers reads from `first` (>= -2 for windows within 3 pixels of the image) onwards
+def doubled_windows(x: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                    window: int) -> torch.Tensor:
+    """`windows` of the bilinear 2x upsampling of `x` (B, h, w, C), computed for the windows only: each
+    window's block of input pixels (edge-replicated, as F.interpolate clamps) is upsampled by 2 on its own
+    and cropped. Output o reads input o / 2 - 0.25: for a window starting at output t of parity
+    p = t % 2, a block from input floor(t / 2) - 1 + p serves it with its upsampled outputs 2 - p
+    onwards, never the block's own edge outputs (the only ones its edge clamping changes). Every `top`
+    must have one parity, every `left` too (the refiner's windows start at 2y - 3 * margin)."""
+    batch, h, w, channels = x.shape
+    parity_y, parity_x = int(top[0]) % 2, int(left[0]) % 2
+    span = (window + 4 - min(parity_y, parity_x)) // 2
+    pad = span  # blocks start from 3 pixels before the image (window 8 at output -3) to 2 after
     padded = F.pad(x.permute(0, 3, 1, 2), (pad, pad, pad, pad), mode="replicate").permute(0, 2, 3, 1)
-    blocks = padded.unfold(1, span, 1).unfold(2, span, 1)  # (B, h', w', C, span, span): views
-    block = blocks[b, torch.div(top, 2, rounding_mode="floor") + first + pad,
-                   torch.div(left, 2, rounding_mode="floor") + first + pad]  # (N, C, span, span)
-    weights = weights.to(x.device)
-    out = torch.einsum("ij,ncjk,lk->nilc", weights, block, weights)
-    height, width = 2 * h, 2 * w
-    offsets = torch.arange(window, device=x.device)
-    rows, cols = top.view(-1, 1) + offsets, left.view(-1, 1) + offsets
-    inside = (((rows >= 0) & (rows < height)).unsqueeze(2) & ((cols >= 0) & (cols < width)).unsqueeze(1))
-    return out * inside.unsqueeze(3).to(out.dtype)
+    hp, wp = h + 2 * pad, w + 2 * pad
+    # rows of `span` pixels as single items: one block row is one contiguous read
+    segments = padded.contiguous().as_strided((batch, hp, wp - span + 1, span * channels),
+                                              (hp * wp * channels, wp * channels, channels, 1))
+    first_y = torch.div(top, 2, rounding_mode="floor") - 1 + parity_y + pad
+    first_x = torch.div(left, 2, rounding_mode="floor") - 1 + parity_x + pad
+    rows = first_y.view(-1, 1) + torch.arange(span, device=x.device)
+    block = segments[b.view(-1, 1), rows, first_x.view(-1, 1)].view(-1, span, span, channels)
+    up = F.interpolate(block.permute(0, 3, 1, 2), scale_factor=2, mode="bilinear", align_corners=False)
+    up = up.permute(0, 2, 3, 1)  # (N, 2 * span, 2 * span, C)
+    shift_y, shift_x = 2 - parity_y, 2 - parity_x
+    return up[:, shift_y:shift_y + window, shift_x:shift_x + window]
 
 
 def folded(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d]) -> nn.Conv2d:
@@ -126,19 +128,21 @@ class LeanRefiner(nn.Module):
         half, window, full = (H // 2, W // 2), 2 + 6 * m, 4 + 4 * m
         top, left = 2 * y - 3 * m, 2 * x - 3 * m
         if 2 * coarse.shape[1] == half[0] and 2 * coarse.shape[2] == half[1]:  # backbone_scale 1/4
-            from_coarse = doubled_windows(coarse, b, top, left, window, phase=(3 * m) % 2)
+            from_coarse = doubled_windows(coarse, b, top, left, window)
         else:
             resized = F.interpolate(coarse.permute(0, 3, 1, 2), half, mode="bilinear", align_corners=False)
             from_coarse = windows(resized.permute(0, 2, 3, 1), b, top, left, window)
         images_half = torch.cat([F.interpolate(src.permute(0, 3, 1, 2), half, mode="bilinear", align_corners=False),
                                  F.interpolate(bgr.permute(0, 3, 1, 2), half, mode="bilinear", align_corners=False)],
                                 dim=1).permute(0, 2, 3, 1)
-        p = torch.cat([from_coarse, windows(images_half, b, top, left, window)], dim=3)
+        p = zero_outside(torch.cat([from_coarse, windows(images_half, b, top, left, window)], dim=3),
+                         top, left, *half)
         p = F.relu(self.conv1(p.permute(0, 3, 1, 2)))
         p = F.relu(self.conv2(p))
         p = F.interpolate(p, (full, full), mode="nearest")
         top, left = 4 * y - 2 * m, 4 * x - 2 * m
         q = torch.cat([windows(src, b, top, left, full), windows(bgr, b, top, left, full)], dim=3)
+        q = zero_outside(q, top, left, H, W)
         p = F.relu(self.conv3(torch.cat([p, q.permute(0, 3, 1, 2)], dim=1)))
         return self.conv4(p)
 
