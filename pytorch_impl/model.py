@@ -57,12 +57,7 @@ class MattingBase(Base):
     def forward(self, src: torch.Tensor, bgr: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         check_pair(src, bgr, self.decoder.conv4.weight)
-        x = self.run_network(torch.cat([src, bgr], dim=1))
-        pha = x[:, 0:1].clamp(0.0, 1.0)
-        fgr = (x[:, 1:4] + src).clamp_(0.0, 1.0)
-        err = x[:, 4:5].clamp(0.0, 1.0)
-        hid = x[:, 5:].relu()
-        return pha, fgr, err, hid
+        return base_outputs(src, self.run_network(torch.cat([src, bgr], dim=1)))
 
 
 class MattingRefine(MattingBase):
@@ -98,23 +93,38 @@ class MattingRefine(MattingBase):
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[
             torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        src_sm, bgr_sm = self.small_inputs(src, bgr)
+        pha_sm, fgr_sm, err_sm, hid_sm = coarse_outputs(self.run_network(torch.cat([src_sm, bgr_sm], dim=1)))
+        pha, fgr, ref_sm = self.refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
+        return refined_outputs(src, src_sm, pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)
+
+    def small_inputs(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The inputs checked, and resized to `backbone_scale` for the base network."""
         check_pair(src, bgr, self.decoder.conv4.weight)
         check_divisible_by_4(src)
         check_backbone_scale(self.backbone_scale)
         check_scaled_size(src, self.backbone_scale)
-
         src_sm = F.interpolate(src, scale_factor=self.backbone_scale, mode="bilinear",
                                align_corners=False, recompute_scale_factor=True)
         bgr_sm = F.interpolate(bgr, scale_factor=self.backbone_scale, mode="bilinear",
                                align_corners=False, recompute_scale_factor=True)
-        x = self.run_network(torch.cat([src_sm, bgr_sm], dim=1))
-        pha_sm = x[:, 0:1].clamp(0.0, 1.0)
-        fgr_sm = x[:, 1:4]
-        err_sm = x[:, 4:5].clamp(0.0, 1.0)
-        hid_sm = x[:, 5:].relu()
+        return src_sm, bgr_sm
 
-        pha, fgr, ref_sm = self.refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
-        pha = pha.clamp(0.0, 1.0)
-        fgr = (fgr + src).clamp_(0.0, 1.0)
-        fgr_sm = (src_sm + fgr_sm).clamp_(0.0, 1.0)
-        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+def coarse_outputs(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The base network's 37 channels as (alpha clamped, foreground residual, error clamped, hidden ReLU)."""
+    return x[:, 0:1].clamp(0.0, 1.0), x[:, 1:4], x[:, 4:5].clamp(0.0, 1.0), x[:, 5:].relu()
+
+
+def base_outputs(src: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MattingBase's `(pha, fgr, err, hid)` from the base network's output at the input resolution."""
+    pha, fgr, err, hid = coarse_outputs(x)
+    return pha, (fgr + src).clamp_(0.0, 1.0), err, hid
+
+
+def refined_outputs(src: torch.Tensor, src_sm: torch.Tensor, pha: torch.Tensor, fgr: torch.Tensor,
+                    pha_sm: torch.Tensor, fgr_sm: torch.Tensor, err_sm: torch.Tensor, ref_sm: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MattingRefine's six outputs from the refiner's (pha, fgr residual, ref) and the coarse ones."""
+    return (pha.clamp(0.0, 1.0), (fgr + src).clamp_(0.0, 1.0), pha_sm, (src_sm + fgr_sm).clamp_(0.0, 1.0),
+            err_sm, ref_sm)

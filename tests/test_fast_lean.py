@@ -131,3 +131,26 @@ def test_lean_candidate_through_the_fast_runner(tmp_path):
     out = runner(runner.prepare(to_frame(src)), runner.prepare(to_frame(bgr)), size=(70, 98))
     assert "lean-fp32" in logs[0] and "differs" not in logs[0] and "failed" not in logs[0], logs
     assert out["pha"].shape == (1, 1, 70, 98)
+
+
+def test_cpu_candidates_offer_the_lean_ones(monkeypatch):
+    """OpenVINO's candidates where it is installed, PyTorch's always; thresholding gets only lean ones."""
+    import sys
+    from scripts.fast.candidates import cpu_bf16_unsupported, for_device
+    cpu = torch.device("cpu")
+    names = lambda model, precision=None: [c.name for c in for_device(model, cpu, precision, None, {}, "id")]  # noqa: E731
+    sampling, thresholding = MattingRefine("mobilenetv2"), MattingRefine("mobilenetv2", refine_mode="thresholding")
+    assert {"lean-fp32", "compile-bf16" if cpu_bf16_unsupported() is None else "compile-fp32"} <= set(names(sampling))
+    assert all(name.startswith("lean-") for name in names(thresholding))
+    assert names(sampling, "fp32")[:2] == (["lean-openvino-fp32", "lean-fp32"] if _has_openvino() else
+                                           ["lean-fp32", "compile-fp32"])
+    monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: import fails
+    assert "lean-openvino-fp32" not in names(sampling) and "lean-fp32" in names(sampling)
+
+
+def _has_openvino() -> bool:
+    try:
+        import openvino  # noqa: F401
+        return True
+    except ImportError:
+        return False

@@ -4,7 +4,7 @@ One JSON file, `$BGMV2_HOME/fast/choices.json` (default `~/.cache/bgmv2/fast/`),
 choice made on first use (candidate name, the timings that decided it, when). The key holds everything
 that can change the answer: the model's sha256 (its file's bytes plus the knobs it runs with), the
 input shape, the device (CPU capability and thread count, or the GPU's name), and the versions of
-torch and onnxruntime. Writes go to a temporary file renamed over the old one, so a crash or a
+torch, onnxruntime and openvino. Writes go to a temporary file renamed over the old one, so a crash or a
 concurrent run never leaves half a file; an unreadable file is treated as empty (and replaced).
 """
 import hashlib
@@ -36,13 +36,15 @@ def model_id(file_digest: str, knobs: Dict[str, object]) -> str:
 
 
 def versions() -> Dict[str, str]:
+    """torch's version and those of the runtimes candidates use ("none" where not installed)."""
+    import importlib
     import torch
     found = {"torch": torch.__version__}
-    try:
-        import onnxruntime
-        found["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        found["onnxruntime"] = "none"
+    for name in ("onnxruntime", "openvino"):
+        try:
+            found[name] = importlib.import_module(name).__version__
+        except ImportError:
+            found[name] = "none"
     return found
 
 

@@ -168,27 +168,13 @@ class LeanMatting(nn.Module):
         self.refiner = LeanRefiner(refiner) if refiner is not None else None
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor):
-        from pytorch_impl.inputs import check_backbone_scale, check_divisible_by_4, check_pair, check_scaled_size
+        from pytorch_impl.inputs import check_pair
+        from pytorch_impl.model import base_outputs, coarse_outputs, refined_outputs
         model = self.model
-        check_pair(src, bgr, model.decoder.conv4.weight)
         if self.refiner is None:
-            x = self.network(torch.cat([src, bgr], dim=1)).float()
-            return (x[:, 0:1].clamp(0.0, 1.0), (x[:, 1:4] + src).clamp_(0.0, 1.0), x[:, 4:5].clamp(0.0, 1.0),
-                    x[:, 5:].relu())
-        check_divisible_by_4(src)
-        check_backbone_scale(model.backbone_scale)
-        check_scaled_size(src, model.backbone_scale)
-        src_sm = F.interpolate(src, scale_factor=model.backbone_scale, mode="bilinear",
-                               align_corners=False, recompute_scale_factor=True)
-        bgr_sm = F.interpolate(bgr, scale_factor=model.backbone_scale, mode="bilinear",
-                               align_corners=False, recompute_scale_factor=True)
-        x = self.network(torch.cat([src_sm, bgr_sm], dim=1)).float()
-        pha_sm = x[:, 0:1].clamp(0.0, 1.0)
-        fgr_sm = x[:, 1:4]
-        err_sm = x[:, 4:5].clamp(0.0, 1.0)
-        hid_sm = x[:, 5:].relu()
+            check_pair(src, bgr, model.decoder.conv4.weight)
+            return base_outputs(src, self.network(torch.cat([src, bgr], dim=1)).float())
+        src_sm, bgr_sm = model.small_inputs(src, bgr)
+        pha_sm, fgr_sm, err_sm, hid_sm = coarse_outputs(self.network(torch.cat([src_sm, bgr_sm], dim=1)).float())
         pha, fgr, ref_sm = self.refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
-        pha = pha.clamp(0.0, 1.0)
-        fgr = (fgr + src).clamp_(0.0, 1.0)
-        fgr_sm = (src_sm + fgr_sm).clamp_(0.0, 1.0)
-        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+        return refined_outputs(src, src_sm, pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)
