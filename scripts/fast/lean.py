@@ -18,7 +18,7 @@ interpolation sums in another order): about 1e-6 in alpha. `full` mode runs `Ref
 (`network`: the 6-channel small input -> 37 channels), which the fast backend runs in bf16 or in
 OpenVINO.
 """
-import math
+import copy
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -79,13 +79,8 @@ def doubled_windows(x: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: t
 
 def folded(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d]) -> nn.Conv2d:
     """A copy of `conv` with the eval-mode `bn` folded in, channels-last."""
-    conv = fuse_conv_bn_eval(conv, bn) if bn is not None else _copy(conv)
+    conv = fuse_conv_bn_eval(conv, bn) if bn is not None else copy.deepcopy(conv)
     return conv.to(memory_format=torch.channels_last)
-
-
-def _copy(conv: nn.Conv2d) -> nn.Conv2d:
-    import copy
-    return copy.deepcopy(conv)
 
 
 class LeanRefiner(nn.Module):
