@@ -53,7 +53,10 @@ def test_any_frame_size_gives_the_alpha_of_matte(program, model, height, width):
     assert torch.equal(got[5], expected[5])
 
 
+@pytest.mark.slow
 def test_runner_takes_odd_sizes_too(exported, model):
+    """Slow tier (16 s on the shared 2-core machine, loading the runner): the default tier checks odd
+    sizes on the program itself (test_any_frame_size_gives_the_alpha_of_matte)."""
     src, bgr = torch_probe(1, 62, 94, seed=4)
     got = load(exported)(src, bgr)["pha"]
     torch.testing.assert_close(torch.from_numpy(got), matte(model, src, bgr)[0], rtol=0, atol=1e-5)
