@@ -96,13 +96,15 @@ def openvino_bf16_unsupported() -> Optional[str]:
     return None if "BF16" in capabilities else "OpenVINO finds no bf16 on this CPU"
 
 
-def lean(model: torch.nn.Module, precision: str, engine: str) -> Candidate:
-    """LeanMatting with the base network run by `engine` ("openvino" or "torch") in `precision`."""
+def lean(model: torch.nn.Module, precision: str, engine: str,
+         converted: Optional[Callable[[], object]] = None) -> Candidate:
+    """LeanMatting with the base network run by `engine` ("openvino" or "torch") in `precision`;
+    `converted()` gives the OpenVINO model when candidates share one conversion."""
     def build() -> Run:
         from .lean import LeanMatting
         if engine == "openvino":
             from .openvino_network import OpenVinoNetwork
-            network = OpenVinoNetwork(model, precision, torch.get_num_threads())
+            network = OpenVinoNetwork(model, precision, torch.get_num_threads(), converted() if converted else None)
         elif precision == "bf16":
             def network(x):  # the stem in float32, as in openvino_network
                 x1 = model.backbone.stem(x)
@@ -112,6 +114,18 @@ def lean(model: torch.nn.Module, precision: str, engine: str) -> Candidate:
             network = model.run_network
         return LeanMatting(model, network).eval()
     return Candidate(f"lean-{engine + '-' if engine != 'torch' else ''}{precision}", precision, build)
+
+
+def shared_conversion(model: torch.nn.Module) -> Callable[[], object]:
+    """`openvino_network.convert(model)` done on the first call only (a few seconds)."""
+    done = []
+
+    def converted():
+        if not done:
+            from .openvino_network import convert
+            done.append(convert(model))
+        return done[0]
+    return converted
 
 
 def onnx_path(model_id: str) -> Path:
@@ -179,10 +193,11 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
     found = []
     try:
         import openvino  # noqa: F401
+        converted = shared_conversion(model)
         if precision in (None, "bf16") and openvino_bf16_unsupported() is None:
-            found.append(lean(model, "bf16", "openvino"))
+            found.append(lean(model, "bf16", "openvino", converted))
         if fp32:
-            found.append(lean(model, "fp32", "openvino"))
+            found.append(lean(model, "fp32", "openvino", converted))
     except ImportError:
         pass
     found += [lean(model, name, "torch") for name, wanted in (("bf16", bf16), ("fp32", fp32)) if wanted]

@@ -32,24 +32,31 @@ class _AfterStem(nn.Module):
         return self.model.run_after_stem(x, x1)
 
 
+def convert(model: nn.Module):
+    """`run_after_stem` of `model` as an OpenVINO model with dynamic batch, height and width."""
+    import openvino as ov
+    example = torch.zeros(1, 6, 64, 64)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # its TorchScript trace is deprecated in torch
+        example_stem = model.backbone.stem(example)
+        return ov.convert_model(
+            _AfterStem(model).eval(), example_input=(example, example_stem),
+            input=[(ov.PartialShape([-1, 6, -1, -1]), ov.Type.f32),
+                   (ov.PartialShape([-1, example_stem.shape[1], -1, -1]), ov.Type.f32)])
+
+
 class OpenVinoNetwork:
-    """`model.run_network` compiled by OpenVINO for each input shape it meets (most recent few kept)."""
+    """`model.run_network` compiled by OpenVINO for each input shape it meets (most recent few kept).
+    `graph`: `convert(model)` when the caller has it already (the bf16 and f32 candidates share one)."""
 
     MAX_SHAPES = 8
 
-    def __init__(self, model: nn.Module, precision: str, threads: int = 0):
+    def __init__(self, model: nn.Module, precision: str, threads: int = 0, graph=None):
         import openvino as ov
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: the OpenVINO base network runs fp32 or bf16")
         self.core, self.stem = ov.Core(), model.backbone.stem
-        example = torch.zeros(1, 6, 64, 64)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # its TorchScript trace is deprecated in torch
-            example_stem = self.stem(example)
-            self.graph = ov.convert_model(
-                _AfterStem(model).eval(), example_input=(example, example_stem),
-                input=[(ov.PartialShape([-1, 6, -1, -1]), ov.Type.f32),
-                       (ov.PartialShape([-1, example_stem.shape[1], -1, -1]), ov.Type.f32)])
+        self.graph = graph if graph is not None else convert(model)
         self.config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:
             self.config["INFERENCE_NUM_THREADS"] = threads
