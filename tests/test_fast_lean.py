@@ -78,6 +78,14 @@ def test_other_modes_and_knobs_match_eager(weights, knobs):
         assert bool(want[5].all())
 
 
+def test_expanded_background_and_channels_last_inputs(weights):
+    """As the fast runner calls it: channels-last frames, one background expanded over the batch."""
+    model = model_with(weights, refine_sample_pixels=2_000)
+    src, bgr = inputs(3, 36, 44, seed=2)  # a multiple of 4, not of 8
+    src = src.contiguous(memory_format=torch.channels_last)
+    assert_same(model, src, bgr[:1].contiguous(memory_format=torch.channels_last).expand(3, -1, -1, -1))
+
+
 def test_base_model_matches_eager():
     from conftest import realistic_weights
     model = realistic_weights(MattingBase("mobilenetv2")).eval()
@@ -140,8 +148,13 @@ def test_cpu_candidates_offer_the_lean_ones(monkeypatch):
     cpu = torch.device("cpu")
     names = lambda model, precision=None: [c.name for c in for_device(model, cpu, precision, None, {}, "id")]  # noqa: E731
     sampling, thresholding = MattingRefine("mobilenetv2"), MattingRefine("mobilenetv2", refine_mode="thresholding")
-    assert {"lean-fp32", "compile-bf16" if cpu_bf16_unsupported() is None else "compile-fp32"} <= set(names(sampling))
+    compiled = "compile-bf16" if cpu_bf16_unsupported() is None else "compile-fp32"
+    assert {"lean-fp32", compiled} <= set(names(sampling))
+    assert {"lean-fp32", compiled} <= set(names(MattingRefine("mobilenetv2", refine_mode="full")))  # fixed shapes
     assert all(name.startswith("lean-") for name in names(thresholding))
+    cuda_names = [c.name for c in for_device(MattingRefine("mobilenetv2", refine_mode="full"), torch.device("cuda"),
+                                             None, None, {}, "id")]  # built lazily: listing needs no GPU
+    assert cuda_names and all("cuda-graph" in name for name in cuda_names)
     assert names(sampling, "fp32")[:2] == (["lean-openvino-fp32", "lean-fp32"] if _has_openvino() else
                                            ["lean-fp32", "compile-fp32"])
     monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: import fails

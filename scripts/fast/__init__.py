@@ -114,8 +114,8 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
         if source is None:
             candidates = [c for c in candidates if c.name != "onnxruntime"]  # exported from a file only
         refiner = getattr(net, "refiner", None)
-        if not candidates and refiner is not None and refiner.mode != "sampling":
-            why_none = (f"{refiner.mode} refines a data-dependent number of cells (nothing to capture ahead of "
+        if not candidates and refiner is not None and refiner.mode == "thresholding":
+            why_none = ("thresholding refines a data-dependent number of cells (nothing to capture ahead of "
                         "time on this device); refine-mode sampling runs fast")
     from .runner import TIMED_CALLS
     return FastRunner(net, device, candidates, digest, precision, cache=cache, check_frames=check_frames,

@@ -10,7 +10,7 @@ selector (`fast.runner`) then drops the candidate and says why.
   oneDNN weights prepacked) of a copy with the static-shape refiner (no `nonzero`, one graph),
   channels-last; bf16 under `torch.autocast` (only on CPUs with native bf16: AVX512-BF16 / AMX).
 - `lean-openvino-bf16|fp32` and `lean-bf16|fp32` (CPU): `lean.LeanMatting`, the refiner computing only
-  the windows its patches need (same selection and layers, eager numbers to ~1e-6), with the base
+  the windows its patches need (same selection and layers, eager numbers within 1e-5), with the base
   network run by OpenVINO (`openvino_network`, bf16 or f32 inference precision) or by PyTorch (bf16 under
   `torch.autocast`, or fp32); in bf16 the backbone's stem stays float32. Data-dependent shapes, so thresholding runs fast too.
 - `onnxruntime` (CPU): the model exported to ONNX (`static` variant) once per model and cached beside
@@ -91,7 +91,7 @@ def openvino_bf16_unsupported() -> Optional[str]:
     import openvino as ov
     try:
         capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except RuntimeError as error:
+    except Exception as error:  # noqa: BLE001 - a plugin that cannot start only means: no bf16 candidate
         return f"OpenVINO's CPU plugin did not answer ({error})"
     return None if "BF16" in capabilities else "OpenVINO finds no bf16 on this CPU"
 
@@ -117,13 +117,19 @@ def lean(model: torch.nn.Module, precision: str, engine: str,
 
 
 def shared_conversion(model: torch.nn.Module) -> Callable[[], object]:
-    """`openvino_network.convert(model)` done on the first call only (a few seconds)."""
-    done = []
+    """`openvino_network.convert(model)` done on the first call only (a few seconds); a conversion that
+    failed fails again at once for the next candidate."""
+    done: list = []
 
     def converted():
         if not done:
             from .openvino_network import convert
-            done.append(convert(model))
+            try:
+                done.append(convert(model))
+            except Exception as error:  # noqa: BLE001 - the candidate that asked is dropped with it
+                done.append(error)
+        if isinstance(done[0], Exception):
+            raise done[0]
         return done[0]
     return converted
 
@@ -181,10 +187,11 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
                knobs: Dict[str, object], model_id: str) -> Sequence[Candidate]:
     """The candidates worth trying here, best guess first (eager is added by the selector).
 
-    Compiled, captured and exported models need `sampling` (a fixed number of patches); the lean
-    candidates (CPU) take every refine mode."""
+    Compiled, captured and exported models need shapes fixed ahead of time (`sampling` refines k
+    cells, `full` every cell); `thresholding` refines a data-dependent number of cells, which only the
+    lean candidates (CPU) take."""
     refiner = getattr(model, "refiner", None)
-    static = refiner is None or refiner.mode == "sampling"
+    static = refiner is None or refiner.mode != "thresholding"
     if device.type == "cuda":
         precision = precision or "fp16"
         return [cuda_graphed(model, precision, True), cuda_graphed(model, precision, False)] if static else []

@@ -13,7 +13,7 @@ much as the patch convolutions. `LeanRefiner` computes only the windows the patc
 
 The selection (top-k with the same tie-break, or thresholding), the cell order, the layers and the
 final replacement are `Refiner`'s own. The numbers differ from eager only by float rounding (the
-interpolation sums in another order): about 1e-6 in alpha. `full` mode runs `Refiner`'s dense path.
+interpolation sums in another order): within 1e-5 in alpha, about 1e-6 with the shipped model. `full` mode runs `Refiner`'s dense path.
 `LeanMatting` runs a MattingRefine (or MattingBase) with this refiner and a replaceable base network
 (`network`: the 6-channel small input -> 37 channels), which the fast backend runs in bf16 or in
 OpenVINO.

@@ -46,7 +46,8 @@ def convert(model: nn.Module):
 
 
 class OpenVinoNetwork:
-    """`model.run_network` compiled by OpenVINO for each input shape it meets (most recent few kept).
+    """`model.run_network` compiled by OpenVINO for each input shape it meets (the oldest of more than
+    MAX_SHAPES dropped).
     `graph`: `convert(model)` when the caller has it already (the bf16 and f32 candidates share one)."""
 
     MAX_SHAPES = 8
