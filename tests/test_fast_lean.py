@@ -36,7 +36,7 @@ def inputs(batch, height, width, seed=0):
     return src, bgr
 
 
-def assert_same(model, src, bgr, atol=2e-5):
+def assert_same(model, src, bgr, atol=1e-5):
     with torch.inference_mode():
         want = model(src, bgr)
         got = LeanMatting(model)(src, bgr)

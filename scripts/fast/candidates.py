@@ -87,13 +87,14 @@ def cpu_compiled(model: torch.nn.Module, precision: str) -> Candidate:
 
 
 def openvino_bf16_unsupported() -> Optional[str]:
-    """Why OpenVINO's CPU plugin cannot compute in bf16 here (None where it can)."""
-    import openvino as ov
+    """Why OpenVINO's CPU plugin cannot compute in bf16 here (None where it can): the OpenVINO format's
+    own check."""
+    from converters.openvino_format import check_precision
     try:
-        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception as error:  # noqa: BLE001 - a plugin that cannot start only means: no bf16 candidate
-        return f"OpenVINO's CPU plugin did not answer ({error})"
-    return None if "BF16" in capabilities else "OpenVINO finds no bf16 on this CPU"
+        check_precision("bf16")
+    except Exception as error:  # noqa: BLE001 - no bf16, or a plugin that cannot start: no bf16 candidate
+        return str(error)
+    return None
 
 
 def lean(model: torch.nn.Module, precision: str, engine: str,
