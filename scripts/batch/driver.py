@@ -37,18 +37,8 @@ PARTIAL = re.compile(r"\.(partial)-\d+$")
 
 def model_file(args) -> str:
     """The model's file (a zoo name or the shipped default resolved), as every worker will open it."""
-    from scripts.media.runner import shipped_model_path
-    source = args.model or shipped_model_path()
-    if not os.path.exists(source):
-        from pytorch_impl import CheckpointError
-        from pytorch_impl.checkpoint import zoo_path
-        try:
-            source = zoo_path(source)
-        except CheckpointError as error:
-            raise MediaError(str(error)) from None
-        if not os.path.exists(source):
-            raise MediaError(f"--model {args.model}: no such file, and not a zoo name (`bgmv2 weights list`)")
-    return os.path.abspath(source)
+    from scripts.media.runner import model_path
+    return os.path.abspath(model_path(args))
 
 
 def check_model(args, types) -> str:

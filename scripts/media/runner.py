@@ -165,6 +165,22 @@ def detect_format(path: str) -> str:
         raise MediaError(str(error)) from None
 
 
+def model_path(args: argparse.Namespace) -> str:
+    """The file --model names: a path, a zoo name (its cached file), or the shipped model when absent."""
+    from pytorch_impl import CheckpointError
+    source = args.model or shipped_model_path()
+    if os.path.exists(source):
+        return source
+    from pytorch_impl.checkpoint import zoo_path
+    try:
+        path = zoo_path(source)
+    except CheckpointError as error:
+        raise MediaError(str(error)) from None
+    if not os.path.exists(path):
+        raise MediaError(f"--model {source}: no such file, and not a zoo name (`bgmv2 weights list`)")
+    return path
+
+
 def load_runner(args: argparse.Namespace, announce: bool = True):
     """The runner for the model options in `args` (see options.add_model_arguments).
 
@@ -179,17 +195,8 @@ def load_runner(args: argparse.Namespace, announce: bool = True):
     device = resolve_device(getattr(args, "device", "auto"))
     dtype = DTYPES[getattr(args, "precision", "fp32")]
     knobs = model_knobs(args)
-    source = args.model or shipped_model_path()
     kind = {"mattingrefine": "refine", "mattingbase": "base"}.get(args.kind, args.kind)
-    path = source
-    if not os.path.exists(source):
-        from pytorch_impl.checkpoint import zoo_path
-        try:
-            path = zoo_path(source)
-        except CheckpointError as error:
-            raise MediaError(str(error)) from None
-        if not os.path.exists(path):
-            raise MediaError(f"--model {source}: no such file, and not a zoo name (`bgmv2 weights list`)")
+    path = model_path(args)
     fmt = detect_format(path)
     backend = getattr(args, "backend", "auto")
     if backend not in ("auto", "converters") and fmt not in BACKEND_FORMATS[backend]:
