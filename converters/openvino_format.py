@@ -268,13 +268,18 @@ def openvino_runner(model, fmt: str, path: str, layout: str, metadata: Dict[str,
     return runner
 
 
+def refuse_knobs(path: str, what: str, knobs: Optional[Dict[str, object]]) -> None:
+    """Knobs cannot be changed in a converted graph: say so, and how to get them."""
+    if knobs:
+        raise ConversionError(f"{path}: the knobs of {what} are fixed when it is written ({', '.join(knobs)} "
+                              "asked); convert it again with them.")
+
+
 def load(path, knobs: Optional[Dict[str, object]] = None, precision: Optional[str] = None,
          threads: Optional[int] = None, **_) -> Runner:
     """A runner for an IR: inference precision pinned to fp32 unless `precision` (bf16, fp16) is asked."""
     path = os.fspath(path)
-    if knobs:
-        raise ConversionError(f"{path}: the knobs of an OpenVINO IR are fixed when it is written ({', '.join(knobs)} "
-                              "asked); convert it again with them.")
+    refuse_knobs(path, "an OpenVINO IR", knobs)
     check_precision(precision)
     model = read_ir(path)
     metadata = metadata_of_model(model)
@@ -287,9 +292,7 @@ def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, precis
     """Run an ONNX file or a SavedModel with OpenVINO (converted in memory), precision pinned as `load`."""
     ov = require()
     path = os.fspath(path)
-    if knobs:
-        raise ConversionError(f"{path}: the knobs of a {fmt} file are fixed when it is written ({', '.join(knobs)} "
-                              "asked); convert it again with them.")
+    refuse_knobs(path, f"a {fmt} file", knobs)
     check_precision(precision)
     from . import formats
     if fmt == NAME:
