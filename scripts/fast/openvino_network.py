@@ -8,7 +8,8 @@ bf16 24 ms. `OpenVinoNetwork(model, precision)` maps a float32 (B, 6, h, w) torc
 
 - the backbone's stem (its first layers, `backbone.stem`: 1-2 ms) runs in PyTorch float32. Rounding
   the input image to bf16 there was most of bf16's error: coarse alpha off by 0.010 on average with
-  everything in bf16, 0.0037 with the stem in float32 (shipped model, 1280x720 synthetic frame);
+  everything in bf16, 0.0037 with the stem in float32 (shipped model, 1280x720 synthetic frame, both
+  measured under PyTorch autocast; OpenVINO all-bf16 gave the same 0.010);
 - the rest (`run_after_stem(x, x1)`) is converted once (TorchScript trace, dynamic batch, height and
   width) and compiled per input shape by the OpenVINO format's own `compile_pinned` (inference
   precision pinned to `precision`, fp32 or bf16, and checked; the CPU plugin would pick bf16 itself).
