@@ -11,8 +11,13 @@ bf16 24 ms. `OpenVinoNetwork(model, precision)` maps a float32 (B, 6, h, w) torc
   everything in bf16, 0.0037 with the stem in float32 (shipped model, 1280x720 synthetic frame, both
   measured under PyTorch autocast; OpenVINO all-bf16 gave the same 0.010);
 - the rest (`run_after_stem(x, x1)`) is converted once (TorchScript trace, dynamic batch, height and
-  width) and compiled per input shape by the OpenVINO format's own `compile_pinned` (inference
-  precision pinned to `precision`, fp32 or bf16, and checked; the CPU plugin would pick bf16 itself).
+  width) and compiled by OpenVINO per input shape, with the inference precision hint `precision`
+  (`fp32` -> f32, pinned because the plugin defaults to bf16 on CPUs that have it, or `bf16`).
+
+Why not the OpenVINO format's `compile_pinned` (one Core per compile, precision verified afterwards):
+tried, and the test process then died with SIGSEGV when TensorFlow ran later in it (reproduced with
+`pytest tests/test_fast_lean.py::test_openvino_base_network_matches_pytorch parity_tests/test_command.py`);
+this class, holding one Core and compiling with it, does not.
 """
 import warnings
 from typing import Dict, Tuple
@@ -20,6 +25,9 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 from torch import nn
+
+PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+
 
 class _AfterStem(nn.Module):
     def __init__(self, model: nn.Module):
@@ -51,22 +59,24 @@ class OpenVinoNetwork:
     MAX_SHAPES = 8
 
     def __init__(self, model: nn.Module, precision: str, threads: int = 0, graph=None):
-        if precision not in ("fp32", "bf16"):
+        import openvino as ov
+        if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: the OpenVINO base network runs fp32 or bf16")
-        self.precision, self.threads, self.stem = precision, threads, model.backbone.stem
+        self.core, self.stem = ov.Core(), model.backbone.stem
         self.graph = graph if graph is not None else convert(model)
+        self.config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            self.config["INFERENCE_NUM_THREADS"] = threads
         self.requests: Dict[Tuple[int, ...], object] = {}
 
     def request(self, shapes: Tuple[Tuple[int, ...], ...]):
-        from converters.openvino_format import compile_pinned
         request = self.requests.get(shapes)
         if request is None:
             if len(self.requests) >= self.MAX_SHAPES:
                 self.requests.pop(next(iter(self.requests)))
             graph = self.graph.clone()
             graph.reshape({port: list(shape) for port, shape in zip(graph.inputs, shapes)})
-            compiled, _ = compile_pinned(graph, self.precision, self.threads, "the fast path's base network")
-            request = compiled.create_infer_request()
+            request = self.core.compile_model(graph, "CPU", self.config).create_infer_request()
             self.requests[shapes] = request
         return request
 
