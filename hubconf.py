@@ -5,16 +5,16 @@ official release's state dict if it is in the cache or can be fetched (`bgmv2 we
 """
 dependencies = ["torch", "numpy", "safetensors"]
 
-from pytorch_impl import MattingBase, MattingRefine, load_model  # noqa: E402
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, load_model  # noqa: E402
 
 
 def pretrained_path(backbone: str) -> str:
-    from weights import ZooError, fetch, load_registry
-    registry = load_registry()
+    from bgmv2.converters.resolve import resolve_model
+    from bgmv2.weights import ZooError, load_registry
     try:
-        return str(fetch(registry.default(backbone, "refine").name, registry=registry))
-    except ZooError:
-        return str(fetch(f"pytorch-{backbone}", registry=registry))
+        return resolve_model(load_registry().default(backbone, "refine").name)
+    except ZooError:  # no shipped model of this backbone: the official release
+        return resolve_model(f"pytorch-{backbone}")
 
 
 def mattingrefine(backbone: str = "mobilenetv2", pretrained: bool = True, **options):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 def make_clips(folder: Path, clips: int, frames: int, width: int, height: int) -> None:
-    from scripts.media.encode import write_image
-    from scripts.media.synth import synthetic_clip, write_video
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.synth import synthetic_clip, write_video
     (folder / "src").mkdir(parents=True)
     (folder / "bgr").mkdir()
     for i in range(clips):
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         make_clips(scratch, args.clips, args.frames, width, height)
         for workers in args.workers:
             out = scratch / f"out-{workers}"
-            command = [sys.executable, "-m", "scripts.cli", "batch", "--src", str(scratch / "src"), "--bgr",
+            command = [sys.executable, "-m", "bgmv2.scripts.cli", "batch", "--src", str(scratch / "src"), "--bgr",
                        str(scratch / "bgr"), "-o", str(out), "--workers", str(workers), "--segment-frames",
                        str(args.segment_frames), "--device", args.device, "--gpus-per-worker",
                        str(args.gpus_per_worker), "--cpus-per-worker", str(args.cpus_per_worker), "--no-progress"]

@@ -50,7 +50,7 @@ def fps(runner, src, bgr, size, calls: int, blocks: int = 5) -> float:
 
 
 def inputs(runner, width, height, batch, seed=0):
-    from scripts.media.synth import synthetic_clip
+    from bgmv2.scripts.media.synth import synthetic_clip
     frames, bgr = synthetic_clip(max(batch, 2), height, width, seed=seed)
     src = torch.cat([runner.prepare(f) for f in frames[:batch]])
     back = runner.prepare(bgr)
@@ -58,8 +58,8 @@ def inputs(runner, width, height, batch, seed=0):
 
 
 def compare(name, model_factory, width, height, batch, calls, knobs, target=None, target_fps=None):
-    from scripts.fast import fast_runner
-    from scripts.media.runner import TorchRunner
+    from bgmv2.scripts.fast import fast_runner
+    from bgmv2.scripts.media.runner import TorchRunner
     device = torch.device("cuda")
     model = model_factory()
     choice_lines = []
@@ -92,8 +92,8 @@ def compare(name, model_factory, width, height, batch, calls, knobs, target=None
 
 
 def shipped():
-    from pytorch_impl import load_model
-    from scripts.media.runner import shipped_model_path
+    from bgmv2.pytorch_impl import load_model
+    from bgmv2.scripts.media.runner import shipped_model_path
     return lambda **knobs: load_model(shipped_model_path(), **knobs).eval()
 
 
@@ -103,7 +103,7 @@ def resnet50():
     state = {k: v.clone() for k, v in model.state_dict().items()}
 
     def make():
-        from pytorch_impl import MattingRefine
+        from bgmv2.pytorch_impl import MattingRefine
         fresh = MattingRefine("resnet50")
         fresh.load_state_dict(state)
         return fresh.eval()
@@ -111,7 +111,7 @@ def resnet50():
 
 
 def pipeline_check(frames: int):
-    command = [sys.executable, "-m", "scripts.cli", "bench", "--backend", "fast", "--device", "cuda", "--precision",
+    command = [sys.executable, "-m", "bgmv2.scripts.cli", "bench", "--backend", "fast", "--device", "cuda", "--precision",
                "fp16", "--size", "1920x1080", "--frames", str(frames), "--rounds", "3"]
     result = subprocess.run(command, capture_output=True, text=True)
     (OUT / "bench_1080p.txt").write_text(result.stdout + "\n--- stderr ---\n" + result.stderr[-20000:]) \

@@ -14,7 +14,7 @@ cells that agree. Batch 1, backbone_scale 0.25, 80,000 sampled pixels (5,000 pat
     python benchmarks/onnx_speed.py --shipped --variant-list static,nonzero,tensorrt --sizes 1280x720 --iters 15
 
 `--shipped`: the shipped model (weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors, trained) on the
-realistic composite every conversion is checked on (`converters.probe`), instead of random weights:
+realistic composite every conversion is checked on (`bgmv2.converters.probe`), instead of random weights:
 how many cells really have any error decides whether `nonzero` (refines only those) beats `static`
 (always refines k). Each variant runs with the runner's session options only, interleaved round robin.
 """
@@ -34,13 +34,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/...` works
 
 from benchmarks.pytorch_speed import build_model, cpu_name, make_pair  # noqa: E402
-from scripts.allocator import keep_freed_memory  # noqa: E402
+from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
 
 
 def export(model, variant: str, folder: str) -> str:
-    from converters import meta
-    from converters.onnx_format import write_onnx
-    from converters.torch_formats import spec_from_torch_state
+    from bgmv2.converters import meta
+    from bgmv2.converters.onnx_format import write_onnx
+    from bgmv2.converters.torch_formats import spec_from_torch_state
     spec = spec_from_torch_state(model.state_dict(), "(benchmark weights)", {}, {})
     path = os.path.join(folder, f"{model.backbone_name}_{variant}.onnx")
     metadata = meta.describe(spec, "onnx", "fp32", "NCHW", None, None, onnx_variant=variant)
@@ -50,9 +50,9 @@ def export(model, variant: str, folder: str) -> str:
 
 def shipped_model():
     """The shipped trained MobileNetV2 (fp16 file, run in fp32), HD preset knobs."""
-    from converters.api import read
-    from converters.torch_formats import torch_model
-    from weights.registry import load_registry
+    from bgmv2.converters.api import read
+    from bgmv2.converters.torch_formats import torch_model
+    from bgmv2.weights.registry import load_registry
     spec = read(load_registry().default("mobilenetv2").shipped_path)
     model = torch_model(spec)
     model.backbone_name = "mobilenetv2"
@@ -60,14 +60,14 @@ def shipped_model():
 
 
 def probe_tensors(height: int, width: int):
-    from converters.probe import probe_pair
+    from bgmv2.converters.probe import probe_pair
     src, bgr = probe_pair(1, height, width)
     return torch.from_numpy(src), torch.from_numpy(bgr)
 
 
 def ort_session(path: str, threads: int, level: str, spinning: bool):
     import onnxruntime as ort
-    from converters.onnx_format import session_options
+    from bgmv2.converters.onnx_format import session_options
     options = session_options(threads, level)
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

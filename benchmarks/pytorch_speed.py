@@ -27,8 +27,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/...` works
 
 from benchmarks.flops import count_flops  # noqa: E402
-from scripts.allocator import keep_freed_memory  # noqa: E402
-from pytorch_impl import BACKBONES, CROP_METHODS, REPLACE_METHODS, MattingRefine, script_model  # noqa: E402
+from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
+from bgmv2.pytorch_impl import BACKBONES, CROP_METHODS, REPLACE_METHODS, MattingRefine, script_model  # noqa: E402
 
 PATHS = ("eager", "torchscript", "channels_last", "bf16-autocast", "compile", "compile-bf16", "variants")
 BF16_PATHS = ("bf16-autocast", "compile-bf16")

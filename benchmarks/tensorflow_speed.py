@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
-import tensorflow_impl  # noqa: E402
+from bgmv2 import tensorflow_impl  # noqa: E402
 from benchmarks.pytorch_speed import (at_least, build_model, comma_list, cpu_name, make_pair,  # noqa: E402
                                       parse_with_shared_options, size_list)
-from pytorch_impl import BACKBONES  # noqa: E402
-from scripts.allocator import keep_freed_memory  # noqa: E402
+from bgmv2.pytorch_impl import BACKBONES  # noqa: E402
+from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
 
 PATHS = ("pytorch eager", "tf eager", "tf.function")
 QUICK = {"backbones": "mobilenetv2", "sizes": "1280x720", "warmup": 1, "iters": 2}

@@ -1,11 +1,11 @@
 """Every model format to every other, each conversion verified on a probe before it is kept.
 
-Formats (`converters.formats.FORMATS`, one module each, listed once in `formats.FORMAT_MODULES`):
+Formats (`bgmv2.converters.formats.FORMATS`, one module each, listed once in `formats.FORMAT_MODULES`):
 `pth`, `safetensors`, `torchscript`, `pt2`, `onnx`, `openvino` (NCHW input), `keras`, `savedmodel`,
 `tflite` (NHWC input; ONNX made from a SavedModel is NHWC too). Frameworks are imported only when a
 format needs them, so the PyTorch formats work with PyTorch alone.
 
-    import converters
+    from bgmv2 import converters
     converters.detect("model.pth")                       # 'pth' / 'torchscript' / ... from the content
     runner = converters.load("model.onnx")               # runner(src, bgr) -> {"pha": ..., ...} NCHW float32
     converters.convert("pytorch_mobilenetv2.pth", "mobilenetv2.onnx")
@@ -21,7 +21,7 @@ __all__ = ["ConversionError", "ConversionResult", "FORMATS", "NAMES", "convert",
 
 
 def detect(path) -> str:
-    """The format name of `path` from its content (`converters.detection.detect`). The submodule has
+    """The format name of `path` from its content (`bgmv2.converters.detection.detect`). The submodule has
     another name than this function, so importing it never replaces `converters.detect`."""
     from .detection import detect as detect_format
     return detect_format(path)

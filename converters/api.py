@@ -2,9 +2,9 @@
 
 `convert(source, dest)` reads the source (any format, detected from its content) into the official
 PyTorch layout, writes the destination under a temporary name in the destination's folder, runs
-the source and the destination on a probe (`converters.probe`) and keeps the destination (rename)
+the source and the destination on a probe (`bgmv2.converters.probe`) and keeps the destination (rename)
 only when alpha and the refined-cell map agree within the tolerance of the precision
-(`converters.compare`). On any failure everything written is removed; the source is only read.
+(`bgmv2.converters.compare`). On any failure everything written is removed; the source is only read.
 """
 import os
 import shutil
@@ -30,7 +30,7 @@ def __getattr__(name):
         return tuple(n for n, m in formats.registry().items() if m.KNOBS_AT_LOAD)
     if name == "FP16_FORMATS":
         return tuple(n for n, m in formats.registry().items() if "fp16" in m.PRECISIONS)
-    raise AttributeError(f"module 'converters.api' has no attribute {name!r}")
+    raise AttributeError(f"module 'bgmv2.converters.api' has no attribute {name!r}")
 
 
 def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
@@ -87,8 +87,8 @@ def info(path) -> Dict[str, str]:
 
 def check_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
     """The knobs a file may carry (`meta.KNOBS`), checked and converted by the model's own rule
-    (`pytorch_impl.knobs`), so convert, load and the apps answer a value as the model does."""
-    from pytorch_impl.knobs import check_knob
+    (`bgmv2.knobs`), so convert, load and the apps answer a value as the model does."""
+    from bgmv2.knobs import check_knob
     out = {}
     for name, value in knobs.items():
         if value is None:

@@ -1,13 +1,13 @@
 """What a model file or folder is, from its content (never its name), in the terms of `formats`.
 
-Builds on `pytorch_impl.file_kinds` (zip directory and leading bytes) and adds what it does not
+Builds on `bgmv2.pytorch_impl.file_kinds` (zip directory and leading bytes) and adds what it does not
 know: `torch.export` archives (`.pt2`) and Keras weights in HDF5. Which format a kind is, each format
-module says (`detect(path, kind)`, see `converters.formats`).
+module says (`detect(path, kind)`, see `bgmv2.converters.formats`).
 """
 import os
 import zipfile
 
-from pytorch_impl import file_kinds
+from bgmv2.pytorch_impl import file_kinds
 
 from .errors import ConversionError
 from . import formats

@@ -5,7 +5,7 @@
 model (a private copy; the caller's model is never changed) and reimplements only that glue with
 integer arithmetic on symbolic sizes, reusing the model's own layers, crop, replace and selection
 code. The result is one program for any batch, height and width (padded to a multiple of 4 and
-cropped inside, as `pytorch_impl.matte`).
+cropped inside, as `bgmv2.pytorch_impl.matte`).
 
 Sampling variants (`refine_mode="sampling"` only; `full` is dense and `thresholding` always uses
 NonZero, because how many cells pass a threshold depends on the data):
@@ -15,7 +15,7 @@ NonZero, because how many cells pass a threshold depends on the data):
   lower cell index); cells `prevent_oversampling` drops are refined and then keep their coarse value.
   Shapes never depend on the data: no NonZero, fast in ONNX Runtime, friendly to graph compilers.
   Costs: the k patches are always computed (upstream computes only the non-zero-error ones, which
-  on real footage is nearly always all k). Ties are broken with float32 keys (`pytorch_impl.refiner.
+  on real footage is nearly always all k). Ties are broken with float32 keys (`bgmv2.pytorch_impl.refiner.
   tie_break_key`): no float64 anywhere. TopK with k = 5000 > 3840 still rules out TensorRT.
 - `nonzero`: upstream's graph: a 0/1 map of selected cells, then NonZero and as many patches as
   cells were chosen. Same alpha; data-dependent shapes (slower in ONNX Runtime, not for TensorRT,
@@ -44,8 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pytorch_impl import MattingBase, MattingRefine
-from pytorch_impl.refiner import chosen_cells, select_by_threshold, select_top_k, top_k_map
+from bgmv2.pytorch_impl import MattingBase, MattingRefine
+from bgmv2.pytorch_impl.refiner import chosen_cells, select_by_threshold, select_top_k, top_k_map
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 TENSORRT_TOPK_LIMIT = 3840
@@ -102,7 +102,7 @@ class Exportable(nn.Module):
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Any height and width: the frame is padded at the bottom and right to a multiple of 4 by
         repeating its edge pixels, and the full-resolution outputs are cropped back, exactly as
-        `pytorch_impl.matte` does (the coarse outputs stay as computed on the padded frame). Without
+        `bgmv2.pytorch_impl.matte` does (the coarse outputs stay as computed on the padded frame). Without
         this an exported graph given 722 x 1282 would return a shifted matte instead of failing."""
         H, W = src.shape[2], src.shape[3]
         pad_h, pad_w = (4 - H % 4) % 4, (4 - W % 4) % 4  # integers: no float size arithmetic
@@ -375,14 +375,14 @@ def channels_first(x: torch.Tensor) -> torch.Tensor:
 
 
 def select_top_k_symbolic(err: torch.Tensor, k, prevent_oversampling: bool) -> torch.Tensor:
-    """`pytorch_impl.refiner.select_top_k` with a k that may be symbolic (already clamped to the cells)."""
+    """`bgmv2.pytorch_impl.refiner.select_top_k` with a k that may be symbolic (already clamped to the cells)."""
     if not isinstance(k, torch.SymInt):
         return select_top_k(err, k, prevent_oversampling)
     return top_k_map(err, k, prevent_oversampling)
 
 
 def top_k_cells_symbolic(err: torch.Tensor, k) -> torch.Tensor:
-    """`pytorch_impl.refiner.top_k_cells` (indices only) for a k that may be symbolic: the chosen cells
+    """`bgmv2.pytorch_impl.refiner.top_k_cells` (indices only) for a k that may be symbolic: the chosen cells
     in increasing index order, ties at the k-th error broken by the lower index (float32 keys only)."""
     return chosen_cells(err, k)
 

@@ -14,10 +14,10 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
     PRECISIONS: tuple[str]    precisions it writes ('fp32', 'fp16')
     KNOBS_AT_LOAD: bool       whether `load(path, knobs=...)` sets MattingRefine knobs
     detect(path, kind) -> bool            whether the file or folder is this format, from its content;
-                                          `kind` is `converters.detection.content_kind(path)`
+                                          `kind` is `bgmv2.converters.detection.content_kind(path)`
     read(path) -> ModelSpec               the weights (official PyTorch layout), knobs, metadata
     prepare(job) -> dict                  check the conversion's options before anything is written
-                                          (`job`: a `converters.api.Job`), return extra metadata;
+                                          (`job`: a `bgmv2.converters.api.Job`), return extra metadata;
                                           raise ConversionError naming the fix
     write(spec, path, metadata, job) -> None    write `spec` to `path` (a temporary name)
     load(path, knobs=None, **options) -> Runner  run it: runner(src, bgr) -> named NCHW outputs
@@ -45,15 +45,15 @@ from typing import Dict
 
 # The table. Order matters twice: `detect` asks the modules in this order, and FORMATS lists them so.
 FORMAT_MODULES = (
-    "converters.pth_format",
-    "converters.safetensors_format",
-    "converters.torchscript_format",
-    "converters.pt2_format",
-    "converters.onnx_format",
-    "converters.keras_format",
-    "converters.savedmodel_format",
-    "converters.tflite_format",
-    "converters.openvino_format",
+    "bgmv2.converters.pth_format",
+    "bgmv2.converters.safetensors_format",
+    "bgmv2.converters.torchscript_format",
+    "bgmv2.converters.pt2_format",
+    "bgmv2.converters.onnx_format",
+    "bgmv2.converters.keras_format",
+    "bgmv2.converters.savedmodel_format",
+    "bgmv2.converters.tflite_format",
+    "bgmv2.converters.openvino_format",
 )
 
 FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "KNOBS_AT_LOAD",
@@ -110,7 +110,7 @@ def __getattr__(name):
     if name == "SUFFIXES":
         pairs = [(suffix, n) for n, m in registry().items() for suffix in m.SUFFIXES]
         return sorted(pairs, key=lambda pair: -len(pair[0]))  # '.weights.h5' before '.h5'
-    raise AttributeError(f"module 'converters.formats' has no attribute {name!r}")
+    raise AttributeError(f"module 'bgmv2.converters.formats' has no attribute {name!r}")
 
 
 def companions(module: ModuleType, path: str):

@@ -12,7 +12,7 @@ KNOBS_AT_LOAD = True
 
 
 def detect(path, kind) -> bool:
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     from .detection import KERAS_WEIGHTS
     return kind in (KERAS_WEIGHTS, file_kinds.HDF5)
 

@@ -56,8 +56,8 @@ def sha256(path: str) -> str:
 
 def parse_knob(name: str, value):
     """`value` (a string from a file, or a number) as the knob's type; ValueError with the model's
-    message (`pytorch_impl.knobs`) when the model would refuse it."""
-    from pytorch_impl.knobs import check_knob
+    message (`bgmv2.knobs`) when the model would refuse it."""
+    from bgmv2.knobs import check_knob
     return check_knob(name, value)
 
 

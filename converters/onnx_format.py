@@ -1,10 +1,10 @@
 """ONNX: exported from PyTorch (NCHW) with a pinned exporter, run with ONNX Runtime, read back.
 
 Exporter (pinned): `torch.onnx.export(..., dynamo=True)` on a `torch.export` program of
-`converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18, one file (no
+`bgmv2.converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18, one file (no
 external data), the exporter's optimiser on (it folds each BatchNorm into the convolution before
 it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (any size: the graph
-pads the frame to a multiple of 4 by repeating its edges and crops the outputs, as `pytorch_impl.matte`);
+pads the frame to a multiple of 4 by repeating its edges and crops the outputs, as `bgmv2.pytorch_impl.matte`);
 outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (`pha`, `fgr`, `err`, `hid` for
 MattingBase). The knobs are fixed at export; the metadata records them. Written without the
 exporter's debug metadata (stack traces, FX node text), with doc strings on the model, inputs and
@@ -62,7 +62,7 @@ def require(module: str):
 
 # -- the format face (converters.formats) ----------------------------------------------------------
 def detect(path, kind) -> bool:
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     return kind == file_kinds.ONNX
 
 
@@ -303,7 +303,7 @@ def conv_bn_pairs(spec_backbone: str, kind: str, kernel_size: Optional[int]) -> 
     """BatchNorm module name -> the convolution that feeds it, found by running the PyTorch model."""
     import torch
     from torch import nn
-    from pytorch_impl import MattingBase, MattingRefine
+    from bgmv2.pytorch_impl import MattingBase, MattingRefine
     if kind == "refine":
         model = MattingRefine(spec_backbone, refine_mode="full", refine_kernel_size=kernel_size).eval()
     else:
@@ -328,7 +328,7 @@ def conv_bn_pairs(spec_backbone: str, kind: str, kernel_size: Optional[int]) -> 
 def read_onnx(path: str) -> ModelSpec:
     """The state dict inside an ONNX model this project exported (see the module docstring)."""
     import torch
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     from onnx import numpy_helper
     model = read_model(path)
     metadata = metadata_of(model)

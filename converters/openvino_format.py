@@ -6,7 +6,7 @@ ONNX Runtime runs), converted with `openvino.convert_model` and saved with fp32 
 silently). Around the converted graph this module adds:
 - inputs `src`, `bgr` (float32 NCHW RGB in [0, 1], in that order; any batch, height and width):
   edge-padded to a multiple of 4 (`Pad`, mode `edge`) and the full-resolution outputs sliced back,
-  so every frame size gives the alpha `pytorch_impl.matte` gives;
+  so every frame size gives the alpha `bgmv2.pytorch_impl.matte` gives;
 - outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (MattingBase: `pha`, `fgr`, `err`,
   `hid`) by those names and in that order;
 - the bgmv2 metadata in the IR's `rt_info` under `bgmv2` (knobs, layout, contract, source, hash).

@@ -1,7 +1,7 @@
-"""`pt2`: a `torch.export` program (`torch.export.save`) of `converters.exportable.Exportable`:
+"""`pt2`: a `torch.export` program (`torch.export.save`) of `bgmv2.converters.exportable.Exportable`:
 inputs `src`, `bgr` (NCHW, any batch, height and width), outputs `pha, fgr, pha_sm, fgr_sm, err_sm,
 ref_sm`; knobs fixed at export; metadata in the extra file `bgmv2.json`. Checked for pickled
-payloads before `torch.export.load` (`converters.pt2_safety`)."""
+payloads before `torch.export.load` (`bgmv2.converters.pt2_safety`)."""
 from . import torch_formats
 
 NAME = "pt2"

@@ -20,7 +20,7 @@ def claims_name(path) -> bool:
 
 
 def detect(path, kind) -> bool:
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     return kind == file_kinds.SAVED_MODEL
 
 

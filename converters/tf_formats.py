@@ -39,7 +39,7 @@ def require_tf():
     try:
         import tensorflow as tf  # noqa: F401
         import keras  # noqa: F401
-        import tensorflow_impl
+        from bgmv2 import tensorflow_impl
     except ImportError as error:
         raise ConversionError(f"the TensorFlow formats need TensorFlow and Keras 3 ({first_line(error)}): "
                               "pip install 'bgmv2-zoo[tf-cpu]' (or [tf]).") from None
@@ -109,7 +109,7 @@ def keras_metadata(path: str) -> Dict[str, str]:
 
 def spec_skeleton(metadata: Dict[str, str], path: str) -> ModelSpec:
     """Kind, backbone and kernel size from the metadata (the weights come later)."""
-    from pytorch_impl import BACKBONES
+    from bgmv2.pytorch_impl import BACKBONES
     kind = "base" if metadata.get("model") == "MattingBase" else "refine"
     backbone = metadata.get("backbone")
     if backbone not in BACKBONES:
@@ -168,7 +168,7 @@ def write_savedmodel(spec: ModelSpec, path: str, metadata: Dict[str, str]) -> No
     model as well stored every weight twice)."""
     import tensorflow as tf
     impl = require_tf()
-    from tensorflow_impl.weights import state_entries
+    from bgmv2.tensorflow_impl.weights import state_entries
     model = keras_model(spec, static_shapes=True)
     names = outputs_of(spec.kind)
     image = [tf.TensorSpec([None, None, None, 3], tf.float32, name="src"),
@@ -222,7 +222,7 @@ def read_savedmodel(path: str) -> ModelSpec:
         raise ConversionError(f"{path} has no state_variables (not written by bgmv2-zoo), so its weights cannot be "
                               "mapped back to a state dict.") from None
     impl = require_tf()
-    from tensorflow_impl.weights import state_entries
+    from bgmv2.tensorflow_impl.weights import state_entries
     model = (impl.MattingRefine(spec.backbone, refine_kernel_size=spec.refine_kernel_size) if spec.kind == "refine"
              else impl.MattingBase(spec.backbone))
     entries = state_entries(model)

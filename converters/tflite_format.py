@@ -8,7 +8,7 @@ PyTorch), traced in a `tf.function` with its variables frozen into constants, co
   tensors named so, and a signature `serving_default` listing them in the same order (the converter
   leaves `Identity_N` names and no signature);
 - any batch, height and width (padded to a multiple of 4 and cropped back inside the graph,
-  `tensorflow_impl.matte`), or one fixed frame size chosen at conversion (`convert(..., size=(height,
+  `bgmv2.tensorflow_impl.matte`), or one fixed frame size chosen at conversion (`convert(..., size=(height,
   width))` or `size="WIDTHxHEIGHT"`, `bgmv2 convert --size WIDTHxHEIGHT`), recorded in the metadata as
   `frame_size` = `WIDTHxHEIGHT` (the project's one size order) or `any`;
 - the bgmv2 metadata (knobs, layout, contract, source and hash) as JSON in the flatbuffer's own
@@ -45,7 +45,7 @@ INTERPRETERS = ("litert", "tensorflow")
 # -- detection and metadata (no TensorFlow needed) ------------------------------------------------
 def detect(path, kind=None) -> bool:
     """A TFLite flatbuffer: its file identifier `TFL3` at bytes 4-8 (`file_kinds.TFLITE`)."""
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     if kind is not None:
         return kind == file_kinds.TFLITE
     path = os.fspath(path)
@@ -122,7 +122,7 @@ def check_size(size, spec: Optional[ModelSpec] = None) -> Optional[Tuple[int, in
                               "needs multiples of 4); without a size the TFLite file takes any frame size, odd "
                               "ones included.")
     if spec is not None and spec.kind == "refine":
-        from tensorflow_impl.inputs import check_scaled_size
+        from bgmv2.tensorflow_impl.inputs import check_scaled_size
         try:
             check_scaled_size(height, width, spec.knob_values()["backbone_scale"])
         except ValueError as error:

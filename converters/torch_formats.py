@@ -54,8 +54,8 @@ def precision_of(state) -> str:
 
 
 def spec_from_torch_state(state, source: str, metadata: Dict[str, str], knobs: Dict[str, object]) -> ModelSpec:
-    import pytorch_impl
-    from pytorch_impl.checkpoint import unwrap
+    from bgmv2 import pytorch_impl
+    from bgmv2.pytorch_impl.checkpoint import unwrap
     try:
         state = unwrap(state, source)
         info = pytorch_impl.describe(state, source)
@@ -69,7 +69,7 @@ def spec_from_torch_state(state, source: str, metadata: Dict[str, str], knobs: D
 
 
 def build_torch_model_from(state, info, source):
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     return pytorch_impl.load_model(state, kind=info.kind, backbone=info.backbone)
 
 
@@ -77,7 +77,7 @@ def torch_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, prec
                 static_shapes: bool = False):
     """The eager PyTorch model of `spec` (eval mode) with `knobs` (default: the spec's)."""
     import torch
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     options = {}
     if spec.kind == "refine":
         options = dict(spec.knob_values() if knobs is None else knobs)
@@ -92,7 +92,7 @@ def torch_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, prec
 
 def eager_runner(model, fmt: str, path: str, metadata: Dict[str, str], precision: str) -> Runner:
     import torch
-    from pytorch_impl import MattingRefine
+    from bgmv2.pytorch_impl import MattingRefine
     dtype = torch.float16 if precision == "fp16" else torch.float32
 
     def run(src, bgr):
@@ -116,7 +116,7 @@ def zip_member(path: str, suffix: str) -> Optional[bytes]:
 
 
 def wrap_errors(path: str, fmt: str, error: BaseException) -> ConversionError:
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     if isinstance(error, ConversionError):
         return error
     if isinstance(error, pytorch_impl.CheckpointError):
@@ -127,8 +127,8 @@ def wrap_errors(path: str, fmt: str, error: BaseException) -> ConversionError:
 
 # -- .pth and .safetensors ------------------------------------------------------------------------
 def read_state_file(path: str, fmt: str) -> ModelSpec:
-    import pytorch_impl
-    from pytorch_impl import file_kinds
+    from bgmv2 import pytorch_impl
+    from bgmv2.pytorch_impl import file_kinds
     try:
         state = pytorch_impl.read_state_dict(path)
         metadata = {}
@@ -168,7 +168,7 @@ def load_state_file(path: str, fmt: str, knobs: Optional[Dict[str, object]] = No
 # -- TorchScript ----------------------------------------------------------------------------------
 def production_class():
     """`pytorch_impl.MattingRefineProduction` with the metadata as a TorchScript attribute."""
-    from pytorch_impl import MattingRefineProduction
+    from bgmv2.pytorch_impl import MattingRefineProduction
 
     class MattingRefineProductionWithMetadata(MattingRefineProduction):
         bgmv2_metadata: str
@@ -192,7 +192,7 @@ def write_torchscript(spec: ModelSpec, path: str, metadata: Dict[str, str], prec
 
 
 def read_torchscript_module(path: str):
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     try:
         return pytorch_impl.load_torchscript(path)
     except Exception as error:  # noqa: BLE001
@@ -391,7 +391,7 @@ def load_pt2(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runne
 
 # -- metadata without loading the model -----------------------------------------------------------
 def info(path: str, fmt: str) -> Dict[str, str]:
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     if fmt == "safetensors":
         try:
             return meta_mod.unprefixed(file_kinds.safetensors_metadata(path))
@@ -415,7 +415,7 @@ def cleanup(path: str) -> None:
 
 def refuse_unsafe_pickle(path: str) -> None:
     """ConversionError when the `.pth` at `path` is not a plain state dict the safe loader reads."""
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     try:
         pytorch_impl.read_state_dict(path)
     except pytorch_impl.CheckpointError as error:
@@ -425,7 +425,7 @@ def refuse_unsafe_pickle(path: str) -> None:
 def foreign_safetensors_metadata(path: str) -> Dict[str, str]:
     """The `__metadata__` of a safetensors header written by others (e.g. the shipped model's training
     export), keys that clash with `info`'s own prefixed with `header_`."""
-    from pytorch_impl import file_kinds
+    from bgmv2.pytorch_impl import file_kinds
     try:
         raw = file_kinds.safetensors_metadata(path)
     except Exception:  # noqa: BLE001 - an unreadable header was reported by torch_formats.info

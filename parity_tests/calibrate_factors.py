@@ -1,7 +1,7 @@
 """Measure what the tolerance factors rest on: the ratio candidate |d| / reference noise for faithful
 files and for planted bugs, and each planted bug's diagnosis.
 
-    python -m parity_tests.calibrate_factors [--faithful] [--slow] [--work DIR]
+    python -m bgmv2.parity_tests.calibrate_factors [--faithful] [--slow] [--work DIR]
 
 `--faithful` also converts the shipped MobileNetV2 to the fast matrix formats (ONNX, TorchScript,
 Keras, SavedModel, tf2onnx where installed; a few minutes) and checks each. Prints one line per
@@ -34,11 +34,12 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(1)
     from .candidates import Reference, load_candidate
-    from .conftest import SHIPPED
+    from bgmv2.weights import load_registry
     from .engine import check_candidate
     from .matrix import BY_LABEL, Builder, default_knobs, missing_modules
     from .planted import default_set, slow_set
     from .probes import default_probes
+    SHIPPED = str(load_registry().default("mobilenetv2", "refine").shipped_path)
     probes = default_probes()
     knobs = default_knobs()
     reference = Reference(SHIPPED)

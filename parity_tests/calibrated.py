@@ -15,7 +15,7 @@ from .probes import synthetic_probe
 def calibrated_state(backbone: str, seed: int = 0, size=(192, 256)):
     """A MattingRefine state dict (official layout) for `backbone` with measured BatchNorm statistics."""
     import torch
-    from pytorch_impl import MattingRefine
+    from bgmv2.pytorch_impl import MattingRefine
     torch.manual_seed(seed)
     model = MattingRefine(backbone, refine_mode="full")
     generator = torch.Generator().manual_seed(seed)

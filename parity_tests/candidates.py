@@ -26,7 +26,7 @@ import numpy as np
 
 
 def detect_format(path: str) -> str:
-    from converters.detection import detect
+    from bgmv2.converters.detection import detect
     return detect(path)
 
 KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
@@ -114,13 +114,13 @@ def tf32_setting(device: str) -> str:
 
 # -- knobs ------------------------------------------------------------------------------------------
 def defaults() -> Dict[str, object]:
-    from converters.meta import KNOBS
+    from bgmv2.converters.meta import KNOBS
     return {name: default for name, (_, default) in KNOBS.items()}
 
 
 def clean_knobs(knobs: Optional[Dict[str, object]]) -> Dict[str, object]:
-    from converters.api import check_knobs
-    from converters import ConversionError
+    from bgmv2.converters.api import check_knobs
+    from bgmv2.converters import ConversionError
     try:
         return check_knobs(dict(knobs or {}))
     except ConversionError as error:
@@ -141,7 +141,7 @@ def resolve_knobs(reference: Dict[str, object], candidate: Dict[str, object], fl
 def zoo_preset_knobs(path: str) -> Dict[str, object]:
     """The zoo preset (hd / 4k knobs) of a file the zoo knows by its file name, else {}."""
     try:
-        import weights
+        from bgmv2 import weights
         registry = weights.load_registry()
     except Exception:  # noqa: BLE001 - no zoo, no preset
         return {}
@@ -152,22 +152,13 @@ def zoo_preset_knobs(path: str) -> Dict[str, object]:
 
 
 def resolve_path(name: str) -> str:
-    """A path, or a zoo name resolved to its local file (shipped, cached, or fetched and verified)."""
-    if os.path.exists(name):
-        return name
+    """A path, or a zoo name resolved to its local file (`converters.resolve_model`)."""
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.resolve import resolve_model
     try:
-        import weights
-        registry = weights.load_registry()
-        names = [m.name for m in registry.models]
-    except Exception:  # noqa: BLE001
-        names = []
-    if name in names:
-        import weights
-        try:
-            return str(weights.fetch(name))
-        except weights.ZooError as error:  # offline, checksum mismatch, ...: its message says what to do
-            raise ParityError(str(error)) from None
-    raise ParityError(f"{name}: no such file or folder, and not a zoo name (`bgmv2 weights list` shows them)")
+        return resolve_model(name)
+    except ConversionError as error:
+        raise ParityError(str(error)) from None
 
 
 # -- the reference ----------------------------------------------------------------------------------
@@ -175,7 +166,7 @@ class Reference:
     """The reference model: the weights of a file in PyTorch eager fp32 on the CPU, per knob set."""
 
     def __init__(self, path: str, spec=None):
-        import converters
+        from bgmv2 import converters
         self.path = path
         try:
             self.spec = spec if spec is not None else converters.read(path)
@@ -195,7 +186,7 @@ class Reference:
         return self.spec.backbone
 
     def runner(self, knobs: Dict[str, object]):
-        from converters.torch_formats import eager_runner, torch_model
+        from bgmv2.converters.torch_formats import eager_runner, torch_model
         key = tuple(sorted(knobs.items()))
         if key not in self.models:
             model = torch_model(self.spec, knobs if self.spec.kind == "refine" else None)
@@ -219,7 +210,7 @@ class Reference:
         if precision == "fp32" and weights is None:
             return self.runner(knobs)
         import torch
-        from converters.torch_formats import torch_model
+        from bgmv2.converters.torch_formats import torch_model
         key = (tuple(sorted(knobs.items())), precision, weights)
         if key not in self.models:
             model = torch_model(self.spec, knobs if self.spec.kind == "refine" else None).eval()
@@ -284,13 +275,13 @@ class Candidate:
 
 def recorded_knobs(path: str, fmt: str, metadata: Dict[str, str]) -> Tuple[Dict[str, object], str]:
     """The knobs a file records, and where they were found (without running it)."""
-    from converters.meta import knobs_from_metadata
+    from bgmv2.converters.meta import knobs_from_metadata
     found = {k: v for k, v in knobs_from_metadata(metadata).items() if k in KNOB_ORDER}
     if found:
         return found, "bgmv2 metadata"
     if fmt == "torchscript":
-        import converters
-        from converters.torch_formats import torchscript_knobs
+        from bgmv2 import converters
+        from bgmv2.converters.torch_formats import torchscript_knobs
         found = {k: v for k, v in torchscript_knobs(converters.load(path, fmt).model).items() if k in KNOB_ORDER}
         if found:
             return found, "TorchScript attributes"
@@ -338,7 +329,7 @@ def torch_on_device(runner, device: str):
 def module_on_device(runner, model, device: str):
     """`runner` with its PyTorch `model` (already on `device`) called on inputs moved there."""
     import torch
-    from converters.runner import Runner
+    from bgmv2.converters.runner import Runner
     dtype = torch.float16 if runner.precision == "fp16" else torch.float32
 
     def run(src, bgr):
@@ -374,7 +365,7 @@ def pt2_on_device(runner, device: str):
 
 
 def tf_on_device(runner, device: str):
-    from converters.runner import Runner
+    from bgmv2.converters.runner import Runner
     if device == "cpu":
         return runner
     import tensorflow as tf
@@ -391,9 +382,9 @@ def tf_on_device(runner, device: str):
 
 def keras_runner(path: str, knobs: Dict[str, object], how: str):
     """Keras weights run eagerly (`keras-eager`) or under tf.function with a mixed_float16 policy."""
-    import converters
-    from converters.runner import Runner
-    from converters.tf_formats import outputs_of, require_tf
+    from bgmv2 import converters
+    from bgmv2.converters.runner import Runner
+    from bgmv2.converters.tf_formats import outputs_of, require_tf
     impl = require_tf()
     import tensorflow as tf
     spec = converters.read(path, "keras")
@@ -421,8 +412,8 @@ def keras_runner(path: str, knobs: Dict[str, object], how: str):
 
 
 def eager_fp16_runner(path: str, knobs: Dict[str, object], device: str):
-    import converters
-    from converters.torch_formats import eager_runner, torch_model
+    from bgmv2 import converters
+    from bgmv2.converters.torch_formats import eager_runner, torch_model
     spec = converters.read(path)
     model = torch_model(spec, knobs if spec.kind == "refine" else None, precision="fp16").eval()
     return torch_on_device(eager_runner(model, "pth", path, spec.metadata, "fp16"), device)
@@ -431,7 +422,7 @@ def eager_fp16_runner(path: str, knobs: Dict[str, object], device: str):
 def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, object]] = None, device: str = "cpu",
                    run_as: str = "file", label: Optional[str] = None, threads: Optional[int] = None) -> Tuple[Candidate, Dict[str, object], Dict[str, str]]:
     """Load `path` to run on `device`; returns it with the resolved knobs and their sources."""
-    import converters
+    from bgmv2 import converters
     if run_as not in RUN_AS:
         raise ParityError(f"run_as={run_as!r}; choose one of {', '.join(RUN_AS)}")
     flags = clean_knobs(flags)

@@ -153,14 +153,14 @@ def missing_modules(entry: Entry) -> List[str]:
 
 # -- recipes ------------------------------------------------------------------------------------------
 def quiet_convert(source: str, dest: str, **options):
-    from converters import convert
+    from bgmv2.converters import convert
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return convert(source, dest, log=None, probe_size=(64, 96), overwrite=True, **options)
 
 
 def torch_model(source: str, knobs: Dict[str, object], dtype=None):
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     model = pytorch_impl.load_model(source, **knobs).eval()
     return model.to(dtype) if dtype is not None else model
 

@@ -27,7 +27,7 @@ def torch_candidate(label: str, model, wrap: Optional[Callable] = None, outputs_
                     precision: str = "fp32", metadata: Optional[Dict[str, str]] = None) -> Candidate:
     """A Candidate running a PyTorch `model` (fp32 CPU); `wrap(src, bgr) -> (src, bgr)` edits inputs first."""
     import torch
-    from converters.runner import Runner
+    from bgmv2.converters.runner import Runner
 
     def fn(src, bgr):
         if wrap is not None:
@@ -43,7 +43,7 @@ def torch_candidate(label: str, model, wrap: Optional[Callable] = None, outputs_
 
 
 def build(spec, knobs: Dict[str, object], **changes):
-    from converters.torch_formats import torch_model
+    from bgmv2.converters.torch_formats import torch_model
     return torch_model(spec, dict(knobs, **changes) if spec.kind == "refine" else None).eval()
 
 
@@ -149,7 +149,7 @@ def resize_semantics(module_name: str, how: str):
 
 def other_backbone(backbone: str = "resnet50"):
     def make(spec, knobs):
-        import pytorch_impl
+        from bgmv2 import pytorch_impl
         import torch
         torch.manual_seed(0)
         model = pytorch_impl.MattingRefine(backbone, **(knobs if spec.kind == "refine" else {})).eval()

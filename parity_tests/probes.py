@@ -1,6 +1,6 @@
 """Inputs for parity checks: built-in probes that look like real use, or the user's own pictures.
 
-Built-in probes are `converters.synthetic.SyntheticMattingSet` samples: a subject with soft
+Built-in probes are `bgmv2.data.synthetic.SyntheticMattingSet` samples: a subject with soft
 edges (1-8 px), holes and hair-like strands, coloured from photographs or texture, over a
 photographic or textured background, with a shadow, sensor noise and a background shot that is
 shifted, rotated, re-exposed and re-noised a little, as a real clean plate is. Deterministic by seed.
@@ -46,7 +46,7 @@ def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0, buil
     """`batch` composites from `SyntheticMattingSet(batch, height, width, seed)`."""
     if height % 4 or width % 4:
         raise ValueError(f"probe sizes must be multiples of 4; got {height}x{width}")
-    from converters.synthetic import SyntheticMattingSet
+    from bgmv2.data.synthetic import SyntheticMattingSet
     data = SyntheticMattingSet(batch, height, width, seed=seed)
     items = [data[i] for i in range(batch)]
     src = np.stack([item["src"].numpy() for item in items]).astype(np.float32)

@@ -16,7 +16,7 @@ of refined cells whose selection differs, and no flip away from the selection bo
 0); a flip is explained when the reference's cell error lies within `band` = 2 x the `err_sm` max
 limit of the k-th largest error, of the threshold, or of 0 (`prevent_oversampling`).
 
-Factors, measured (MEASUREMENTS below; `python -m parity_tests.calibrate_factors --faithful --slow`
+Factors, measured (MEASUREMENTS below; `python -m bgmv2.parity_tests.calibrate_factors --faithful --slow`
 reruns it): the ratio candidate |d| / reference noise, for faithful files and for planted bugs, over
 the shipped MobileNetV2 and calibrated ResNet-50 weights on the default probes. Each factor sits
 between the largest faithful ratio and the smallest bug ratio with margin both ways.
@@ -29,7 +29,7 @@ FULL_RESOLUTION = ("pha", "fgr")
 
 # What the factors rest on: ratio = candidate |d| / reference noise for alpha outside flipped cells
 # (max, mean), default probes, CPU, 2026-11-27, torch 2.13, onnxruntime 1.32, TensorFlow 2.21
-# (`python -m parity_tests.calibrate_factors --faithful --slow`; the machine was shared, which changes
+# (`python -m bgmv2.parity_tests.calibrate_factors --faithful --slow`; the machine was shared, which changes
 # times, not these ratios).
 MEASUREMENTS = """
 reference noise, MobileNetV2 (trained), alpha outside flipped cells:

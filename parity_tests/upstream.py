@@ -15,7 +15,7 @@
   half-pixel mode), which makes the bilinear sample the pixel itself: the same exact crop.
 
   One deviation, and why: in `sampling` mode the legacy exporter cannot export `pytorch_impl`'s
-  cell selection as it is. `pytorch_impl.refiner.select_top_k` breaks ties at the k-th error with
+  cell selection as it is. `bgmv2.pytorch_impl.refiner.select_top_k` breaks ties at the k-th error with
   `tied.cumsum(dim=1)` on a *bool* tensor; the legacy exporter writes that as `CumSum` on
   `tensor(bool)`, which ONNX does not define, and ONNX Runtime refuses the file ("Type 'tensor(bool)'
   of input parameter ... of operator (CumSum) ... is invalid"; torch 2.13, opset 12; tested in
@@ -39,7 +39,7 @@ INPUTS = ["src", "bgr"]
 
 def write_torchscript_production(model, path: str) -> None:
     """`model` (MattingRefine, any dtype) as an official-layout production TorchScript file."""
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pytorch_impl.script_model(copy.deepcopy(model).eval()).save(str(path))

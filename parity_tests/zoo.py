@@ -16,7 +16,7 @@ from .probes import Probe
 
 def zoo_file(name: str) -> str:
     try:
-        import weights
+        from bgmv2 import weights
         weights.load_registry().get(name)
     except ImportError:
         raise ParityError("the model zoo (package `weights`) is not installed") from None

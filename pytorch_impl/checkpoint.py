@@ -222,16 +222,40 @@ def zoo_path(source: str) -> str:
     """`source` itself, or the local file of the zoo model it names (`bgmv2 weights list`).
 
     The one place pytorch_impl reaches outside itself: zoo names are resolved by the `weights`
-    package, imported only when a name that is not a file is given.
+    package (below this one), which is handed `state_dict_problem` to recognise a file nobody
+    publishes a hash for.
     """
+    from bgmv2.weights import ZooError, local_path
     try:
-        from weights import ZooError, local_path
-    except ImportError:
-        return source
-    try:
-        return local_path(source)
+        return local_path(source, identify_file=state_dict_problem)
     except ZooError as error:
         raise CheckpointError(f"{source}: no such file, and {error}") from None
+
+
+def state_problem(state: Mapping[str, torch.Tensor], entry) -> Optional[str]:
+    """None when `state` holds the zoo `entry`'s model (its backbone and kind, loading strictly:
+    every key and shape, finite weights); else what it holds instead, in a sentence."""
+    try:
+        info = describe(unwrap(state, "the file"), "the file")
+    except CheckpointError as error:
+        return f"it does not load strictly: {error}"
+    if (info.backbone, info.kind) != (entry.backbone, entry.kind):
+        return f"it holds {'MattingRefine' if info.kind == 'refine' else 'MattingBase'} ({info.backbone})"
+    try:
+        load_model(state, kind=entry.kind, backbone=entry.backbone)
+    except ValueError as error:
+        return f"it does not load strictly: {error}"
+    return None
+
+
+def state_dict_problem(path, entry) -> Optional[str]:
+    """`weights.fetch`'s check that a state-dict file (.pth, .safetensors) is `entry`'s model, with
+    PyTorch alone; other formats are told apart by `bgmv2.converters.identify.problem`."""
+    try:
+        state = read_state_dict(os.fspath(path))
+    except CheckpointError as error:
+        return f"it does not load: {error}"
+    return state_problem(state, entry)
 
 
 def load_torchscript(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu"):

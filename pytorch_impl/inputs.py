@@ -4,7 +4,7 @@ from typing import List
 
 import torch
 
-from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+from bgmv2.knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
 
 
 def shape_text(shape: List[int]) -> str:
@@ -115,7 +115,7 @@ def check_divisible_by_4(src: torch.Tensor) -> None:
     if H % 4 != 0 or W % 4 != 0:
         raise ValueError(
             f"height and width must be divisible by 4; got {H}x{W}. Pad the images, or call "
-            "pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
+            "bgmv2.pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
 
 
 def check_scaled_size(src: torch.Tensor, scale: float) -> None:

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from .aspp import ASPP
 from .decoder import Decoder
 from .inputs import check_backbone_scale, check_divisible_by_4, check_pair, check_scaled_size
-from .knobs import check_knob, check_knobs
+from bgmv2.knobs import check_knob, check_knobs
 from .mobilenet import MobileNetV2Encoder
 from .refiner import Refiner
 from .resnet import ResNetEncoder

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .knobs import (CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_crop_method, check_kernel_size,
+from bgmv2.knobs import (CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_crop_method, check_kernel_size,
                     check_knob, check_mode, check_replace_method, check_sample_pixels, check_threshold)
 
 # The knobs settable after construction, by attribute name; `knobs.check_knob` checks and converts

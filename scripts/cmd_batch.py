@@ -14,7 +14,7 @@ failures are listed at the end (exit status 3). Needs Ray: pip install 'bgmv2-zo
 """
 import argparse
 
-from scripts.media.options import add_alignment_arguments, add_model_arguments, add_output_arguments, size_wxh
+from bgmv2.scripts.media.options import add_alignment_arguments, add_model_arguments, add_output_arguments, size_wxh
 
 INSTALL = "pip install 'bgmv2-zoo[ray]'"
 
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.media.errors import MediaError
     for name in ("workers", "segment_frames", "batch_size", "object_store_mb"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("ray") is None:
         print(f"error: `bgmv2 batch` needs Ray, which is not installed: {INSTALL}", file=sys.stderr)
         return 1
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
 
     def main(args):
         check(args)
-        from scripts.batch.driver import run_batch
+        from bgmv2.scripts.batch.driver import run_batch
         return run_batch(args)
     return run_app(main, args)

@@ -19,8 +19,8 @@ and the fast path's first call (where it compiles, checks and times its candidat
 """
 import argparse
 
-from scripts.arg_types import float_in, int_at_least, int_in
-from scripts.media.options import X264_PRESETS, add_model_arguments, size_wxh, OUTPUT_TYPES
+from bgmv2.scripts.arg_types import float_in, int_at_least, int_in
+from bgmv2.scripts.media.options import X264_PRESETS, add_model_arguments, size_wxh, OUTPUT_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,22 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
     return run_app(bench, args)
 
 
 def bench_runner(args):
     """The requested model; without --model the shipped one, or random weights if it is not there."""
     import sys
-    from scripts.media.errors import MediaError
-    from scripts.media.runner import load_runner, shipped_model_path
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.runner import load_runner, shipped_model_path
     if args.model is None:
         try:
             shipped_model_path()
         except MediaError as error:
-            from scripts.media.outputs import temporary_folder
+            from bgmv2.scripts.media.outputs import temporary_folder
             import torch
-            from pytorch_impl import MattingRefine
+            from bgmv2.pytorch_impl import MattingRefine
             print(f"note: {error}\nnote: timing an untrained MattingRefine(mobilenetv2) instead (same work per frame)",
                   file=sys.stderr)
             folder = temporary_folder("bgmv2-bench-")
@@ -77,10 +77,10 @@ def bench_runner(args):
 def bench_media(args, folder):
     """(video path, frames in memory, background) for the measurements."""
     import numpy as np
-    from scripts.media.decode import VideoReader, read_image, fit_background
-    from scripts.media.errors import MediaError
-    from scripts.media.encode import write_image
-    from scripts.media.synth import synthetic_clip, write_video
+    from bgmv2.scripts.media.decode import VideoReader, read_image, fit_background
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.synth import synthetic_clip, write_video
     if args.video:
         reader = VideoReader(args.video, "--video")
         frames = []
@@ -119,7 +119,7 @@ def time_model(runner, inputs, bgr_input, size) -> float:
 
 def time_pipeline(args, runner, video, background, folder, overlap: bool) -> float:
     import time
-    from scripts.cmd_video import matte_video
+    from bgmv2.scripts.cmd_video import matte_video
     ns = argparse.Namespace(
         src=video, bgr=background, resize=None, video_resize=None, output_dir=f"{folder}/out", output_types=args.output_types,
         com_bg="green", force=True, image_format="png", output_format="video", codec=args.codec, crf=args.crf,
@@ -187,11 +187,11 @@ def bench(args) -> int:
     import shutil
     import statistics
     import sys
-    from scripts.media.outputs import temporary_folder
+    from bgmv2.scripts.media.outputs import temporary_folder
 
-    from scripts.media.encode import check_codec
+    from bgmv2.scripts.media.encode import check_codec
     if args.min_ratio is not None and not args.pipeline:
-        from scripts.media.errors import MediaError
+        from bgmv2.scripts.media.errors import MediaError
         raise MediaError("--min-ratio compares the pipeline with the model; leave out --no-pipeline")
     if args.pipeline or args.sequential:
         check_codec(args.codec)

@@ -5,8 +5,8 @@
 import argparse
 import sys
 
-from scripts.arg_types import size_type
-from scripts.knob_options import add_knob_arguments, check_knob_values, given_knobs
+from bgmv2.scripts.arg_types import size_type
+from bgmv2.scripts.knob_options import add_knob_arguments, check_knob_values, given_knobs
 
 USAGE = """bgmv2 convert [options] SOURCE DEST
        bgmv2 convert --info FILE"""
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="the model to convert (with --info: the file to describe)")
     parser.add_argument("dest", metavar="DEST", nargs="?", help="where to write it (one SOURCE, one DEST)")
     parser.add_argument("--info", action="store_true", help="show what FILE is and its metadata; convert nothing")
-    from converters import formats  # the format table (no framework is imported by listing it)
+    from bgmv2.converters import formats  # the format table (no framework is imported by listing it)
     registry = formats.registry()
     parser.add_argument("--to", choices=tuple(registry),
                         help="format of DEST (default: from DEST's suffix; no suffix means savedmodel)")
@@ -72,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def show_info(path: str) -> int:
-    from converters import info
-    from converters.meta import ordered
+    from bgmv2.converters import info
+    from bgmv2.converters.meta import ordered
     found = info(path)
     head = ("file", "format", "content", "metadata", "written_as")
     for key in head:
@@ -85,7 +85,7 @@ def show_info(path: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from converters import ConversionError
+    from bgmv2.converters import ConversionError
     try:
         if args.info:
             if args.dest is not None:
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         import os
-        from converters import convert
-        from scripts.media.outputs import clean_stale
+        from bgmv2.converters import convert
+        from bgmv2.scripts.media.outputs import clean_stale
         clean_stale([os.path.dirname(os.path.abspath(args.dest))])  # what killed conversions left there
         options = {"probe_size": (args.probe[1], args.probe[0])} if args.probe else {}  # (height, width)
         convert(args.source, args.dest, args.to, backbone=args.backbone, precision=args.precision,

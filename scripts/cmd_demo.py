@@ -13,7 +13,7 @@ working, not a good matte).
 import argparse
 from pathlib import Path
 
-from scripts.media.options import add_model_arguments
+from bgmv2.scripts.media.options import add_model_arguments
 
 SAMPLE = Path(__file__).resolve().parent / "media" / "sample"
 
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
     return run_app(demo, args)
 
 
@@ -37,23 +37,23 @@ def demo_model(args) -> None:
     import sys
     if args.model is not None:
         return
-    from scripts.media.errors import MediaError
-    from scripts.media.runner import shipped_model_path
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.runner import shipped_model_path
     try:
         args.model = shipped_model_path()
         return
     except MediaError as error:
         reason = str(error).split(". Pass --model")[0]
-    import weights
+    from bgmv2 import weights
     entry = weights.load_registry().get("pytorch-mobilenetv2")
     cached = weights.cache_dir() / entry.name / entry.file
     if cached.exists():
         print(f"note: {reason}; using the official weights fetched earlier ({cached})", file=sys.stderr)
         args.model = str(cached)
         return
-    from scripts.media.outputs import temporary_folder
+    from bgmv2.scripts.media.outputs import temporary_folder
     import torch
-    from pytorch_impl import MattingRefine
+    from bgmv2.pytorch_impl import MattingRefine
     print(f"note: {reason}, and no official weights were fetched (`bgmv2 weights fetch pytorch-mobilenetv2`).\n"
           "note: running an UNTRAINED MattingRefine(mobilenetv2): the files show the pipeline, not a usable matte.",
           file=sys.stderr)
@@ -64,14 +64,14 @@ def demo_model(args) -> None:
 
 def demo(args) -> int:
     import sys
-    from scripts.media import decode
-    from scripts.media.composite import Renderer, parse_colour
-    from scripts.media.encode import write_image
-    from scripts.media.errors import MediaError
-    from scripts.media.matting import Job, Stages
-    from scripts.media.outputs import check_output_dir, clean_stale, refuse_existing
-    from scripts.media.preview import side_by_side
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.composite import Renderer, parse_colour
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.matting import Job, Stages
+    from bgmv2.scripts.media.outputs import check_output_dir, clean_stale, refuse_existing
+    from bgmv2.scripts.media.preview import side_by_side
+    from bgmv2.scripts.media.runner import load_runner
 
     folder = Path(args.output_dir)
     types = ("com", "pha", "fgr")

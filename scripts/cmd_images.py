@@ -16,7 +16,7 @@ backgrounds, and `matte_image(item, context)` makes one item's outputs.
 """
 import argparse
 
-from scripts.media.options import add_alignment_arguments, add_model_arguments, add_output_arguments
+from bgmv2.scripts.media.options import add_alignment_arguments, add_model_arguments, add_output_arguments
 
 DEFAULT_TYPES = ("com", "pha", "fgr")
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
     return run_app(matte_images, args)
 
 
@@ -61,11 +61,11 @@ class ImagePlan:
 def plan(args) -> ImagePlan:
     """Inputs, backgrounds and output paths, all checked before the model is loaded."""
     from pathlib import Path
-    from scripts.media import decode
-    from scripts.media.composite import parse_colour
-    from scripts.media.errors import MediaError
-    from scripts.media.options import OUTPUT_TYPES
-    from scripts.media.outputs import (check_output_dir, clean_stale, picture_suffix, refuse_existing,
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.composite import parse_colour
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.options import OUTPUT_TYPES
+    from bgmv2.scripts.media.outputs import (check_output_dir, clean_stale, picture_suffix, refuse_existing,
                                        refuse_inputs)
 
     skip, keep_going = getattr(args, "skip_existing", False), getattr(args, "continue_on_error", False)
@@ -131,11 +131,11 @@ class ImageContext:
 
 def open_context(args, image_plan: ImagePlan, runner=None) -> ImageContext:
     """Backgrounds read, the model loaded (unless `runner` is given) and checked against the types."""
-    from scripts.media import decode
-    from scripts.media.align import Aligner
-    from scripts.media.composite import Renderer
-    from scripts.media.matting import check_output_types
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.align import Aligner
+    from bgmv2.scripts.media.composite import Renderer
+    from bgmv2.scripts.media.matting import check_output_types
+    from bgmv2.scripts.media.runner import load_runner
     shared = not any(item.bgr is not None for item in image_plan.items)
     still = decode.open_background(args.bgr, "--bgr", allow_video=False) if shared else None
     com_picture = None
@@ -149,8 +149,8 @@ def open_context(args, image_plan: ImagePlan, runner=None) -> ImageContext:
 
 def read_item(item: ImageItem, context: ImageContext):
     """The item's picture and background (fitted to it), as a pipeline Job."""
-    from scripts.media import decode
-    from scripts.media.matting import Job
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.matting import Job
     src = decode.read_image(item.src)
     size = (src.shape[1], src.shape[0])
     if item.bgr is not None:
@@ -165,7 +165,7 @@ def read_item(item: ImageItem, context: ImageContext):
 
 def write_item(item: ImageItem, pictures: dict) -> list:
     """The item's outputs, each written atomically; returns their paths."""
-    from scripts.media.encode import write_image
+    from bgmv2.scripts.media.encode import write_image
     for kind, path in item.outputs.items():
         write_image(path, pictures[kind])
     return list(item.outputs.values())
@@ -173,7 +173,7 @@ def write_item(item: ImageItem, pictures: dict) -> list:
 
 def matte_image(item: ImageItem, context: ImageContext) -> list:
     """One item start to end on this thread (read, infer, render, write); returns the files written."""
-    from scripts.media.matting import Stages
+    from bgmv2.scripts.media.matting import Stages
     made = {}
     stages = Stages(context.runner, context.renderer, lambda job, pictures: made.update(pictures))
     stages.consume(stages.infer(read_item(item, context)))
@@ -182,9 +182,9 @@ def matte_image(item: ImageItem, context: ImageContext) -> list:
 
 def matte_images(args) -> int:
     import sys
-    from scripts.media.errors import DiskError, MediaError
-    from scripts.media.matting import Stages
-    from scripts.media.pipeline import Pipeline
+    from bgmv2.scripts.media.errors import DiskError, MediaError
+    from bgmv2.scripts.media.matting import Stages
+    from bgmv2.scripts.media.pipeline import Pipeline
 
     keep_going = getattr(args, "continue_on_error", False)
     image_plan = plan(args)
@@ -265,7 +265,7 @@ class Failure:
 def report_failures(failures, written: int, args) -> int:
     """The failed pictures, one line each, and exit status 3 (partly done)."""
     import sys
-    from scripts.exits import EXIT_PARTIAL
+    from bgmv2.scripts.exits import EXIT_PARTIAL
     print(f"error: {len(failures)} picture(s) failed ({written} made); fix them and rerun with --skip-existing "
           "to make only those:", file=sys.stderr)
     for path, reason in failures:

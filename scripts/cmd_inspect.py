@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from scripts.arg_types import size_type
+from bgmv2.scripts.arg_types import size_type
 
 KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
          "refine_prevent_oversampling")
@@ -29,11 +29,14 @@ def probe(height: int, width: int, device: str):
 
 
 def describe_file(path: str):
-    import pytorch_impl
-    from pytorch_impl import CheckpointError, file_kinds
-    path = pytorch_impl.checkpoint.zoo_path(path)  # a zoo name -> its local file (fetched if need be)
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such file or folder (nor a zoo name: `bgmv2 weights list`)")
+    from bgmv2 import pytorch_impl
+    from bgmv2.pytorch_impl import CheckpointError, file_kinds
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.resolve import resolve_model
+    try:
+        path = resolve_model(path)  # a zoo name -> its local file (fetched if need be)
+    except ConversionError as error:
+        raise CheckpointError(str(error)) from None
     kind = file_kinds.file_kind(path)
     print(f"file:      {path}")
     print(f"content:   {kind}")
@@ -57,10 +60,10 @@ def describe_file(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytorch_impl import CheckpointError
+    from bgmv2.pytorch_impl import CheckpointError
     if args.run:  # the device first: a wrong one is found before the model loads
-        from scripts.media.errors import MediaError
-        from scripts.media.runner import resolve_device
+        from bgmv2.scripts.media.errors import MediaError
+        from bgmv2.scripts.media.runner import resolve_device
         try:
             args.device = str(resolve_device(args.device))
         except MediaError as error:
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.run:
         import torch
-        from pytorch_impl import matte
+        from bgmv2.pytorch_impl import matte
         width, height = args.run
         model = model.to(args.device)
         src, bgr = probe(height, width, args.device)

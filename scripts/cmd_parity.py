@@ -11,8 +11,8 @@ import os
 import shlex
 import sys
 
-from scripts.arg_types import int_at_least
-from scripts.knob_options import KNOBS, add_knob_arguments, check_knob_values, given_knobs
+from bgmv2.scripts.arg_types import int_at_least
+from bgmv2.scripts.knob_options import KNOBS, add_knob_arguments, check_knob_values, given_knobs
 
 EXAMPLES = """examples:
   bgmv2 parity --reference pytorch_mobilenetv2.pth --candidate mobilenetv2.onnx --candidate mobilenetv2_savedmodel
@@ -101,9 +101,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def probes_of(args: argparse.Namespace):
-    from parity_tests.candidates import ParityError
-    from parity_tests.probes import default_probes, picture_probe, synthetic_probe
-    from scripts.arg_types import parse_size
+    from bgmv2.parity_tests.candidates import ParityError
+    from bgmv2.parity_tests.probes import default_probes, picture_probe, synthetic_probe
+    from bgmv2.scripts.arg_types import parse_size
     if len(args.src) != len(args.bgr):
         raise ParityError(f"{len(args.src)} --src but {len(args.bgr)} --bgr: give one background shot per picture")
     probes = []
@@ -123,8 +123,8 @@ def probes_of(args: argparse.Namespace):
 
 def planted_cases(report, probes):
     """The planted-bug set checked against the report's reference with the knobs of its first case."""
-    from parity_tests.candidates import Reference, resolve_knobs
-    from parity_tests.planted import check_planted
+    from bgmv2.parity_tests.candidates import Reference, resolve_knobs
+    from bgmv2.parity_tests.planted import check_planted
     reference = Reference(report.reference["path"])
     knobs = report.cases[0].knobs if report.cases and report.cases[0].knobs else resolve_knobs(
         reference.recorded, {}, report.flags)[0]
@@ -133,7 +133,7 @@ def planted_cases(report, probes):
 
 def split_candidate(text: str):
     """'keras-eager:model.weights.h5' -> ('model.weights.h5', 'keras-eager'); 'model.onnx' -> (..., 'file')."""
-    from parity_tests.candidates import RUN_AS
+    from bgmv2.parity_tests.candidates import RUN_AS
     prefix, _, rest = text.partition(":")
     if rest and prefix in RUN_AS and not os.path.exists(text):
         return rest, prefix
@@ -141,8 +141,8 @@ def split_candidate(text: str):
 
 
 def check_files(args, probes, flags, say):
-    from parity_tests.candidates import ParityError, resolve_path
-    from parity_tests.engine import CandidateRequest, run_parity
+    from bgmv2.parity_tests.candidates import ParityError, resolve_path
+    from bgmv2.parity_tests.engine import CandidateRequest, run_parity
     if not args.reference:
         raise ParityError("pass --reference FILE (and --candidate FILE ...), or --zoo NAME")
     if not args.candidate:
@@ -157,9 +157,9 @@ def check_files(args, probes, flags, say):
 
 
 def run(args: argparse.Namespace) -> int:
-    """`check(args)`; Ctrl-C and SIGTERM (turned into the same path by `scripts.exits`) end it with one
+    """`check(args)`; Ctrl-C and SIGTERM (turned into the same path by `bgmv2.scripts.exits`) end it with one
     line, and reports are written whole or not at all."""
-    from scripts import exits
+    from bgmv2.scripts import exits
     try:
         return check(args)
     except KeyboardInterrupt as error:
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from parity_tests.candidates import ParityError
+    from bgmv2.parity_tests.candidates import ParityError
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     try:
         flags = check_knob_values(given_knobs(args))
@@ -196,7 +196,7 @@ def check(args: argparse.Namespace) -> int:
             check_files(args, None, flags, say)
         probes = probes_of(args)
         if args.zoo:
-            from parity_tests.zoo import check_zoo
+            from bgmv2.parity_tests.zoo import check_zoo
             report = check_zoo(args.zoo, probes, flags, args.device, args.formats, args.precision or ("fp32", "fp16"),
                                args.work, args.repeat, args.threads, say, args.title)
         else:
@@ -207,7 +207,7 @@ def check(args: argparse.Namespace) -> int:
     if args.planted:
         say("checking the planted bugs ...")
         report.planted = planted_cases(report, probes)
-    from parity_tests.report import text_table, write_json, write_markdown, write_png
+    from bgmv2.parity_tests.report import text_table, write_json, write_markdown, write_png
     command = command_line(args)
     print(text_table(report))
     try:

@@ -15,7 +15,7 @@ import sys
 
 def size(text: str):
     """WIDTHxHEIGHT (the one size order of every command), multiples of 4 -> (height, width) for training."""
-    from scripts.arg_types import size_type
+    from bgmv2.scripts.arg_types import size_type
     width, height = size_type(4)(text)
     return height, width
 
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from scripts.training.loop import TrainConfig, export_weights, held_out_metrics, main_log, train
+    from bgmv2.scripts.training.loop import TrainConfig, export_weights, held_out_metrics, main_log, train
     if args.stage == "evaluate":
         print(json.dumps(held_out_metrics(args.model, args.count, args.size, args.seed), indent=2))
         return 0

@@ -17,7 +17,7 @@ For batch runners: `matte_video(args)` makes one video's outputs from an options
 """
 import argparse
 
-from scripts.media.options import (add_alignment_arguments, add_model_arguments, add_output_arguments,
+from bgmv2.scripts.media.options import (add_alignment_arguments, add_model_arguments, add_output_arguments,
                                    size_wxh)
 
 DEFAULT_TYPES = ("com", "pha")
@@ -38,19 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
     return run_app(video_status, args)
 
 
 def video_status(args) -> int:
     """matte_video's exit status: 0, or 3 when --continue-on-error went past a truncated input."""
-    from scripts.exits import EXIT_PARTIAL
+    from bgmv2.scripts.exits import EXIT_PARTIAL
     return EXIT_PARTIAL if matte_video(args).get("short") else 0
 
 
 def output_paths(args):
     from pathlib import Path
-    from scripts.media.outputs import VIDEO_SUFFIX
+    from bgmv2.scripts.media.outputs import VIDEO_SUFFIX
     folder = Path(args.output_dir)
     if sequence_format(args) is None:
         return {t: folder / f"{t}{VIDEO_SUFFIX[t]}" for t in args.output_types}
@@ -64,11 +64,11 @@ def sequence_format(args):
 
 def open_inputs(args, threads: int):
     """Source reader, background and composite sources, all validated (before the model loads)."""
-    from scripts.media import decode
-    from scripts.media.composite import parse_colour
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.composite import parse_colour
     size = tuple(args.video_resize) if getattr(args, "video_resize", None) else args.resize
     if size is not None and min(size) < 1:
-        from scripts.media.errors import MediaError
+        from bgmv2.scripts.media.errors import MediaError
         raise MediaError(f"--resize {size[0]}x{size[1]}: width and height must be positive")
     short = getattr(args, "continue_on_error", False)
     reader = decode.VideoReader(args.src, "--src", threads=threads, size=size, allow_short=short)
@@ -91,9 +91,9 @@ def open_inputs(args, threads: int):
 
 def make_jobs(reader, background, com, aligner=None):
     """Frame pairs (and composite backgrounds) in order, all at the first frame's size."""
-    from scripts.media import decode
-    from scripts.media.errors import warn
-    from scripts.media.matting import Job
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.errors import warn
+    from bgmv2.scripts.media.matting import Job
     size = reader.frame_size
     warned = False
     for index, src in enumerate(reader):
@@ -109,8 +109,8 @@ def make_jobs(reader, background, com, aligner=None):
 
 
 def open_writers(args, paths, fps, size, threads: int):
-    from scripts.media.encode import SequenceWriter, VideoWriter
-    from scripts.media.outputs import OutputSet
+    from bgmv2.scripts.media.encode import SequenceWriter, VideoWriter
+    from bgmv2.scripts.media.outputs import OutputSet
     outputs = OutputSet()
     suffix = sequence_format(args)
     try:
@@ -138,16 +138,16 @@ def video_batch(args, runner) -> int:
 def matte_video(args, runner=None, quiet: bool = False) -> dict:
     """Run the video app; returns figures (frames, seconds) for callers such as `bgmv2 bench`."""
     import sys
-    from scripts.media.align import Aligner
-    from scripts.media.composite import Renderer
-    from scripts.media.matting import Stages, check_output_types
-    from scripts.media.outputs import refuse_existing, refuse_inputs
-    from scripts.media.pipeline import Pipeline
-    from scripts.media.runner import load_runner, resolve_device
+    from bgmv2.scripts.media.align import Aligner
+    from bgmv2.scripts.media.composite import Renderer
+    from bgmv2.scripts.media.matting import Stages, check_output_types
+    from bgmv2.scripts.media.outputs import refuse_existing, refuse_inputs
+    from bgmv2.scripts.media.pipeline import Pipeline
+    from bgmv2.scripts.media.runner import load_runner, resolve_device
 
-    from scripts.media.encode import check_codec
-    from scripts.media.errors import MediaError
-    from scripts.media.outputs import check_output_dir, clean_stale
+    from bgmv2.scripts.media.encode import check_codec
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.outputs import check_output_dir, clean_stale
 
     paths = output_paths(args)
     refuse_inputs(paths.values(), [args.src, args.bgr, getattr(args, "com_bg", None)])

@@ -12,9 +12,9 @@ camera), F frame rate on/off, Q or Esc quit. --virtual-camera sends the view to 
 """
 import argparse
 
-from scripts.arg_types import SizeAction
+from bgmv2.scripts.arg_types import SizeAction
 
-from scripts.media.options import add_model_arguments
+from bgmv2.scripts.media.options import add_model_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,18 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scripts.media.app import run_app
+    from bgmv2.scripts.media.app import run_app
     return run_app(webcam, args)
 
 
 def webcam(args, camera=None, window=None, virtual_camera=None, max_frames=None) -> int:
     """The app; `camera`, `window` and `virtual_camera` replace the real ones in tests."""
     import sys
-    from scripts.media import decode
-    from scripts.media.composite import parse_colour
-    from scripts.media.errors import MediaError
-    from scripts.media.runner import load_runner
-    from scripts.media import webcam as live
+    from bgmv2.scripts.media import decode
+    from bgmv2.scripts.media.composite import parse_colour
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.runner import load_runner
+    from bgmv2.scripts.media import webcam as live
 
     if args.no_window and not args.virtual_camera and window is None:
         raise MediaError("--no-window shows nothing: add --virtual-camera, or leave --no-window out")

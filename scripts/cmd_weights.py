@@ -43,7 +43,7 @@ def show_info(registry, name: str) -> None:
 
 
 def sha256_text(registry, m) -> str:
-    from weights.registry import recorded_hashes
+    from bgmv2.weights.registry import recorded_hashes
     if m.sha256:
         return f"{m.sha256} (published in the registry)"
     record = recorded_hashes().get(m.file)
@@ -54,7 +54,7 @@ def sha256_text(registry, m) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weights import ZooError, fetch, forget, load_registry, verify
+    from bgmv2.weights import ZooError, fetch, forget, load_registry, verify
     registry = load_registry()
     try:
         if args.action == "list":
@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "info":
             show_info(registry, args.name)
         elif args.action == "fetch":
-            from weights.fetch import print_progress
-            path = fetch(args.name, args.source, Path(args.dir) if args.dir else None, registry, print_progress)
+            from bgmv2.weights.fetch import print_progress
+            from bgmv2.converters.identify import problem
+            path = fetch(args.name, args.source, Path(args.dir) if args.dir else None, registry, print_progress,
+                         identify_file=problem)
             print(path)
         elif args.action == "forget":
             record = forget(args.name, registry)

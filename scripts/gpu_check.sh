@@ -31,8 +31,8 @@ except ImportError:
 PY
 } > "$LOGS/environment.txt" 2>&1
 cat "$LOGS/environment.txt"
-timeout "${GPU_CHECK_TIMEOUT:-180}" python -m pytest -p parity_tests.failure_log -m "cuda and not slow" -v --tb=short \
-  -rfEs --durations=10 -o addopts="" parity_tests/test_matrix.py parity_tests/test_cuda.py tests/test_torchscript.py \
+timeout "${GPU_CHECK_TIMEOUT:-180}" python -m pytest -p tests.failure_log -m "cuda and not slow" -v --tb=short \
+  -rfEs --durations=10 -o addopts="" tests/parity/test_matrix.py tests/parity/test_cuda.py tests/test_torchscript.py \
   2>&1 | tee "$LOGS/pytest.log"
 status=${PIPESTATUS[0]}
 echo "exit status $status (124: the time limit cut the run; failures so far are in $BGMV2_FAILURE_LOG)" | tee -a "$LOGS/pytest.log"

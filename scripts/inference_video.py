@@ -12,7 +12,7 @@ import sys
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts.cli import main  # noqa: E402
+from bgmv2.scripts.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["video", *sys.argv[1:]]))

@@ -7,11 +7,11 @@ KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_thresh
 
 
 def knob_type(name: str) -> Callable[[str], object]:
-    """An argparse `type` that checks a flag's value by the model's own rule (`pytorch_impl.knobs`),
+    """An argparse `type` that checks a flag's value by the model's own rule (`bgmv2.knobs`),
     so a bad value gets the model's message: `--refine-threshold 5` -> "refine_threshold must be in
     [0, 1] or -1; got 5.0. ..." (exit 2)."""
     def parse(text: str):
-        from pytorch_impl.knobs import check_knob
+        from bgmv2.knobs import check_knob
         try:
             return check_knob(name, text)
         except ValueError as error:
@@ -41,7 +41,7 @@ def given_knobs(args: argparse.Namespace) -> Dict[str, object]:
 
 
 def check_knob_values(knobs: Dict[str, object]) -> Dict[str, object]:
-    """The knob values checked by the model's own rule (`pytorch_impl.knobs.check_knobs`); ValueError
+    """The knob values checked by the model's own rule (`bgmv2.knobs.check_knobs`); ValueError
     (one line: the knob, the value, the range) if not. None values are left out."""
-    from pytorch_impl.knobs import check_knobs
+    from bgmv2.knobs import check_knobs
     return check_knobs(knobs)

@@ -1,6 +1,6 @@
 """Build a Keras model from an official-layout checkpoint: a path, a zoo name or a state dict.
 
-Mirrors `pytorch_impl.checkpoint`: backbone, base/refine and refiner kernel size are read from the
+Mirrors `bgmv2.pytorch_impl.checkpoint`: backbone, base/refine and refiner kernel size are read from the
 keys. `.safetensors` files are read with numpy only; `.pth` files need PyTorch to unpickle (done with
 `weights_only=True`). Zoo names are resolved by the `weights` package, imported only for names.
 """
@@ -20,7 +20,7 @@ class CheckpointError(ValueError):
 
 def zoo_path(source: str) -> str:
     try:
-        from weights import ZooError, local_path
+        from bgmv2.weights import ZooError, local_path
     except ImportError:
         return source
     try:

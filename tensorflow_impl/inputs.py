@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from .knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
+from bgmv2.knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
 from .tf_ops import known_values
 
 
@@ -77,7 +77,7 @@ def check_pair(src, bgr) -> None:
 
 def check_values(name: str, x: np.ndarray) -> None:
     """NaN / infinite values, and values far outside [0, 1] (0-255 or normalised images), with the fix;
-    the messages of `pytorch_impl.inputs.check_values`. Values within 0.25 of [0, 1] pass (resampling
+    the messages of `bgmv2.pytorch_impl.inputs.check_values`. Values within 0.25 of [0, 1] pass (resampling
     overshoot, noise); beyond that the scale is wrong: a 0-255 image has pixels of 2/255 or more, a
     mean/std-normalised one has black at -2.1. Checked where the values are known (eager calls)."""
     if x.size == 0:
@@ -105,7 +105,7 @@ def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:
     if height % 4 != 0 or width % 4 != 0:
         raise ValueError(
             f"height and width must be divisible by 4; got {height}x{width}. Pad the images, or call "
-            "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
+            "bgmv2.tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
 
 
 def check_scaled_size(height: Optional[int], width: Optional[int], scale: float) -> None:

@@ -8,7 +8,7 @@ from .inputs import (check_backbone_scale, check_divisible_by_4, check_pair, che
                      static_shape)
 from .layers import named_layers
 from .mobilenet import MobileNetV2Encoder
-from .knobs import check_knob, check_knobs
+from bgmv2.knobs import check_knob, check_knobs
 from .refiner import Refiner
 from .resize import resize_bilinear, scaled_size
 from .resnet import ResNetEncoder

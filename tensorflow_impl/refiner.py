@@ -39,7 +39,7 @@ from keras import ops
 from .layers import BatchNorm2d, conv2d, pad_spatial
 from .resize import resize_bilinear, upsample_nearest_2x
 
-from .knobs import CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_kernel_size, check_knob
+from bgmv2.knobs import CROP_METHODS, KERNEL_SIZES, MODES, REPLACE_METHODS, check_kernel_size, check_knob
 
 # The knobs settable after construction, by attribute name; `knobs.check_knob` checks and converts
 # them under their model argument names ("refine_" + attribute).

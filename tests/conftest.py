@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from parity_tests.calibrated import standardise as standardise_output
+from bgmv2.parity_tests.calibrated import standardise as standardise_output
 from probes import probe_pair
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
@@ -82,7 +82,7 @@ def restore_threads():
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """A folder with refine.pth (realistic BatchNorm statistics) and base.pth, MobileNetV2, for the apps."""
-    from pytorch_impl import MattingBase, MattingRefine
+    from bgmv2.pytorch_impl import MattingBase, MattingRefine
     folder = tmp_path_factory.mktemp("models")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 """Deterministic inputs that look like real use, shared by the tests: the converters' validation probe
-(`converters.probe`: textured background, soft-edged foreground with hair-like strands and a hole, and
+(`bgmv2.converters.probe`: textured background, soft-edged foreground with hair-like strands and a hole, and
 a background shot that differs as real ones do), with the tests' calling convention."""
-from converters.probe import probe_pair as _probe_pair
+from bgmv2.converters.probe import probe_pair as _probe_pair
 
 
 def probe_pair(batch: int, height: int, width: int, seed: int = 0):

@@ -4,7 +4,7 @@ import resource
 
 import pytest
 
-from scripts.allocator import keep_freed_memory, libc
+from bgmv2.scripts.allocator import keep_freed_memory, libc
 
 SIZE = 64 * 1024 * 1024  # above glibc's largest mmap threshold (32 MiB)
 

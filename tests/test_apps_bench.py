@@ -4,8 +4,8 @@ import re
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine
-from scripts.cli import main
+from bgmv2.pytorch_impl import MattingRefine
+from bgmv2.scripts.cli import main
 
 
 def test_bench_table_has_model_pipeline_and_sequential_rows(tmp_path, capsys):
@@ -31,7 +31,7 @@ def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
     common = ["bench", "--model", str(tmp_path / "refine.pth"), "--size", "64x48", "--threads", "1", "--device", "cpu"]
-    import scripts.cmd_bench
+    import bgmv2.scripts.cmd_bench
     monkeypatch.setattr(scripts.cmd_bench, "time_pipeline", lambda *args: 1e6)  # a pipeline far below the bar
     assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "0.5"]) == 3
     assert "below --min-ratio 0.50" in capsys.readouterr().err

@@ -6,9 +6,9 @@ import cv2
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine
-from scripts.cli import main
-from scripts.cmd_demo import SAMPLE
+from bgmv2.pytorch_impl import MattingRefine
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.cmd_demo import SAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,8 +38,8 @@ def test_demo_writes_outputs_and_preview(tmp_path, capsys):
 
 
 def test_demo_without_shipped_weights_says_so_and_still_runs(tmp_path, monkeypatch, capsys):
-    from scripts.media import runner as runner_module
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.media import runner as runner_module
+    from bgmv2.scripts.media.errors import MediaError
 
     def missing():
         raise MediaError("the shipped model (x) is not in this install yet. Pass --model ...")
@@ -53,7 +53,7 @@ def test_demo_without_shipped_weights_says_so_and_still_runs(tmp_path, monkeypat
 
 
 def test_demo_uses_the_shipped_model_when_present(tmp_path, capsys):
-    import weights
+    from bgmv2 import weights
     entry = weights.load_registry().default("mobilenetv2", "refine")
     if not entry.shipped_path.exists():
         pytest.skip(f"{entry.file} is not in this checkout yet")

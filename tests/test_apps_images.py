@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine
-from scripts.cli import main
-from scripts.media.encode import write_image
-from scripts.media.synth import synthetic_clip
+from bgmv2.pytorch_impl import MattingRefine
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.media.encode import write_image
+from bgmv2.scripts.media.synth import synthetic_clip
 
 FAST = ["--threads", "1", "--no-progress", "--device", "cpu"]
 
@@ -153,7 +153,7 @@ def test_existing_outputs_need_force(media, models, tmp_path, capsys):
 
 
 def test_interrupted_run_keeps_finished_pictures_and_no_partial_ones(media, models, tmp_path, monkeypatch, capsys):
-    from scripts.media import runner as runner_module
+    from bgmv2.scripts.media import runner as runner_module
     real = runner_module.load_runner
 
     def interrupting(args, **kwargs):
@@ -184,7 +184,7 @@ def test_interrupted_run_keeps_finished_pictures_and_no_partial_ones(media, mode
 
 
 def test_torchscript_and_the_converters_runners(media, models, tmp_path, capsys):
-    from pytorch_impl import load_model, script_model
+    from bgmv2.pytorch_impl import load_model, script_model
     script_model(load_model(models / "refine.pth")).save(str(tmp_path / "scripted.pt"))
     single = ["--src", str(media / "src" / "a.jpg"), "--bgr", str(media / "bgr.png"), "--output-types", "pha"]
     assert main(["images", *single, "-o", str(tmp_path / "ts"), "--model", str(tmp_path / "scripted.pt"),
@@ -208,8 +208,8 @@ def test_torchscript_and_the_converters_runners(media, models, tmp_path, capsys)
 def test_onnx_model_in_the_video_app(models, tmp_path):
     """Any format: an ONNX file (converted here) runs through ONNX Runtime in `bgmv2 video`."""
     pytest.importorskip("onnxruntime")
-    import converters
-    from scripts.media.synth import write_video
+    from bgmv2 import converters
+    from bgmv2.scripts.media.synth import write_video
     torch.manual_seed(0)  # default initialisation: calm enough for the conversion's strict probe check
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "plain.pth")
     onnx_file = tmp_path / "model.onnx"
@@ -248,7 +248,7 @@ def test_outputs_never_replace_inputs(media, models, tmp_path, capsys):
 
 
 def test_torchscript_knobs_are_checked(media, models, tmp_path, capsys):
-    from pytorch_impl import script_model
+    from bgmv2.pytorch_impl import script_model
     path = tmp_path / "m.pt"
     script_model(MattingRefine("mobilenetv2").eval()).save(str(path))
     # Out-of-range values are refused while parsing, for every model (tests/test_bad_input_catalogue.py);

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.media import decode, encode
-from scripts.media.align import Aligner
-from scripts.media.composite import Renderer, parse_colour
-from scripts.media.errors import MediaError
-from scripts.media.outputs import OutputSet, refuse_existing
-from scripts.media.pipeline import Pipeline
-from scripts.media.runner import TorchRunner, resolve_device
-from scripts.media.synth import synthetic_clip, write_video
+from bgmv2.scripts.media import decode, encode
+from bgmv2.scripts.media.align import Aligner
+from bgmv2.scripts.media.composite import Renderer, parse_colour
+from bgmv2.scripts.media.errors import MediaError
+from bgmv2.scripts.media.outputs import OutputSet, refuse_existing
+from bgmv2.scripts.media.pipeline import Pipeline
+from bgmv2.scripts.media.runner import TorchRunner, resolve_device
+from bgmv2.scripts.media.synth import synthetic_clip, write_video
 
 
 def marker_frames(count: int, height: int, width: int):
@@ -262,7 +262,7 @@ def test_device_errors():
 
 
 def test_torch_runner_any_size_matches_matte():
-    from pytorch_impl import MattingRefine, matte
+    from bgmv2.pytorch_impl import MattingRefine, matte
     torch.manual_seed(0)
     model = MattingRefine("mobilenetv2").eval()
     runner = TorchRunner(model, torch.device("cpu"))
@@ -274,8 +274,8 @@ def test_torch_runner_any_size_matches_matte():
 
 
 def test_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    import weights
-    from scripts.media import runner as runner_module
+    from bgmv2 import weights
+    from bgmv2.scripts.media import runner as runner_module
 
     class Entry:
         name, file, shipped_path = "bgmv2-x", "x.safetensors", tmp_path / "x.safetensors"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.cli import main
-from scripts.media.encode import write_image
-from scripts.media.synth import synthetic_clip, write_video
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.media.encode import write_image
+from bgmv2.scripts.media.synth import synthetic_clip, write_video
 
 FAST = ["--threads", "1", "--no-progress", "--device", "cpu"]
 REPO = Path(__file__).resolve().parents[1]
@@ -124,8 +124,8 @@ def test_bad_header_is_found_before_work_and_skipped_with_continue_on_error(medi
 
 def test_per_item_api_for_batch_runners(media, models, tmp_path):
     """What a batch runner calls: plan the items, open the context once, make one item at a time."""
-    from scripts.cli import build_parser
-    from scripts.cmd_images import matte_image, open_context, plan
+    from bgmv2.scripts.cli import build_parser
+    from bgmv2.scripts.cmd_images import matte_image, open_context, plan
     args = build_parser().parse_args(["images", "--src", str(media / "src"), "--bgr", str(media / "bgr.png"), "-o",
                                       str(tmp_path / "out"), "--model", str(models / "refine.pth"), "--output-types",
                                       "pha", "fgr", "--continue-on-error", *FAST])
@@ -135,7 +135,7 @@ def test_per_item_api_for_batch_runners(media, models, tmp_path):
     made = matte_image(image_plan.items[3], context)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in made) == ["fgr/d.png", "pha/d.png"]
     assert files_under(tmp_path / "out") == ["fgr/d.png", "pha/d.png"]
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.media.errors import MediaError
     with pytest.raises(MediaError, match="c.jpg: not a readable image"):
         matte_image(image_plan.items[2], context)
 
@@ -182,7 +182,7 @@ def test_output_dir_that_is_a_file_or_read_only(media, models, tmp_path, monkeyp
 
 def full_disk_after(monkeypatch, count: int):
     """Make picture writes fail with ENOSPC after `count` of them succeeded."""
-    from scripts.media import encode
+    from bgmv2.scripts.media import encode
     real, calls = encode.write_bytes, []
 
     def writing(path, data):
@@ -246,8 +246,8 @@ def test_inspect_bad_size_and_missing_cuda(tmp_path, capsys):
 
 
 def test_ctrl_c_in_convert_and_parity_is_one_line_and_leaves_nothing(models, tmp_path, monkeypatch, capsys):
-    from converters import api
-    from parity_tests import engine
+    from bgmv2.converters import api
+    from bgmv2.parity_tests import engine
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -265,7 +265,7 @@ def test_ctrl_c_in_convert_and_parity_is_one_line_and_leaves_nothing(models, tmp
 
 
 def test_unexpected_errors_are_one_line_with_the_debug_hint(media, models, tmp_path, monkeypatch, capsys):
-    from scripts.media import composite
+    from bgmv2.scripts.media import composite
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug\nover two lines")
@@ -281,7 +281,7 @@ def test_unexpected_errors_are_one_line_with_the_debug_hint(media, models, tmp_p
 
 def start(command, out):
     # A shell runs background jobs with SIGINT ignored; the child gets the default dispositions.
-    return subprocess.Popen([sys.executable, "-m", "scripts.cli", *command], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "bgmv2.scripts.cli", *command], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -388,7 +388,7 @@ def test_truncated_video_is_an_error_or_with_continue_on_error_a_warning_and_sta
     assert video(media, models, out, "--continue-on-error", src="cut.avi") == 3
     err = capsys.readouterr().err
     assert "warning: --src" in err and "of the 12 frames the file declares" in err
-    from scripts.media.decode import VideoReader
+    from bgmv2.scripts.media.decode import VideoReader
     reader = VideoReader(out / "pha.mp4")
     decoded = sum(1 for _ in reader)
     reader.close()
@@ -400,19 +400,19 @@ def test_truncated_video_is_an_error_or_with_continue_on_error_a_warning_and_sta
 # -- 7: one size order, one boolean style ----------------------------------------------------------
 def test_one_size_order_everywhere(media, models, tmp_path, capsys):
     assert video(media, models, tmp_path / "v", "--resize", "40x30") == 0
-    from scripts.media.decode import VideoReader
+    from bgmv2.scripts.media.decode import VideoReader
     reader = VideoReader(tmp_path / "v" / "pha.mp4")
     assert reader.frame_size == (40, 30)  # WIDTHxHEIGHT
     reader.close()
     assert main(["inspect", str(models / "refine.pth"), "--run", "40x24"]) == 0
     assert "run:       40x24 on cpu" in capsys.readouterr().out
-    from scripts.cli import build_parser
+    from bgmv2.scripts.cli import build_parser
     parser = build_parser()
     for command in ("video", "bench", "parity", "convert", "inspect", "train"):
         sub = parser._subparsers._group_actions[0].choices[command]
         assert "sizes are WIDTHxHEIGHT, e.g. 1280x720" in " ".join(sub.format_help().split()), command
     args = parser.parse_args(["parity", "--size", "128x96"])
-    from scripts.cmd_parity import probes_of
+    from bgmv2.scripts.cmd_parity import probes_of
     probe = probes_of(args)[0]
     assert probe.src.shape[-2:] == (96, 128)  # (B, 3, H, W): 128 wide, 96 high
     args = parser.parse_args(["train", "base", "--checkpoint", "x", "--size", "128x64"])
@@ -420,8 +420,8 @@ def test_one_size_order_everywhere(media, models, tmp_path, capsys):
 
 
 def test_one_boolean_style_with_the_old_spelling_still_read(tmp_path):
-    from scripts.arg_types import boolean_flags, legacy_booleans
-    from scripts.cli import build_parser
+    from bgmv2.scripts.arg_types import boolean_flags, legacy_booleans
+    from bgmv2.scripts.cli import build_parser
     parser = build_parser()
     flags = boolean_flags(parser)
     assert "--refine-prevent-oversampling" in flags and "--progress" in flags

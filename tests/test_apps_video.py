@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.cli import main
-from scripts.media.decode import VideoReader
-from scripts.media.encode import write_image
-from scripts.media.synth import synthetic_clip, write_video
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.media.decode import VideoReader
+from bgmv2.scripts.media.encode import write_image
+from bgmv2.scripts.media.synth import synthetic_clip, write_video
 
 FAST = ["--threads", "1", "--no-progress", "--device", "cpu"]
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_existing_outputs_need_force_and_stay_intact_until_replaced(media, model
 
 
 def test_interrupt_in_process_leaves_no_partial_output(media, models, tmp_path, monkeypatch, capsys):
-    from scripts.media import runner as runner_module
+    from bgmv2.scripts.media import runner as runner_module
     real = runner_module.load_runner
 
     def interrupting(args, **kwargs):
@@ -212,7 +212,7 @@ def test_interrupt_in_process_leaves_no_partial_output(media, models, tmp_path, 
 
 def test_sigint_leaves_no_partial_output(media, models, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "scripts.cli", "video", "--src", str(media / "long.mp4"), "--bgr",
+    command = [sys.executable, "-m", "bgmv2.scripts.cli", "video", "--src", str(media / "long.mp4"), "--bgr",
                str(media / "long_bgr.png"), "-o", str(out), "--model", str(models / "refine.pth"),
                "--output-types", "com", "pha", *FAST]
     # A shell runs background jobs (CI's, often) with SIGINT ignored, and Python then installs no

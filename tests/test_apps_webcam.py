@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine
-from scripts.cli import build_parser
-from scripts.cmd_webcam import webcam
-from scripts.media.errors import MediaError
-from scripts.media.synth import synthetic_clip
-from scripts.media.webcam import LatestFrame, WebcamApp
+from bgmv2.pytorch_impl import MattingRefine
+from bgmv2.scripts.cli import build_parser
+from bgmv2.scripts.cmd_webcam import webcam
+from bgmv2.scripts.media.errors import MediaError
+from bgmv2.scripts.media.synth import synthetic_clip
+from bgmv2.scripts.media.webcam import LatestFrame, WebcamApp
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_capture_background_switch_views_recapture_and_quit(model, capsys):
 
 
 def test_views_cycle_in_order(model):
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media.runner import load_runner
     runner = load_runner(webcam_args(model), announce=False)
     window = FakeWindow({0: ord("b"), 1: 9, 2: 9, 3: 9, 4: 9, 5: 9, 6: 9})
     app = WebcamApp(FakeCamera(), runner, window, show_fps=False)
@@ -97,8 +97,8 @@ def test_views_cycle_in_order(model):
 
 
 def test_given_background_and_automatic_capture(model, tmp_path):
-    from scripts.media.encode import write_image
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.runner import load_runner
     camera = FakeCamera()
     write_image(tmp_path / "room.png", cv2.cvtColor(camera.read()[1], cv2.COLOR_BGR2RGB))
     window = FakeWindow({3: ord("q")})
@@ -126,14 +126,14 @@ def test_errors_without_camera_window_or_frames(model):
     class Dying(FakeCamera):
         def read(self):
             return (True, super().read()[1]) if self.index < 2 else (False, None)
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media.runner import load_runner
     app = WebcamApp(Dying(), load_runner(webcam_args(model), announce=False), FakeWindow({}))
     with pytest.raises(MediaError, match="stopped delivering frames"):
         app.run()
 
 
 def test_headless_opencv_and_missing_pyvirtualcam_are_clear():
-    from scripts.media import webcam as live
+    from bgmv2.scripts.media import webcam as live
     try:
         window = live.OpenCVWindow()
         window.close()

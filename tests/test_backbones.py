@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from pytorch_impl.mobilenet import MobileNetV2Encoder
-from pytorch_impl.model import Base
-from pytorch_impl.resnet import ResNetEncoder
+from bgmv2.pytorch_impl.mobilenet import MobileNetV2Encoder
+from bgmv2.pytorch_impl.model import Base
+from bgmv2.pytorch_impl.resnet import ResNetEncoder
 
 CHANNELS = {"mobilenetv2": (320, 32, 24, 16, 6), "resnet50": (2048, 512, 256, 64, 6),
             "resnet101": (2048, 512, 256, 64, 6)}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.cli import main
+from bgmv2.scripts.cli import main
 
 FAST = ["--threads", "1", "--no-progress", "--device", "cpu"]
 NO_GPU = not torch.cuda.is_available()
@@ -18,8 +18,8 @@ NO_GPU = not torch.cuda.is_available()
 @pytest.fixture(scope="module")
 def place(tmp_path_factory, models):
     """Good and bad files for the catalogue; {name} in a case is replaced by these paths."""
-    from scripts.media.encode import write_image
-    from scripts.media.synth import synthetic_clip, write_video
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.synth import synthetic_clip, write_video
     folder = tmp_path_factory.mktemp("catalogue")
     clip, bgr = synthetic_clip(6, 48, 64, seed=9)
     (folder / "src").mkdir()
@@ -267,11 +267,11 @@ def test_catalogue_is_large():
 
 
 def api_cases():
-    from converters import ConversionError, convert
-    from scripts.arg_types import parse_size
-    from scripts.knob_options import check_knob_values
-    from scripts.media import decode, encode, outputs
-    from scripts.media.errors import MediaError
+    from bgmv2.converters import ConversionError, convert
+    from bgmv2.scripts.arg_types import parse_size
+    from bgmv2.scripts.knob_options import check_knob_values
+    from bgmv2.scripts.media import decode, encode, outputs
+    from bgmv2.scripts.media.errors import MediaError
     return [
         (lambda p: parse_size("0x5"), ValueError, "positive"),
         (lambda p: parse_size("1280*720"), ValueError, "WIDTHxHEIGHT"),

@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from scripts.batch.items import from_folders, from_manifest
-from scripts.batch.ledger import Ledger, file_state, fingerprint
-from scripts.batch.lock import OutputLock
-from scripts.batch.work import plan_segments
-from scripts.cli import main
-from scripts.media.encode import write_image
-from scripts.media.errors import MediaError
+from bgmv2.scripts.batch.items import from_folders, from_manifest
+from bgmv2.scripts.batch.ledger import Ledger, file_state, fingerprint
+from bgmv2.scripts.batch.lock import OutputLock
+from bgmv2.scripts.batch.work import plan_segments
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.media.encode import write_image
+from bgmv2.scripts.media.errors import MediaError
 
 
 @pytest.fixture
@@ -171,8 +171,8 @@ def test_option_and_input_errors_are_one_line(media, capsys):
 
 
 def test_ray_is_imported_only_by_the_batch_command():
-    code = ("import sys; from scripts.cli import build_parser; build_parser()\n"
-            "import scripts.batch.driver, scripts.batch.work\nprint('ray' in sys.modules, 'torch' in sys.modules)")
+    code = ("import sys; from bgmv2.scripts.cli import build_parser; build_parser()\n"
+            "import bgmv2.scripts.batch.driver, bgmv2.scripts.batch.work\nprint('ray' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr
 

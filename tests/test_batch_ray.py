@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts.cli import main
-from scripts.media.encode import write_image
-from scripts.media.synth import synthetic_clip, write_video
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.media.encode import write_image
+from bgmv2.scripts.media.synth import synthetic_clip, write_video
 
 ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ FAST = ["--threads", "1", "--device", "cpu"]
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray for the module: 2 CPUs, no dashboard, a 200 MB object store (the machine is shared)."""
-    from scripts.batch.cluster import start_local
+    from bgmv2.scripts.batch.cluster import start_local
     if not ray.is_initialized():
         start_local(2, 200)
     yield
@@ -160,7 +160,7 @@ def test_rerun_after_a_kill_makes_only_what_is_missing(ray_session, models, tmp_
     psutil = pytest.importorskip("psutil")
     media = make_media(tmp_path / "media", clips=6, frames=(8,))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "scripts.cli", "batch", "--src", str(media / "src"), "--bgr", str(media / "bgr"),
+    command = [sys.executable, "-m", "bgmv2.scripts.cli", "batch", "--src", str(media / "src"), "--bgr", str(media / "bgr"),
                "-o", str(out), "--workers", "1", "--model", str(models / "refine.pth"), "--object-store-mb", "100",
                *FAST, "--no-progress"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from pytorch_impl import (CheckpointError, MattingBase, MattingRefine, describe, load_model, load_torchscript,
+from bgmv2.pytorch_impl import (CheckpointError, MattingBase, MattingRefine, describe, load_model, load_torchscript,
                           save_state_dict, script_model)
 
 
@@ -220,7 +220,7 @@ def test_pickle_module_is_not_executed(tmp_path):
 
 
 def test_weights_with_nan_or_inf_are_refused_naming_the_tensors(refine_model, tmp_path):
-    from converters import ConversionError, read
+    from bgmv2.converters import ConversionError, read
     state = {k: v.clone() for k, v in refine_model.state_dict().items()}
     state["decoder.conv4.weight"][0, 0, 0, 0] = float("nan")
     state["refiner.conv4.bias"][0] = float("inf")

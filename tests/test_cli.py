@@ -5,12 +5,12 @@ import sys
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine, script_model
-from scripts.cli import main
+from bgmv2.pytorch_impl import MattingRefine, script_model
+from bgmv2.scripts.cli import main
 
 
 def bgmv2(*args):
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "bgmv2.scripts.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_help_and_version():
@@ -26,7 +26,7 @@ def test_no_command_prints_help(capsys):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from scripts.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = "import sys; from bgmv2.scripts.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().endswith("False")
 

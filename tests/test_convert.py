@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from converters import ConversionError
-from converters.api import convert, info, load, read
-from converters.meta import project_version, sha256
-from pytorch_impl import MattingBase, MattingRefine, save_state_dict, script_model
+from bgmv2.converters import ConversionError
+from bgmv2.converters.api import convert, info, load, read
+from bgmv2.converters.meta import project_version, sha256
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, save_state_dict, script_model
 
 PROBE = (64, 96)
 KNOBS = {"refine_sample_pixels": 16 * 100}  # 100 of the probe's 384 cells: selection matters
@@ -210,7 +210,7 @@ def test_corrupted_target_is_refused_and_nothing_is_left(work):
 
 
 def test_mismatched_target_is_refused_and_nothing_is_left(work, monkeypatch):
-    from converters import torch_formats
+    from bgmv2.converters import torch_formats
     real = torch_formats.write_torchscript
 
     def wrong_weights(spec, path, metadata, precision):
@@ -256,7 +256,7 @@ def test_base_model_converts_and_refuses_knobs(tmp_path):
 
 
 def test_command_converts_shows_info_and_reports_errors(work, capsys):
-    from scripts.cli import main
+    from bgmv2.scripts.cli import main
     dest = work / "cli.safetensors"
     assert main(["convert", str(work / "official.pth"), str(dest), "--refine-sample-pixels", "1600",
                  "--probe", "64x96"]) == 0
@@ -273,7 +273,7 @@ def test_command_converts_shows_info_and_reports_errors(work, capsys):
 
 
 def test_help_says_which_formats_take_nchw_and_nhwc(capsys):
-    from scripts.cli import main
+    from bgmv2.scripts.cli import main
     with pytest.raises(SystemExit):
         main(["convert", "--help"])
     text = capsys.readouterr().out

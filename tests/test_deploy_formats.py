@@ -2,7 +2,7 @@
 
 The contract every file keeps (inputs `src`, `bgr`; outputs `pha, fgr, pha_sm, fgr_sm, err_sm,
 ref_sm` by name and in that order where order exists), any frame size (odd sizes give
-`pytorch_impl.matte`'s alpha), no float64 tensor in the graphs, integer backbone sizes, weights stored
+`bgmv2.pytorch_impl.matte`'s alpha), no float64 tensor in the graphs, integer backbone sizes, weights stored
 once, and the bad-input messages. Files are made from the shipped (trained) MobileNetV2.
 """
 import math
@@ -15,11 +15,11 @@ import torch
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-import converters  # noqa: E402
-import pytorch_impl  # noqa: E402
-from converters import ConversionError  # noqa: E402
-from converters import detect  # noqa: E402
-from converters.probe import probe_pair  # noqa: E402
+from bgmv2 import converters  # noqa: E402
+from bgmv2 import pytorch_impl  # noqa: E402
+from bgmv2.converters import ConversionError  # noqa: E402
+from bgmv2.converters import detect  # noqa: E402
+from bgmv2.converters.probe import probe_pair  # noqa: E402
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "weights", "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
 CONTRACT = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
@@ -40,7 +40,7 @@ def spec():
 
 @pytest.fixture(scope="module")
 def torch_model(spec):
-    from converters.torch_formats import torch_model as build
+    from bgmv2.converters.torch_formats import torch_model as build
     return build(spec).eval()
 
 
@@ -75,21 +75,21 @@ def float64_ops(graph_def):
 # -- integer size arithmetic --------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [0.5, 0.25, 0.125, 0.3, 1 / 3, 0.2, 0.45])
 def test_backbone_sizes_in_integers_equal_pytorchs_double_floor(scale):
-    from tensorflow_impl.resize import scale_fraction
+    from bgmv2.tensorflow_impl.resize import scale_fraction
     num, den = scale_fraction(scale)
     sizes = range(1, 20_000)
     assert [s * num // den for s in sizes] == [math.floor(s * scale) for s in sizes]
 
 
 def test_scale_without_a_small_fraction_is_refused_with_the_fix():
-    from tensorflow_impl.resize import scale_fraction
+    from bgmv2.tensorflow_impl.resize import scale_fraction
     with pytest.raises(ValueError, match="simple fraction such as 0.25"):
         scale_fraction(0.123456)
 
 
 def test_traced_size_arithmetic_is_int32_and_matches_python():
     import tensorflow as tf
-    from tensorflow_impl.resize import scaled_size
+    from bgmv2.tensorflow_impl.resize import scaled_size
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def sizes(x):
@@ -102,7 +102,7 @@ def test_traced_size_arithmetic_is_int32_and_matches_python():
 # -- SavedModel -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def savedmodel(spec, tmp_path_factory):
-    from converters.tf_formats import write_savedmodel
+    from bgmv2.converters.tf_formats import write_savedmodel
     path = str(tmp_path_factory.mktemp("sm") / "m_savedmodel")
     write_savedmodel(spec, path, {"backbone": spec.backbone, "model": "MattingRefine", "layout": "NHWC"})
     return path
@@ -155,8 +155,8 @@ def test_savedmodel_odd_sizes_give_pytorchs_matte(savedmodel_runner, torch_model
 # -- TFLite (a conversion takes about a minute on 2 cores: slow tier) --------------------------------
 @pytest.fixture(scope="module")
 def tflite_file(spec, tmp_path_factory):
-    from converters.meta import describe
-    from converters import tflite_format
+    from bgmv2.converters.meta import describe
+    from bgmv2.converters import tflite_format
     path = str(tmp_path_factory.mktemp("tflite") / "m.tflite")
     tflite_format.write(spec, path, describe(spec, "tflite", "fp32", "NHWC", SHIPPED, "safetensors"))
     return path
@@ -175,7 +175,7 @@ def test_tflite_is_detected_by_content_and_carries_its_metadata(tflite_file, tmp
 
 @pytest.mark.slow
 def test_tflite_is_builtin_ops_only_float32_and_named_in_contract_order(tflite_file):
-    from converters.tflite_format import schema
+    from bgmv2.converters.tflite_format import schema
     fb = schema()
     model = fb.Model.GetRootAs(open(tflite_file, "rb").read(), 0)
     graph = model.Subgraphs(0)

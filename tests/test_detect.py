@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from converters import ConversionError
-from converters.detection import detect
+from bgmv2.converters import ConversionError
+from bgmv2.converters.detection import detect
 
 MARKER_ENV = "BGMV2_PICKLE_MARKER"
 
@@ -131,7 +131,7 @@ def test_tflite_is_a_format_now_and_a_broken_one_fails_to_load_with_a_message(tm
     path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # the identifier, then nothing usable
     assert detect(path) == "tflite"
     with pytest.raises(ConversionError, match="model.bin"):
-        import converters
+        from bgmv2 import converters
         converters.load(path)
 
 
@@ -161,7 +161,7 @@ def test_keras_archive_is_named_and_pointed_to_weights(tmp_path):
 
 
 def test_malicious_pickles_are_refused_and_never_run(tmp_path):
-    from converters import read
+    from bgmv2.converters import read
     marker = tmp_path / "pwned"
     zipped = tmp_path / "evil.pth"
     torch.save({"weight": Payload(str(marker))}, zipped)
@@ -175,7 +175,7 @@ def test_malicious_pickles_are_refused_and_never_run(tmp_path):
 
 
 def test_state_dict_errors_name_the_problem(samples, tmp_path):
-    from converters import read
+    from bgmv2.converters import read
     with pytest.raises(ConversionError, match="does not match MattingRefine.*missing"):
         read(samples["pth"])
     with pytest.raises(ConversionError, match="does not match"):
@@ -195,19 +195,19 @@ def test_converters_detect_stays_the_function(tmp_path):
     import sys
     shipped = Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
     code = (
-        "import converters, sys\n"
+        "from bgmv2 import converters; import sys\n"
         f"p = {str(shipped)!r}\n"
         "print(converters.detect(p), converters.detect(p))\n"
         "converters.info(p); print(converters.detect(p))\n"
         "converters.load; converters.read; print(converters.detect(p))\n"
-        "from converters.detection import content_kind; print(callable(converters.detect), content_kind(p))\n")
+        "from bgmv2.converters.detection import content_kind; print(callable(converters.detect), content_kind(p))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:4] == ["safetensors safetensors", "safetensors", "safetensors", "True safetensors"]
 
 
 def test_truncated_onnx_and_hdf5_are_called_truncated(tmp_path):
-    import pytorch_impl
+    from bgmv2 import pytorch_impl
     h5py = pytest.importorskip("h5py")
     onnx_bytes = tiny_onnx_bytes()
     weights = tmp_path / "full.weights.h5"
@@ -226,8 +226,8 @@ def test_truncated_onnx_and_hdf5_are_called_truncated(tmp_path):
 
 
 def test_info_reports_the_shipped_header_and_refuses_unsafe_pickles(tmp_path, capsys):
-    from converters import info
-    from scripts.cli import main
+    from bgmv2.converters import info
+    from bgmv2.scripts.cli import main
     shipped = Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
     found = info(shipped)
     assert found["precision"] == "fp16" and found["backbone"] == "mobilenetv2" and found["kind"] == "refine"

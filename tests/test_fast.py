@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_impl import MattingBase, MattingRefine
-from scripts.fast import fast_runner
-from scripts.fast.cache import ChoiceCache
-from scripts.fast.candidates import Candidate, cpu_bf16_unsupported, static_copy
-from scripts.fast.graphs import EmulatedGraphs, GraphedCall
-from scripts.media.errors import MediaError
-from scripts.media.runner import TorchRunner
+from bgmv2.pytorch_impl import MattingBase, MattingRefine
+from bgmv2.scripts.fast import fast_runner
+from bgmv2.scripts.fast.cache import ChoiceCache
+from bgmv2.scripts.fast.candidates import Candidate, cpu_bf16_unsupported, static_copy
+from bgmv2.scripts.fast.graphs import EmulatedGraphs, GraphedCall
+from bgmv2.scripts.media.errors import MediaError
+from bgmv2.scripts.media.runner import TorchRunner
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
 
@@ -207,7 +207,7 @@ def test_graphed_call_captures_once_per_shape_and_returns_fresh_outputs():
 @pytest.mark.slow  # Inductor compiles for 20-60 s on 2 cores, minutes when they are shared
 def test_real_compile_matches_eager(tmp_path):
     """One real Inductor compile (fp32: at a tiny size bf16 rounding moves too large a share of pixels)."""
-    from scripts.fast.candidates import cpu_compiled
+    from bgmv2.scripts.fast.candidates import cpu_compiled
     from conftest import realistic_weights
     torch.manual_seed(0)
     model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=2_000)).eval()
@@ -240,9 +240,9 @@ def test_cuda_graph_matches_eager(tmp_path):
 
 def test_video_frames_batched_through_the_pipeline(tmp_path):
     """Batch 3 over 7 frames (groups 3, 3, 1): every frame written, the same pictures as batch 1."""
-    from scripts.media.composite import Renderer
-    from scripts.media.matting import Job, Stages
-    from scripts.media.pipeline import Pipeline
+    from bgmv2.scripts.media.composite import Renderer
+    from bgmv2.scripts.media.matting import Job, Stages
+    from bgmv2.scripts.media.pipeline import Pipeline
     torch.manual_seed(0)
     model = MattingRefine("mobilenetv2").eval()
     runner = TorchRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"))
@@ -264,7 +264,7 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
 def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
     """The flag reaches the fast path (thresholding: only the lean candidates, nothing compiled), which says what
     it chose; an ONNX file is refused."""
-    from scripts.cli import main
+    from bgmv2.scripts.cli import main
     monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
@@ -281,7 +281,7 @@ def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
 
 def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch):
     """Plumbing only (thresholding: only the lean candidates, nothing compiled): both rows, the ratio line."""
-    from scripts.cli import main
+    from bgmv2.scripts.cli import main
     monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "home"))
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
@@ -301,7 +301,7 @@ def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch)
 def test_cuda_graph_candidate_logic_on_the_cpu(model, tmp_path):
     """The CUDA candidate as built for a GPU (static copy, cast inside the graph, one capture per shape),
     with the graph emulated: same matte as eager, captured once for the size, again for a batch."""
-    from scripts.fast.candidates import cuda_graphed
+    from bgmv2.scripts.fast.candidates import cuda_graphed
     backend = EmulatedGraphs()
     candidate = cuda_graphed(model, "fp32", compiled=False, backend=backend)
     runner = fast_runner(model, "cpu", candidates=[candidate], cache=ChoiceCache(tmp_path / "c.json"),

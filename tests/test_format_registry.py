@@ -8,9 +8,9 @@ import types
 import numpy as np
 import pytest
 
-import converters
-from converters import ConversionError, formats
-from converters.api import convert, info, load, read
+from bgmv2 import converters
+from bgmv2.converters import ConversionError, formats
+from bgmv2.converters.api import convert, info, load, read
 
 FACE = formats.FACE
 
@@ -28,7 +28,7 @@ def test_every_registered_module_has_the_whole_face():
 def test_the_api_dispatches_without_naming_formats():
     """No branch on a format name left in the entry points: they ask the table."""
     import inspect
-    from converters import api, detection
+    from bgmv2.converters import api, detection
     for function in (api.read, api.load, api.info, api.convert, api.write, detection.detect):
         source = inspect.getsource(function)
         for name in formats.registry():
@@ -68,8 +68,8 @@ def detect(path, kind):
 
 
 def read(path):
-    from converters.meta import ModelSpec
-    from converters.torch_formats import spec_from_torch_state, torch_state
+    from bgmv2.converters.meta import ModelSpec
+    from bgmv2.converters.torch_formats import spec_from_torch_state, torch_state
     with np.load(path, allow_pickle=False) as data:
         return spec_from_torch_state(torch_state(dict(data)), path, {"format": NAME}, {})
 
@@ -94,7 +94,7 @@ def write(spec, path, metadata, job):
 
 
 def load(path, knobs=None, **options):
-    from converters.torch_formats import eager_runner, torch_model
+    from bgmv2.converters.torch_formats import eager_runner, torch_model
     spec = read(path)
     return eager_runner(torch_model(spec, {**spec.knob_values(), **(knobs or {})}), NAME, path, {}, "fp32")
 
@@ -125,13 +125,13 @@ def toy_format(tmp_path, monkeypatch):
 def test_one_file_and_one_line_add_a_format(toy_format, tmp_path):
     import torch
     from conftest import realistic_weights, torch_probe
-    from pytorch_impl import MattingRefine, save_state_dict
+    from bgmv2.pytorch_impl import MattingRefine, save_state_dict
     model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=16 * 50), seed=2)
     save_state_dict(model, tmp_path / "m.pth")
     assert "npz" in formats.FORMATS and formats.guess_format("x.npz") == "npz"
     result = convert(tmp_path / "m.pth", tmp_path / "m.npz", probe_size=(32, 48), log=None)
     assert result.format == "npz" and result.metadata["toy"] == "yes" and all(c.ok for c in result.comparisons)
-    from converters.detection import detect
+    from bgmv2.converters.detection import detect
     assert detect(tmp_path / "m.npz") == "npz" and info(tmp_path / "m.npz")["format"] == "npz"
     assert np.array_equal(read(tmp_path / "m.npz").state["refiner.conv1.weight"],
                           model.state_dict()["refiner.conv1.weight"].numpy())
@@ -145,9 +145,9 @@ def test_one_file_and_one_line_add_a_format(toy_format, tmp_path):
 
 # -- the deployment targets are registry formats like the others -----------------------------------
 def test_tflite_and_openvino_are_listed_once_and_detected_by_content(tmp_path):
-    from converters import detect
-    from converters import openvino_format, tflite_format
-    for path, module in (("converters.tflite_format", tflite_format), ("converters.openvino_format", openvino_format)):
+    from bgmv2.converters import detect
+    from bgmv2.converters import openvino_format, tflite_format
+    for path, module in (("bgmv2.converters.tflite_format", tflite_format), ("bgmv2.converters.openvino_format", openvino_format)):
         assert formats.FORMAT_MODULES.count(path) == 1 and formats.registry()[module.NAME] is module
     assert formats.guess_format("m.tflite") == "tflite" and formats.guess_format("M.XML") == "openvino"
     flatbuffer = tmp_path / "model.bin"  # no telling suffix: the content decides
@@ -167,7 +167,7 @@ def test_companion_files_move_with_the_file_for_any_format(toy_format, tmp_path,
     """`companions(path)` in the face: written under the temporary name, renamed with the file, an
     existing one refused without --overwrite, nothing left when validation fails."""
     from conftest import realistic_weights
-    from pytorch_impl import MattingRefine, save_state_dict
+    from bgmv2.pytorch_impl import MattingRefine, save_state_dict
     save_state_dict(realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=16 * 50), seed=2),
                     tmp_path / "m.pth")
     monkeypatch.setattr(formats.get("npz"), "SIDECARS", [".side"])
@@ -190,7 +190,7 @@ def test_companion_files_move_with_the_file_for_any_format(toy_format, tmp_path,
 
 
 def test_a_fixed_size_is_refused_by_formats_without_it_and_read_as_width_by_height(toy_format, tmp_path):
-    from converters.api import frame_size
+    from bgmv2.converters.api import frame_size
     assert frame_size("1280x720") == (720, 1280) == frame_size((720, 1280)) and frame_size(None) is None
     for bad in ("1280*720", "0x720", (720,), "wide"):
         with pytest.raises(ConversionError, match="WIDTHxHEIGHT"):
@@ -219,7 +219,7 @@ def test_other_runtimes_come_from_the_registry(toy_format, tmp_path):
 
 def test_convert_flags_come_from_the_registry(toy_format):
     import argparse
-    from scripts import cmd_convert
+    from bgmv2.scripts import cmd_convert
     parser = argparse.ArgumentParser()
     cmd_convert.add_arguments(parser)
     args = parser.parse_args(["a.pth", "b", "--to", "npz", "--size", "1280x720"])

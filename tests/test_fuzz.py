@@ -10,9 +10,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from converters import ConversionError  # noqa: E402
-from converters.api import load, read  # noqa: E402
-from converters.detection import detect  # noqa: E402
+from bgmv2.converters import ConversionError  # noqa: E402
+from bgmv2.converters.api import load, read  # noqa: E402
+from bgmv2.converters.detection import detect  # noqa: E402
 from test_detect import Payload, tiny_files, tiny_onnx_bytes  # noqa: E402
 
 EXAMPLES = 1200

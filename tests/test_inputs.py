@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from pytorch_impl import MattingBase, MattingRefine, matte, script_model
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, matte, script_model
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """ONNX exports read with the runtime's own API (onnx.load, onnxruntime.InferenceSession), not ours:
-the contract (names, order, doc strings), any frame size giving `pytorch_impl.matte`'s alpha, no float64,
+the contract (names, order, doc strings), any frame size giving `bgmv2.pytorch_impl.matte`'s alpha, no float64,
 no debug metadata, the same bytes twice."""
 import os
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from converters.api import convert
-from pytorch_impl import MattingRefine, matte, save_state_dict
+from bgmv2.converters.api import convert
+from bgmv2.pytorch_impl import MattingRefine, matte, save_state_dict
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -1,5 +1,5 @@
 """`.pt2` exports read with torch's own API (`torch.export.load`), not ours: the contract, any frame
-size giving `pytorch_impl.matte`'s alpha, lowering after loading, and nothing pinned to the CPU."""
+size giving `bgmv2.pytorch_impl.matte`'s alpha, lowering after loading, and nothing pinned to the CPU."""
 import json
 import zipfile
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from converters.api import convert, load
-from pytorch_impl import MattingRefine, matte, save_state_dict
+from bgmv2.converters.api import convert, load
+from bgmv2.pytorch_impl import MattingRefine, matte, save_state_dict
 
 KNOBS = {"refine_sample_pixels": 16 * 100}
 OUTPUTS = ["pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm"]

@@ -6,9 +6,9 @@ import zipfile
 import pytest
 import torch
 
-from converters import ConversionError
-from converters.api import read
-from converters.pt2_safety import check_pt2
+from bgmv2.converters import ConversionError
+from bgmv2.converters.api import read
+from bgmv2.converters.pt2_safety import check_pt2
 from test_detect import Payload
 
 

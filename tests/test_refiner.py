@@ -6,8 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from conftest import realistic_weights, torch_probe
-from pytorch_impl import CROP_METHODS, REPLACE_METHODS, MattingRefine
-from pytorch_impl.refiner import select_top_k, top_k_cells, top_k_map
+from bgmv2.pytorch_impl import CROP_METHODS, REPLACE_METHODS, MattingRefine
+from bgmv2.pytorch_impl.refiner import select_top_k, top_k_cells, top_k_map
 
 
 @pytest.fixture(scope="module", params=[3, 1], ids=["k3", "k1"])

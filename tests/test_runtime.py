@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from converters import ConversionError
-from converters.api import convert, load, read
-from pytorch_impl import MattingRefine, save_state_dict, script_model
+from bgmv2.converters import ConversionError
+from bgmv2.converters.api import convert, load, read
+from bgmv2.pytorch_impl import MattingRefine, save_state_dict, script_model
 
 PROBE = (64, 96)
 KNOBS = {"refine_sample_pixels": 16 * 100}

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from parity_tests.metrics import matting_metrics
-from pytorch_impl import MattingBase, MattingRefine, load_model
-from scripts.training.loop import baseline_metrics, predict_alpha
-from scripts.training.synthetic import SyntheticMattingSet
-from weights import load_registry, sha256_of
+from bgmv2.parity_tests.metrics import matting_metrics
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, load_model
+from bgmv2.scripts.training.loop import baseline_metrics, predict_alpha
+from bgmv2.data.synthetic import SyntheticMattingSet
+from bgmv2.weights import load_registry, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT_SEED = 777  # neither the training stream nor its validation set used this seed

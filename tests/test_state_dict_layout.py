@@ -1,7 +1,7 @@
 """Our modules produce exactly the official checkpoints' keys, shapes and dtypes, in order."""
 import pytest
 
-from pytorch_impl import MattingBase, MattingRefine
+from bgmv2.pytorch_impl import MattingBase, MattingRefine
 
 MODELS = {"base": MattingBase, "refine": MattingRefine}
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.training.folders import DatasetError, FolderMattingSet
-from scripts.training.synthetic import SyntheticMattingSet
+from bgmv2.scripts.training.folders import DatasetError, FolderMattingSet
+from bgmv2.data.synthetic import SyntheticMattingSet
 
 
 def test_same_seed_and_index_give_the_same_sample():

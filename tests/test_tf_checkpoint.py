@@ -4,9 +4,9 @@ import pytest
 import torch
 
 tf = pytest.importorskip("tensorflow")
-import tensorflow_impl  # noqa: E402
-from pytorch_impl import load_model as load_torch  # noqa: E402
-from pytorch_impl import save_state_dict  # noqa: E402
+from bgmv2 import tensorflow_impl  # noqa: E402
+from bgmv2.pytorch_impl import load_model as load_torch  # noqa: E402
+from bgmv2.pytorch_impl import save_state_dict  # noqa: E402
 from conftest import torch_probe  # noqa: E402
 
 pytestmark = pytest.mark.tf

@@ -16,12 +16,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-import pytorch_impl  # noqa: E402
-import tensorflow_impl  # noqa: E402
+from bgmv2 import pytorch_impl  # noqa: E402
+from bgmv2 import tensorflow_impl  # noqa: E402
 from conftest import realistic_weights  # noqa: E402
 from probes import probe_pair  # noqa: E402
-from tensorflow_impl.refiner import select_top_k  # noqa: E402
-from tensorflow_impl.resize import linear_weights, linear_weights_numpy  # noqa: E402
+from bgmv2.tensorflow_impl.refiner import select_top_k  # noqa: E402
+from bgmv2.tensorflow_impl.resize import linear_weights, linear_weights_numpy  # noqa: E402
 
 pytestmark = pytest.mark.tf
 

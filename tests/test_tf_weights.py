@@ -13,10 +13,10 @@ pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 ROOT = Path(__file__).resolve().parents[1]
 
-import pytorch_impl  # noqa: E402
-import tensorflow_impl  # noqa: E402
+from bgmv2 import pytorch_impl  # noqa: E402
+from bgmv2 import tensorflow_impl  # noqa: E402
 from probes import probe_pair  # noqa: E402
-from tensorflow_impl import StateDictError, load_torch_state_dict, torch_state_dict  # noqa: E402
+from bgmv2.tensorflow_impl import StateDictError, load_torch_state_dict, torch_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.tf
 

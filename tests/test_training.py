@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from pytorch_impl import MattingRefine, load_model
-from scripts.cli import main
-from scripts.training.loop import TrainConfig, build, compute_loss, export_weights, train, validation_set
+from bgmv2.pytorch_impl import MattingRefine, load_model
+from bgmv2.scripts.cli import main
+from bgmv2.scripts.training.loop import TrainConfig, build, compute_loss, export_weights, train, validation_set
 
 
 def tiny(tmp_path, **overrides):
@@ -53,7 +53,7 @@ def test_refine_stage_starts_from_base_and_exports(tmp_path):
     export_weights(refine.checkpoint, str(exported), "fp16", {"command": "test"})
     model = load_model(exported)
     assert isinstance(model, MattingRefine)
-    from pytorch_impl.file_kinds import safetensors_metadata
+    from bgmv2.pytorch_impl.file_kinds import safetensors_metadata
     assert safetensors_metadata(str(exported))["command"] == "test"
 
 

@@ -9,9 +9,16 @@ import threading
 
 import pytest
 
-from scripts.cli import main
-from weights import ZooError, fetch, load_registry, verify
-from weights.registry import Registry
+from bgmv2 import weights
+from bgmv2.converters.identify import problem
+from bgmv2.scripts.cli import main
+from bgmv2.weights import ZooError, load_registry, verify
+from bgmv2.weights.registry import Registry
+
+
+def fetch(*args, **kwargs):
+    """`weights.fetch` as the commands call it: handed the check that a new file is the entry's model."""
+    return weights.fetch(*args, identify_file=problem, **kwargs)
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
@@ -177,7 +184,7 @@ def test_a_poisoned_record_from_an_older_version_is_named_and_forgotten(tmp_path
     with pytest.raises(ZooError, match="The recorded hash is the suspect.*bgmv2 weights forget test-model"):
         fetch("test-model", source=str(local), registry=registry, directory=tmp_path / "c")
     assert local.read_bytes() == model and suspects(tmp_path / "c")
-    from weights import forget
+    from bgmv2.weights import forget
     assert forget("test-model", registry=registry)["sha256"] == "ab" * 32
     assert forget("test-model", registry=registry) is None
     assert fetch("test-model", source=str(local), registry=registry, directory=tmp_path / "c").read_bytes() == model

@@ -2,8 +2,9 @@
 
 Downloads go to `<name>.partial` beside the destination and resume from there (HTTP Range); the
 sha256 is checked before the file takes its real name. A file whose hash nobody knows yet must first
-load strictly as the entry's model (`identify`); then its hash is recorded (and shown) for later
-checks. A file that fails a check is never deleted: it is kept aside as `<name>.suspect-<sha8>` for
+be recognised as the entry's model by the `identify` check the caller hands down (weights knows no
+model: `bgmv2.converters.identify.problem` checks every format, `bgmv2.pytorch_impl` checks state dicts);
+then its hash is recorded (and shown) for later checks. A file that fails a check is never deleted: it is kept aside as `<name>.suspect-<sha8>` for
 inspection, and the message says which is suspect, the new file or the recorded hash.
 """
 import hashlib
@@ -15,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
+
+Identify = Callable[[Path, "ModelEntry"], Optional[str]]  # None: it is the entry's model; else what it is
 
 from . import identify
 from .registry import ModelEntry, Registry, ZooError, cache_dir, load_registry, record_hash, recorded_hashes
@@ -71,10 +74,18 @@ def keep_aside(path: Path, entry: ModelEntry, actual: str) -> Path:
     return aside
 
 
-def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = False, where: Optional[str] = None) -> str:
+def unidentified(path: Path, entry: ModelEntry) -> Optional[str]:
+    """The `identify` of callers that hand none down: such a file cannot be trusted here."""
+    raise ZooError(f"{entry.file}: nobody publishes its sha256 and no check of its content was given here, so it is not "
+                   f"trusted. Fetch it once with `bgmv2 weights fetch {entry.name}` (which checks that it is "
+                   f"{identify.what(entry)} and records its hash), or load it with bgmv2.load_model.")
+
+
+def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = False, where: Optional[str] = None,
+          identify_file: Identify = unidentified) -> str:
     """Verify `path` against the published or recorded hash, or, when there is none, check that it
-    is the entry's model and record its hash; returns the hash. A file that fails is kept aside
-    (`keep_aside`), except the shipped file, which belongs to the install."""
+    is the entry's model (`identify_file`) and record its hash; returns the hash. A file that fails is
+    kept aside (`keep_aside`), except the shipped file, which belongs to the install."""
     where = where or str(path)
     actual = sha256_of(path)
     if entry.sha256:
@@ -89,7 +100,7 @@ def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = Fal
                        "another mirror (--from).")
     record = recorded_hashes().get(entry.file)
     if record is None:
-        found = identify.problem(path, entry)
+        found = identify_file(path, entry)
         if found is not None:
             aside = keep_aside(path, entry, actual)
             raise ZooError(f"{where} is not {entry.name} ({identify.what(entry)}): {found}. Its hash was not recorded; "
@@ -100,7 +111,7 @@ def check(path: Path, entry: ModelEntry, registry: Registry, shipped: bool = Fal
         return actual
     if actual == record["sha256"]:
         return actual
-    found = identify.problem(path, entry)
+    found = identify_file(path, entry)
     aside = keep_aside(path, entry, actual)
     recorded = (f"the sha256 recorded on its first fetch ({record['sha256']}, from {record['source']}, "
                 f"{record['recorded']})")
@@ -128,8 +139,9 @@ def candidates(entry: ModelEntry, source: Optional[str]):
 
 
 def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = None, registry: Optional[Registry] = None,
-          progress: Optional[Callable] = None) -> Path:
-    """Path of the zoo file `name`, verified; downloaded or copied first when not yet present."""
+          progress: Optional[Callable] = None, identify_file: Identify = unidentified) -> Path:
+    """Path of the zoo file `name`, verified; downloaded or copied first when not yet present.
+    `identify_file(path, entry)` tells a file whose hash nobody knows yet from another (see `check`)."""
     registry = registry or load_registry()
     entry = registry.get(name)
     if entry.shipped and source is None:
@@ -137,7 +149,7 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
         return entry.shipped_path
     destination = Path(directory or cache_dir() / entry.name) / entry.file
     if destination.exists() and source is None:
-        check(destination, entry, registry, where=f"the cached copy {destination}")
+        check(destination, entry, registry, where=f"the cached copy {destination}", identify_file=identify_file)
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
@@ -151,7 +163,7 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
         except (OSError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as error:
             tried.append(f"{where}: {error}")
             continue
-        check(partial, entry, registry, where=str(where))
+        check(partial, entry, registry, where=str(where), identify_file=identify_file)
         os.replace(partial, destination)
         return destination
     if not tried:

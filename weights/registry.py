@@ -2,7 +2,7 @@
 
 `registry.json` beside this file is the data; this module reads it. Hashes the registry does not
 know (the official release publishes none) are recorded in the user's cache (`hashes.json`) on the
-first fetch whose file loads strictly as the entry's model (`weights.identify`), with where it came
+first fetch whose file loads strictly as the entry's model (`bgmv2.weights.identify`), with where it came
 from and when, and checked on every later fetch or verify; `bgmv2 weights forget NAME` drops one.
 Records written by older versions (a bare hash, taken without looking at the file) are marked
 unchecked, so a mismatch says the record, not the new file, is the suspect.

@@ -2,7 +2,7 @@
 import socket
 from urllib.parse import urlparse
 
-from scripts.media.errors import MediaError
+from bgmv2.scripts.media.errors import MediaError
 
 
 def check_reachable(address: str, timeout: float) -> None:

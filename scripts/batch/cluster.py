@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from scripts.media.errors import MediaError, warn
+from bgmv2.scripts.media.errors import MediaError, warn
 
 from .address import check_reachable
 from .work import CRASH_ENV, Matter, error_text
@@ -41,7 +41,7 @@ def start_local(cpus: float, object_store_mb: int) -> None:
     """Ray in this process: no dashboard, a small object store (only paths and small results travel),
     and workers that import this checkout's packages (its root on their PYTHONPATH)."""
     import logging
-    import scripts
+    from bgmv2 import scripts
     root = os.path.dirname(os.path.dirname(os.path.abspath(scripts.__file__)))
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:

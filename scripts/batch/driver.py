@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
 
-from scripts.media.errors import MediaError
+from bgmv2.scripts.media.errors import MediaError
 
 from .items import Item, Problem, from_folders, from_manifest
 from .ledger import Ledger, file_sha256, file_state, fingerprint
@@ -37,14 +37,14 @@ PARTIAL = re.compile(r"\.(partial)-\d+$")
 
 def model_file(args) -> str:
     """The model's file (a zoo name or the shipped default resolved), as every worker will open it."""
-    from scripts.media.runner import model_path
+    from bgmv2.scripts.media.runner import model_path
     return os.path.abspath(model_path(args))
 
 
 def check_model(args, types) -> str:
     """Load the model once here (on the CPU) so a bad file or knob stops the batch before any worker starts."""
-    from scripts.media.matting import check_output_types
-    from scripts.media.runner import load_runner
+    from bgmv2.scripts.media.matting import check_output_types
+    from bgmv2.scripts.media.runner import load_runner
     probe = argparse.Namespace(**vars(args))
     probe.device, probe.threads = "cpu", None
     runner = load_runner(probe)
@@ -86,14 +86,14 @@ class Batch:
         return from_folders(args.src, args.bgr, args.output_dir)
 
     def types(self, kind: str) -> List[str]:
-        from scripts.cmd_images import DEFAULT_TYPES as IMAGE_TYPES
-        from scripts.cmd_video import DEFAULT_TYPES as VIDEO_TYPES
+        from bgmv2.scripts.cmd_images import DEFAULT_TYPES as IMAGE_TYPES
+        from bgmv2.scripts.cmd_video import DEFAULT_TYPES as VIDEO_TYPES
         return list(self.args.output_types or (IMAGE_TYPES if kind == "image" else VIDEO_TYPES))
 
     def plan(self, items: List[Item], model_sha256: str) -> None:
-        from scripts.media.composite import parse_colour
-        from scripts.media.decode import VideoReader
-        from scripts.media.outputs import refuse_inputs
+        from bgmv2.scripts.media.composite import parse_colour
+        from bgmv2.scripts.media.decode import VideoReader
+        from bgmv2.scripts.media.outputs import refuse_inputs
         args = self.args
         options = {k: getattr(args, k, None) for k in SHAPING}
         com_file = args.com_bg if "com" in (args.output_types or ["com"]) and parse_colour(args.com_bg) is None \

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import List, Optional, Tuple
 
-from scripts.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image_file, is_video_file
+from bgmv2.scripts.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image_file, is_video_file
 
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
@@ -105,7 +105,7 @@ def media_under(folder: Path, skip: List[Path]) -> List[Path]:
 
 def from_folders(src, bgr, output_dir) -> Tuple[List[Item], List[Problem]]:
     """--src DIR --bgr DIR (paired by relative path, any media suffix) or --bgr FILE (one for all)."""
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.media.errors import MediaError
     src, bgr = Path(src), Path(bgr)
     if not src.exists():
         raise MediaError(f"--src {src}: no such file or folder")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-from scripts.media.errors import warn
+from bgmv2.scripts.media.errors import warn
 
 LEDGER_NAME = "batch-ledger.jsonl"
 

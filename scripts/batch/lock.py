@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from scripts.media.errors import MediaError, warn
+from bgmv2.scripts.media.errors import MediaError, warn
 
 LOCK_NAME = ".bgmv2-batch.lock"
 YOUNG = 10.0  # seconds: an unreadable lock this young may be one being written right now

@@ -31,12 +31,12 @@ def item_args(args: argparse.Namespace, src, bgr, output_dir, types) -> argparse
 
 
 def image_outputs(args, output_dir, types) -> Dict[str, Path]:
-    from scripts.media.outputs import picture_suffix
+    from bgmv2.scripts.media.outputs import picture_suffix
     return {t: Path(output_dir) / f"{t}{picture_suffix(t, args.image_format)}" for t in types}
 
 
 def video_outputs(args, output_dir, types) -> Dict[str, Path]:
-    from scripts.cmd_video import output_paths
+    from bgmv2.scripts.cmd_video import output_paths
     return output_paths(item_args(args, "", "", output_dir, types))
 
 
@@ -59,7 +59,7 @@ def maybe_crash(name: str) -> None:
 
 
 def error_text(error: BaseException) -> str:
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.media.errors import MediaError
     if isinstance(error, MediaError):
         return str(error)
     return f"{type(error).__name__}: {error}".splitlines()[0]
@@ -69,12 +69,12 @@ class Matter:
     """One model on one worker; mattes pictures and video segments for the batch."""
 
     def __init__(self, args: argparse.Namespace):
-        from scripts.media.app import passive_openmp
+        from bgmv2.scripts.media.app import passive_openmp
         passive_openmp()
-        from scripts.allocator import keep_freed_memory
+        from bgmv2.scripts.allocator import keep_freed_memory
         keep_freed_memory()
-        from scripts.media.composite import parse_colour
-        from scripts.media.runner import load_runner
+        from bgmv2.scripts.media.composite import parse_colour
+        from bgmv2.scripts.media.runner import load_runner
         self.args = args
         self.runner = load_runner(args, announce=False)
         self.cpu = self.runner.device.type == "cpu"
@@ -86,12 +86,12 @@ class Matter:
         return f"{self.runner.description} on {self.runner.device}"
 
     def aligner(self):
-        from scripts.media.align import Aligner
+        from bgmv2.scripts.media.align import Aligner
         return Aligner(self.args.align_method) if self.args.align else None
 
     # -- pictures -----------------------------------------------------------------------------
     def com_picture(self):
-        from scripts.media import decode
+        from bgmv2.scripts.media import decode
         if self._com_picture is None:
             self._com_picture = decode.open_background(self.args.com_bg, "--com-bg", allow_video=False)
         return self._com_picture
@@ -112,10 +112,10 @@ class Matter:
         return results
 
     def image(self, item: dict) -> None:
-        from scripts.media import decode
-        from scripts.media.composite import Renderer
-        from scripts.media.encode import write_image
-        from scripts.media.matting import Job, Stages, check_output_types
+        from bgmv2.scripts.media import decode
+        from bgmv2.scripts.media.composite import Renderer
+        from bgmv2.scripts.media.encode import write_image
+        from bgmv2.scripts.media.matting import Job, Stages, check_output_types
         outputs = {t: Path(p) for t, p in item["outputs"].items()}
         check_output_types(list(outputs), self.runner)
         src = decode.read_image(item["src"], "src")
@@ -153,11 +153,11 @@ class Matter:
         return result
 
     def _segment(self, task: dict) -> dict:
-        from scripts.cmd_video import make_jobs, open_inputs
-        from scripts.media.composite import Renderer
-        from scripts.media.matting import Stages, check_output_types
-        from scripts.media.encode import remove, temporary_name
-        from scripts.media.pipeline import Pipeline
+        from bgmv2.scripts.cmd_video import make_jobs, open_inputs
+        from bgmv2.scripts.media.composite import Renderer
+        from bgmv2.scripts.media.matting import Stages, check_output_types
+        from bgmv2.scripts.media.encode import remove, temporary_name
+        from bgmv2.scripts.media.pipeline import Pipeline
         types = list(task["types"])
         check_output_types(types, self.runner)
         args = item_args(self.args, task["src"], task["bgr"], task["folder"], types)
@@ -210,8 +210,8 @@ def join_video(args: argparse.Namespace, outputs: Dict[str, Path], segments: Lis
     (Ctrl-C in the driver) aborts them. Returns the frame count.
     """
     from fractions import Fraction
-    from scripts.cmd_video import open_writers
-    from scripts.media.errors import MediaError
+    from bgmv2.scripts.cmd_video import open_writers
+    from bgmv2.scripts.media.errors import MediaError
     first = segments[0]
     width, height = first["size"]
     fps = Fraction(*first["fps"])

@@ -1,6 +1,6 @@
 """The `fast` backend: the fastest way to run a PyTorch model on this device that gives eager's matte.
 
-    from scripts.fast import fast_runner
+    from bgmv2.scripts.fast import fast_runner
     runner = fast_runner("weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors", device="cpu")
     outputs = runner(runner.prepare(frame), runner.prepare(background))   # {"pha", "fgr", "err", "ref"}
 
@@ -72,11 +72,11 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
     `precision`: None lets the fast path choose (fp16 on CUDA; bf16 on CPUs with native bf16, else
     fp32); `fp16`/`bf16`/`fp32` restrict it. `knobs`: model options (backbone_scale, refine_mode, ...)
     when `model` is a file. `candidates`: replaces the device's list (tests, experiments).
-    Raises `scripts.media.errors.MediaError` for a device, precision or file the fast path cannot take.
+    Raises `bgmv2.scripts.media.errors.MediaError` for a device, precision or file the fast path cannot take.
     """
     import os
-    from scripts.media.errors import MediaError
-    from scripts.media.runner import eager_runner, resolve_device, detect_format
+    from bgmv2.scripts.media.errors import MediaError
+    from bgmv2.scripts.media.runner import eager_runner, resolve_device, detect_format
     from . import candidates as cands
     from .cache import file_sha256, model_id
     from .runner import FastRunner, say
@@ -98,8 +98,12 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
     else:
         source = str(model)
         if not os.path.exists(source):
-            from pytorch_impl.checkpoint import zoo_path
-            source = zoo_path(source)
+            from bgmv2.converters import ConversionError
+            from bgmv2.converters.resolve import resolve_model
+            try:
+                source = resolve_model(source)
+            except ConversionError as error:
+                raise MediaError(str(error)) from None
         fmt = detect_format(source)
         if fmt not in ("pth", "safetensors"):
             raise MediaError(f"{source} is a {fmt} file; the fast path takes PyTorch weights (.pth, .safetensors), "
@@ -124,6 +128,6 @@ def fast_runner(model: Union[str, torch.nn.Module], device: Union[str, torch.dev
 
 
 def from_args(path: str, kind, backbone, knobs, device: torch.device, precision: str):
-    """For `scripts.media.runner.load_runner`: --precision fp32 (the default) lets the fast path choose."""
+    """For `bgmv2.scripts.media.runner.load_runner`: --precision fp32 (the default) lets the fast path choose."""
     return fast_runner(path, device, None if precision == "fp32" else precision, knobs=knobs, kind=kind,
                        backbone=backbone)

@@ -89,7 +89,7 @@ def cpu_compiled(model: torch.nn.Module, precision: str) -> Candidate:
 def openvino_bf16_unsupported() -> Optional[str]:
     """Why OpenVINO's CPU plugin cannot compute in bf16 here (None where it can): the OpenVINO format's
     own check."""
-    from converters.openvino_format import check_precision
+    from bgmv2.converters.openvino_format import check_precision
     try:
         check_precision("bf16")
     except Exception as error:  # noqa: BLE001 - no bf16, or a plugin that cannot start: no bf16 candidate
@@ -144,7 +144,7 @@ def onnx_runtime(source: str, knobs: Dict[str, object], model_id: str) -> Candid
     """ONNX Runtime on the model exported from `source` (the weights file) with `knobs`."""
     def build() -> Run:
         import numpy as np
-        import converters
+        from bgmv2 import converters
         path = onnx_path(model_id)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Is a fast candidate's matte the eager model's matte? Compared on the same frames, before use.
 
 Two measures must both pass:
-- `converters.compare` at the candidate's precision (the conversion checks' rule: mean |d alpha|,
+- `bgmv2.converters.compare` at the candidate's precision (the conversion checks' rule: mean |d alpha|,
   share of pixels off by more than 0.05, share of refined cells that agree; bf16 and fp16 use the
   fp16 limits);
 - what a person would see: at most 0.5% of the 8-bit alpha values (round(alpha * 255)) may differ
@@ -43,7 +43,7 @@ def eight_bit_share(a: np.ndarray, b: np.ndarray, levels: int = LEVELS) -> float
 def check(reference: Sequence[torch.Tensor], candidate: Sequence[torch.Tensor], precision: str,
           label: str) -> Verdict:
     """Compare a candidate's outputs with eager's (both the model's output tuple)."""
-    from converters.compare import compare
+    from bgmv2.converters.compare import compare
     ref, cand = numpy_outputs(reference), numpy_outputs(candidate)
     rule = "fp32" if precision == "fp32" else "fp16"
     comparison = compare(ref, cand, rule, label)

@@ -163,8 +163,8 @@ class LeanMatting(nn.Module):
         self.refiner = LeanRefiner(refiner) if refiner is not None else None
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor):
-        from pytorch_impl.inputs import check_pair
-        from pytorch_impl.model import base_outputs, coarse_outputs, refined_outputs
+        from bgmv2.pytorch_impl.inputs import check_pair
+        from bgmv2.pytorch_impl.model import base_outputs, coarse_outputs, refined_outputs
         model = self.model
         if self.refiner is None:
             check_pair(src, bgr, model.decoder.conv4.weight)

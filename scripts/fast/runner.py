@@ -40,7 +40,7 @@ def named(out: Sequence[torch.Tensor], height: int, width: int) -> Dict[str, tor
 
 
 def say(text: str) -> None:
-    from scripts.media.errors import warn
+    from bgmv2.scripts.media.errors import warn
     if text.startswith("warning: "):
         warn(text[len("warning: "):])
     else:
@@ -71,7 +71,7 @@ class FastRunner:
                  model_id: str, precision: Optional[str] = None, cache: Optional[ChoiceCache] = None,
                  check_frames: int = 2, log: Callable[[str], None] = say, description: str = "",
                  timed_calls: int = TIMED_CALLS, why_none: str = "no faster way to run this model here"):
-        from pytorch_impl import MattingBase, MattingRefine
+        from bgmv2.pytorch_impl import MattingBase, MattingRefine
         self.model, self.device, self.dtype = model, device, torch.float32
         self.candidates, self.model_id, self.precision = list(candidates), model_id, precision
         self.cache = cache if cache is not None else ChoiceCache()

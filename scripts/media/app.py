@@ -4,7 +4,7 @@ from typing import Callable
 
 from .errors import MediaError
 
-from scripts.exits import EXIT_ERROR, EXIT_INTERRUPTED, interrupted_message, interrupted_status  # noqa: F401
+from bgmv2.scripts.exits import EXIT_ERROR, EXIT_INTERRUPTED, interrupted_message, interrupted_status  # noqa: F401
 # optional packages the apps import when they need them -> the extra that installs them
 EXTRA_OF_MODULE = {"cv2": "video", "av": "video", "PIL": "video", "tqdm": "video", "onnx": "onnx",
                    "onnxruntime": "onnx", "tensorflow": "tf-cpu", "keras": "tf-cpu"}
@@ -27,7 +27,7 @@ def passive_openmp() -> None:
 def run_app(main: Callable, args) -> int:
     """Run `main(args)`; a MediaError prints `error: ...` (status 1), Ctrl-C prints what was kept (130;
     SIGTERM 143)."""
-    from scripts.allocator import keep_freed_memory
+    from bgmv2.scripts.allocator import keep_freed_memory
     passive_openmp()
     keep_freed_memory()
     try:

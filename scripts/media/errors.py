@@ -13,7 +13,7 @@ class DiskError(MediaError):
 def disk_error(error: OSError, path) -> MediaError:
     """An OSError met while writing `path`, as a one-line error with the fix."""
     import errno
-    from scripts.exits import ERRNO_ADVICE
+    from bgmv2.scripts.exits import ERRNO_ADVICE
     advice = ERRNO_ADVICE.get(error.errno, error.strerror or str(error))
     fatal = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
     return (DiskError if fatal else MediaError)(f"{path}: cannot write: {advice}")

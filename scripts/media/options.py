@@ -7,8 +7,8 @@ meaning "the model's own default" (e.g. `refine_threshold` 0.1, not upstream scr
 """
 import argparse
 
-from scripts.arg_types import int_at_least, int_in, size_type
-from scripts.knob_options import knob_type
+from bgmv2.scripts.arg_types import int_at_least, int_in, size_type
+from bgmv2.scripts.knob_options import knob_type
 
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
 BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
@@ -71,7 +71,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def model_knobs(args: argparse.Namespace) -> dict:
     """The knobs the user set (preset first, explicit values over it), checked by the one knob rule
     (scripts.knob_options.check_knob_values; a MediaError names the bad one); absent ones keep the model's."""
-    from scripts.knob_options import check_knob_values
+    from bgmv2.scripts.knob_options import check_knob_values
     from .errors import MediaError
     knobs = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
     for name in KNOBS:

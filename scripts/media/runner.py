@@ -127,7 +127,7 @@ class ArrayRunner:
 
 
 def _is_base(model) -> bool:
-    from pytorch_impl import MattingBase, MattingRefine
+    from bgmv2.pytorch_impl import MattingBase, MattingRefine
     if isinstance(model, torch.jit.ScriptModule):
         return not (hasattr(model, "refine_mode") or hasattr(model, "refiner") or hasattr(model, "model"))
     return isinstance(model, MattingBase) and not isinstance(model, MattingRefine)
@@ -135,18 +135,12 @@ def _is_base(model) -> bool:
 
 def shipped_model_path() -> str:
     """The shipped default model's file, or a MediaError that says it is missing and what to do."""
-    import weights
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.resolve import shipped_model
     try:
-        entry = weights.load_registry().default("mobilenetv2", "refine")
-    except weights.ZooError as error:
+        return shipped_model()
+    except ConversionError as error:
         raise MediaError(str(error)) from None
-    path = entry.shipped_path
-    if path is None or not path.exists():
-        raise MediaError(
-            f"the shipped model ({entry.name}, {entry.file}) is not in this install yet. Pass --model with a weights "
-            "file or a zoo name, e.g. --model pytorch-mobilenetv2 (downloads the official weights; "
-            "`bgmv2 weights list` shows all).")
-    return str(path)
 
 
 TORCH_FORMATS = ("pth", "safetensors", "torchscript")
@@ -157,8 +151,8 @@ BACKEND_FORMATS = {"torch": TORCH_FORMATS, "onnxruntime": ("onnx",), "tensorflow
 
 def detect_format(path: str) -> str:
     """The converters' format name of a model file, from its content."""
-    from converters import ConversionError
-    from converters import detect
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters import detect
     try:
         return detect(path)
     except ConversionError as error:
@@ -167,18 +161,14 @@ def detect_format(path: str) -> str:
 
 def model_path(args: argparse.Namespace) -> str:
     """The file --model names: a path, a zoo name (its cached file), or the shipped model when absent."""
-    from pytorch_impl import CheckpointError
-    source = args.model or shipped_model_path()
-    if os.path.exists(source):
-        return source
-    from pytorch_impl.checkpoint import zoo_path
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.resolve import resolve_model
+    if not args.model:
+        return shipped_model_path()
     try:
-        path = zoo_path(source)
-    except CheckpointError as error:
-        raise MediaError(str(error)) from None
-    if not os.path.exists(path):
-        raise MediaError(f"--model {source}: no such file, and not a zoo name (`bgmv2 weights list`)")
-    return path
+        return resolve_model(args.model)
+    except ConversionError as error:
+        raise MediaError(f"--model {error}") from None
 
 
 def load_runner(args: argparse.Namespace, announce: bool = True):
@@ -188,7 +178,7 @@ def load_runner(args: argparse.Namespace, announce: bool = True):
     (ONNX, torch.export .pt2, Keras weights, SavedModel), or any file with --backend converters, runs
     through the converters package's runtime adapters.
     """
-    from pytorch_impl import CheckpointError
+    from bgmv2.pytorch_impl import CheckpointError
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
@@ -205,7 +195,7 @@ def load_runner(args: argparse.Namespace, announce: bool = True):
                          f"or convert the file (`bgmv2 convert`)")
     try:
         if backend == "fast":
-            from scripts.fast import from_args
+            from bgmv2.scripts.fast import from_args
             runner = from_args(path, kind, args.backbone, knobs, device, getattr(args, "precision", "fp32"))
         elif fmt in ("pth", "safetensors") and backend in ("auto", "torch"):
             runner = eager_runner(path, kind, args.backbone, knobs, device, dtype)
@@ -222,7 +212,7 @@ def load_runner(args: argparse.Namespace, announce: bool = True):
 
 
 def eager_runner(path, kind, backbone, knobs, device, dtype) -> TorchRunner:
-    from pytorch_impl import load_model
+    from bgmv2.pytorch_impl import load_model
     try:
         model = load_model(path, kind=kind, backbone=backbone, device=device, dtype=dtype, **knobs)
     except ValueError as error:  # a knob out of range (backbone_scale, ...)
@@ -239,9 +229,9 @@ def eager_runner(path, kind, backbone, knobs, device, dtype) -> TorchRunner:
 
 
 def torchscript_runner(path, knobs, device, dtype) -> TorchRunner:
-    from pytorch_impl import load_torchscript
-    from converters import ConversionError
-    from converters.api import check_knobs
+    from bgmv2.pytorch_impl import load_torchscript
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.api import check_knobs
     model = load_torchscript(path, map_location=device)
     kernel = knobs.get("refine_kernel_size")
     if kernel is not None and hasattr(model, "model") and hasattr(model.model, "refiner") and \
@@ -263,7 +253,7 @@ def torchscript_runner(path, knobs, device, dtype) -> TorchRunner:
 
 def converters_runner(path, fmt, kind, knobs, device, dtype) -> "ArrayRunner":
     """Any format through `converters.load` (float32 NCHW numpy in and out, on the CPU except ONNX on CUDA)."""
-    import converters
+    from bgmv2 import converters
     if kind == "base":
         raise MediaError(f"--model-type base needs a PyTorch file; {path} is {fmt} (its kind was fixed when written)")
     knobs = {k: v for k, v in knobs.items() if k != "refine_kernel_size"}

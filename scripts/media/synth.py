@@ -17,7 +17,7 @@ def to_uint8(x) -> np.ndarray:
 
 def synthetic_pair(height: int, width: int, seed: int = 0) -> Dict[str, np.ndarray]:
     """One sample of `SyntheticMattingSet` as uint8 pictures: src, bgr (RGB), pha (grey), fgr (RGB)."""
-    from scripts.training.synthetic import SyntheticMattingSet
+    from bgmv2.data.synthetic import SyntheticMattingSet
     sample = SyntheticMattingSet(1, height, width, seed=seed)[0]
     return {name: to_uint8(value) for name, value in sample.items()}
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .augment import background_shot, cast_shadow, sensor_noise, uniform
+from bgmv2.data.background_shot import background_shot, cast_shadow, sensor_noise, uniform
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 

@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from parity_tests.metrics import matting_metrics
-from pytorch_impl import MattingBase, MattingRefine, load_model
+from bgmv2.parity_tests.metrics import matting_metrics
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, load_model
 from .folders import FolderMattingSet
 from .losses import base_loss, refine_loss
-from .synthetic import SyntheticMattingSet
+from bgmv2.data.synthetic import SyntheticMattingSet
 
 VALIDATION_SEED_OFFSET = 1_000  # held-out samples come from seeds training never uses
 BASELINE_THRESHOLDS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -194,7 +194,7 @@ def train(config: TrainConfig, log=print) -> Dict:
 
 def export_weights(checkpoint: str, destination: str, precision: str = "fp16", metadata: Optional[Dict] = None) -> None:
     """The model of a training checkpoint as an official-layout safetensors file (fp16 or fp32)."""
-    from pytorch_impl import save_state_dict
+    from bgmv2.pytorch_impl import save_state_dict
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
     dtype = {"fp16": torch.float16, "fp32": torch.float32}[precision]
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}

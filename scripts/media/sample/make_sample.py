@@ -1,6 +1,6 @@
 """Generate the bundled sample (src.jpg, bgr.jpg) that `bgmv2 demo` and the notebook matte.
 
-    python -m scripts.media.sample.make_sample
+    python -m bgmv2.scripts.media.sample.make_sample
 
 A synthetic pair from the project's own generator (scripts/training/synthetic.py, seed 0, 360x640):
 a subject with soft edges and hair-like strands over a photograph from scikit-image's bundled data,
@@ -15,8 +15,8 @@ SEED = 0
 
 
 def main() -> None:
-    from scripts.media.encode import write_image
-    from scripts.media.synth import synthetic_pair
+    from bgmv2.scripts.media.encode import write_image
+    from bgmv2.scripts.media.synth import synthetic_pair
     pair = synthetic_pair(*SIZE, seed=SEED)
     for name in ("src", "bgr"):
         write_image(HERE / f"{name}.jpg", pair[name])

@@ -2,7 +2,7 @@
 ONNX export uses upstream's cell selection (see `parity_tests/upstream.py`)."""
 import pytest
 
-from parity_tests.conftest import SHIPPED
+from .conftest import SHIPPED
 
 
 @pytest.mark.onnx
@@ -24,7 +24,7 @@ def test_legacy_onnx_files(label, opset, scatters, matrix):
 
 
 def test_production_torchscript_records_knobs_in_attributes(matrix):
-    from parity_tests.candidates import recorded_knobs
+    from bgmv2.parity_tests.candidates import recorded_knobs
     builder, _ = matrix.side("mobilenetv2")
     path = builder.path("torchscript-upstream")
     knobs, where = recorded_knobs(path, "torchscript", {})
@@ -39,11 +39,11 @@ def test_our_selection_exports_to_legacy_opsets_too(tmp_path):
     the one with upstream's selection swapped in. (The older cumsum tie-break became CumSum(bool),
     which ONNX does not define.)"""
     pytest.importorskip("onnxruntime")
-    import converters
-    import pytorch_impl
-    from parity_tests.matrix import trace_example
-    from parity_tests.upstream import write_legacy_onnx
-    from parity_tests.probes import synthetic_probe
+    from bgmv2 import converters
+    from bgmv2 import pytorch_impl
+    from bgmv2.parity_tests.matrix import trace_example
+    from bgmv2.parity_tests.upstream import write_legacy_onnx
+    from bgmv2.parity_tests.probes import synthetic_probe
     model = pytorch_impl.load_model(SHIPPED, refine_sample_pixels=4272)
     ours, upstreams = str(tmp_path / "ours.onnx"), str(tmp_path / "upstream.onnx")
     write_legacy_onnx(model, ours, trace_example({}), opset=12, upstream_selection=False)

@@ -3,22 +3,22 @@
 The broader set (more layers and strengths, another backbone) is in the slow tier."""
 import pytest
 
-from parity_tests.conftest import SHIPPED
-from parity_tests.planted import default_set, slow_set
+from .conftest import SHIPPED
+from bgmv2.parity_tests.planted import default_set, slow_set
 
 SIZES = ((128, 128, 2, 5), (96, 128, 1, 21))  # synthetic probes whose subjects fill enough cells
 
 
 @pytest.fixture(scope="module")
 def setup():
-    from parity_tests.candidates import Reference
-    from parity_tests.matrix import default_knobs
-    from parity_tests.probes import default_probes
+    from bgmv2.parity_tests.candidates import Reference
+    from bgmv2.parity_tests.matrix import default_knobs
+    from bgmv2.parity_tests.probes import default_probes
     return Reference(SHIPPED), default_probes(SIZES), default_knobs(96, 128)
 
 
 def check(setup, planted):
-    from parity_tests.engine import check_candidate
+    from bgmv2.parity_tests.engine import check_candidate
     reference, probes, knobs = setup
     used = dict(knobs, **(planted.knobs or {}))
     candidate = planted.make(reference.spec, used)
@@ -48,8 +48,8 @@ def test_knob_diagnosis_names_the_value(setup):
 
 def test_the_same_model_passes_and_weights_already_fp16_are_not_a_bug(setup):
     """The shipped weights are stored in fp16: rounding them to fp16 again changes nothing and passes."""
-    from parity_tests.planted import build, rounded_weights, torch_candidate
-    from parity_tests.engine import check_candidate
+    from bgmv2.parity_tests.planted import build, rounded_weights, torch_candidate
+    from bgmv2.parity_tests.engine import check_candidate
     reference, probes, knobs = setup
     for candidate in (torch_candidate("same", build(reference.spec, knobs)),
                       rounded_weights("fp16")(reference.spec, knobs)):
@@ -59,7 +59,7 @@ def test_the_same_model_passes_and_weights_already_fp16_are_not_a_bug(setup):
 
 def test_limits_follow_the_measured_noise(setup):
     """The fp32 limits are factor x the reference's float32-vs-float64 error (+ floor), per output."""
-    from parity_tests.tolerances import RULES
+    from bgmv2.parity_tests.tolerances import RULES
     reference, probes, knobs = setup
     noise = reference.noise(knobs, probes, "fp32")
     limits = RULES["fp32"].limits(noise)
@@ -75,9 +75,9 @@ def test_limits_follow_the_measured_noise(setup):
 @pytest.fixture(scope="module")
 def legacy_onnx(tmp_path_factory):
     pytest.importorskip("onnxruntime")
-    import pytorch_impl
-    from parity_tests.upstream import write_legacy_onnx
-    from parity_tests.probes import synthetic_probe
+    from bgmv2 import pytorch_impl
+    from bgmv2.parity_tests.upstream import write_legacy_onnx
+    from bgmv2.parity_tests.probes import synthetic_probe
     import torch
     path = str(tmp_path_factory.mktemp("legacy") / "legacy.onnx")
     model = pytorch_impl.load_model(SHIPPED, refine_sample_pixels=16 * 300)
@@ -109,8 +109,8 @@ def align_corners(graph):
 
 
 def run(path, knobs=None, sizes=SIZES):
-    from parity_tests.engine import CandidateRequest, run_parity
-    from parity_tests.probes import default_probes
+    from bgmv2.parity_tests.engine import CandidateRequest, run_parity
+    from bgmv2.parity_tests.probes import default_probes
     return run_parity(SHIPPED, [CandidateRequest(path)], default_probes(sizes), knobs or {}, repeat=0).cases[0]
 
 
@@ -124,8 +124,8 @@ def test_upstream_onnx_knobs_are_read_from_the_graph(legacy_onnx):
 
 @pytest.mark.onnx
 def test_too_small_builtin_probes_are_enlarged_and_user_sizes_refused(legacy_onnx):
-    from parity_tests.engine import CandidateRequest, run_parity
-    from parity_tests.probes import synthetic_probe
+    from bgmv2.parity_tests.engine import CandidateRequest, run_parity
+    from bgmv2.parity_tests.probes import synthetic_probe
     case = run(legacy_onnx, sizes=((32, 48, 1, 5),))  # 96 cells < k = 300
     assert case.ok and any("checked at" in note for note in case.notes), case.notes
     mine = synthetic_probe(32, 48, 1, seed=5, builtin=False)

@@ -4,10 +4,10 @@ The CPU-runnable parts run everywhere; the GPU checks are marked `cuda` (scripts
 import numpy as np
 import pytest
 
-from parity_tests.conftest import SHIPPED
+from .conftest import SHIPPED
 
 def cuda_reason():
-    from parity_tests.candidates import cuda_unavailable
+    from bgmv2.parity_tests.candidates import cuda_unavailable
     return cuda_unavailable("torch")
 
 
@@ -16,7 +16,7 @@ SMALL = dict(refine_mode="sampling", backbone_scale=0.25, refine_sample_pixels=1
 
 @pytest.fixture(scope="module")
 def pt2_file(tmp_path_factory):
-    from parity_tests.matrix import quiet_convert
+    from bgmv2.parity_tests.matrix import quiet_convert
     path = str(tmp_path_factory.mktemp("pt2") / "m.pt2")
     quiet_convert(SHIPPED, path, knobs=SMALL)
     return path
@@ -25,10 +25,10 @@ def pt2_file(tmp_path_factory):
 @pytest.mark.slow
 def test_pt2_module_moved_by_the_program_pass_matches(pt2_file):
     """The device pass leaves a CPU program's results unchanged (the path taken for CUDA)."""
-    import converters
+    from bgmv2 import converters
     import torch
-    from parity_tests.candidates import pt2_module
-    from parity_tests.probes import synthetic_probe
+    from bgmv2.parity_tests.candidates import pt2_module
+    from bgmv2.parity_tests.probes import synthetic_probe
     probe = synthetic_probe(96, 128, 1, seed=3)
     module = pt2_module(pt2_file, "cpu")
     with torch.inference_mode():
@@ -38,16 +38,16 @@ def test_pt2_module_moved_by_the_program_pass_matches(pt2_file):
 
 
 def test_cpu_reports_say_tf32_is_not_used():
-    from parity_tests.candidates import tf32_setting
+    from bgmv2.parity_tests.candidates import tf32_setting
     assert tf32_setting("cpu") == "not used (CPU)"
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(cuda_reason() is not None, reason=str(cuda_reason()))
 def test_pt2_and_torchscript_pass_on_cuda_with_tf32_off(pt2_file, tmp_path):
-    from parity_tests.engine import CandidateRequest, run_parity
-    from parity_tests.matrix import quiet_convert
-    from parity_tests.probes import synthetic_probe
+    from bgmv2.parity_tests.engine import CandidateRequest, run_parity
+    from bgmv2.parity_tests.matrix import quiet_convert
+    from bgmv2.parity_tests.probes import synthetic_probe
     script = str(tmp_path / "m.pt")
     quiet_convert(SHIPPED, script, knobs=SMALL)
     probes = [synthetic_probe(96, 128, 2, seed=4)]

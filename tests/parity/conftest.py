@@ -27,13 +27,13 @@ def quiet_frameworks():
 
 @pytest.fixture(scope="session")
 def probes():
-    from parity_tests.probes import default_probes
+    from bgmv2.parity_tests.probes import default_probes
     return default_probes()
 
 
 @pytest.fixture(scope="session")
 def matrix_knobs():
-    from parity_tests.matrix import default_knobs
+    from bgmv2.parity_tests.matrix import default_knobs
     return default_knobs()
 
 
@@ -47,13 +47,13 @@ class Matrix:
     def source(self, backbone: str) -> str:
         if backbone == "mobilenetv2":
             return SHIPPED
-        from parity_tests.calibrated import write_calibrated
+        from bgmv2.parity_tests.calibrated import write_calibrated
         return write_calibrated(backbone, self.folder)
 
     def side(self, backbone: str):
         if backbone not in self.sides:
-            from parity_tests.candidates import Reference
-            from parity_tests.matrix import Builder
+            from bgmv2.parity_tests.candidates import Reference
+            from bgmv2.parity_tests.matrix import Builder
             source = self.source(backbone)
             workers = int(os.environ.get("BGMV2_PARITY_WORKERS", "2"))
             if backbone == "resnet101":
@@ -77,8 +77,8 @@ def matrix(tmp_path_factory, matrix_knobs):
 
 def pytest_collection_finish(session):
     """Note which matrix files the selected cases need, so they are built in parallel from the start."""
-    from parity_tests.candidates import cuda_unavailable
-    from parity_tests.matrix import missing_modules
+    from bgmv2.parity_tests.candidates import cuda_unavailable
+    from bgmv2.parity_tests.matrix import missing_modules
     runnable = {}
     for item in session.items:
         spec = getattr(item, "callspec", None)
@@ -100,8 +100,8 @@ def pytest_collection_finish(session):
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
-    from parity_tests.engine import Report
-    from parity_tests.report import text_table
+    from bgmv2.parity_tests.engine import Report
+    from bgmv2.parity_tests.report import text_table
     report = Report({}, [], "cpu", {}, cases=list(RESULTS))
     terminalreporter.section("parity matrix (this session)")
     terminalreporter.write_line(text_table(report))

@@ -1,9 +1,9 @@
 """Small pieces of the parity engine: timing records, sizes a fixed-k file needs, round thresholds."""
 import numpy as np
 
-from parity_tests.diagnosis import round_value
-from parity_tests.inferred import size_with_cells
-from parity_tests.probes import Probe
+from bgmv2.parity_tests.diagnosis import round_value
+from bgmv2.parity_tests.inferred import size_with_cells
+from bgmv2.parity_tests.probes import Probe
 
 
 def probe(height=8, width=8, batch=2):
@@ -12,7 +12,7 @@ def probe(height=8, width=8, batch=2):
 
 
 def test_timing_is_warmed_up_median_and_flags_a_busy_machine(monkeypatch):
-    from parity_tests import engine
+    from bgmv2.parity_tests import engine
     calls = []
     monkeypatch.setattr(engine, "load_average", lambda: 100.0 * (engine.os.cpu_count() or 1))
     timing = engine.timing_of(lambda src, bgr: calls.append(1), probe(), repeat=3)
@@ -38,8 +38,8 @@ def test_round_value_picks_the_threshold_a_person_typed():
 
 
 def test_timing_note_summarises_busy_runs():
-    from parity_tests.engine import CaseResult, Report
-    from parity_tests.report import timing_note
+    from bgmv2.parity_tests.engine import CaseResult, Report
+    from bgmv2.parity_tests.report import timing_note
     busy = [{"indicative": True, "load_average": load, "cores": 2, "min_ms": 10.0, "max_ms": 30.0}
             for load in (11.1, 13.7)]
     cases = [CaseResult("a", "a", timing=busy[0]), CaseResult("b", "b", timing=busy[1]), CaseResult("c", "c")]

@@ -1,7 +1,7 @@
 """A pytest plugin that prints each failure's reason the moment it happens (and appends it to
 $BGMV2_FAILURE_LOG), so a run cut short on a borrowed GPU still says what broke.
 
-    python -m pytest -p parity_tests.failure_log ...
+    python -m pytest -p tests.failure_log ...
 """
 import os
 

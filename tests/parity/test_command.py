@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from parity_tests.conftest import SHIPPED
-from scripts.cli import main
+from .conftest import SHIPPED
+from bgmv2.scripts.cli import main
 
 SMALL = ["--size", "96x128", "--batch", "2", "--refine-sample-pixels", "1024", "--repeat", "1"]
 
@@ -16,10 +16,10 @@ SMALL = ["--size", "96x128", "--batch", "2", "--refine-sample-pixels", "1024", "
 def files(tmp_path_factory):
     """Good and broken candidates made from the shipped weights, and a picture pair."""
     import torch
-    import pytorch_impl
-    from parity_tests.matrix import quiet_convert
-    from parity_tests.probes import synthetic_probe
-    from parity_tests.upstream import write_torchscript_production
+    from bgmv2 import pytorch_impl
+    from bgmv2.parity_tests.matrix import quiet_convert
+    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.parity_tests.upstream import write_torchscript_production
     folder = tmp_path_factory.mktemp("parity-command")
     made = {"good": str(folder / "good.pth"), "broken": str(folder / "broken.pth"),
             "upstream": str(folder / "torchscript_mobilenetv2_fp32.pth")}
@@ -87,9 +87,9 @@ def test_reads_the_threshold_of_an_upstream_onnx_file_and_fails_a_contradicting_
     says so and it passes; checked with --refine-threshold 0.1 the refined cells differ away from the
     boundary, it fails, and the diagnosis names the threshold the file has."""
     pytest.importorskip("onnxruntime")
-    import pytorch_impl
-    from parity_tests.matrix import trace_example
-    from parity_tests.upstream import write_legacy_onnx
+    from bgmv2 import pytorch_impl
+    from bgmv2.parity_tests.matrix import trace_example
+    from bgmv2.parity_tests.upstream import write_legacy_onnx
     path = str(tmp_path / "legacy_thresholding.onnx")
     model = pytorch_impl.load_model(SHIPPED, refine_mode="thresholding", refine_threshold=0.05)
     write_legacy_onnx(model, path, trace_example({}), opset=11)
@@ -120,7 +120,7 @@ def test_zoo_entry(tmp_path, capsys):
 
 
 def test_cuda_without_a_gpu_is_an_error_with_the_reason(files, tmp_path, capsys):
-    from parity_tests.candidates import cuda_unavailable
+    from bgmv2.parity_tests.candidates import cuda_unavailable
     reason = cuda_unavailable("torch")
     if reason is None:
         pytest.skip("a CUDA GPU is present")
@@ -147,7 +147,7 @@ def test_errors_say_what_to_do(argv, message, tmp_path, capsys):
 
 def test_zoo_entry_that_cannot_be_fetched_is_an_error(tmp_path, monkeypatch, capsys):
     """An official entry, offline: the zoo's message (mirror, --from), no traceback, exit 1."""
-    import weights
+    from bgmv2 import weights
     monkeypatch.setenv("BGMV2_HOME", str(tmp_path / "cache"))
 
     def offline(name, *args, **kwargs):
@@ -162,7 +162,7 @@ def test_zoo_entry_that_cannot_be_fetched_is_an_error(tmp_path, monkeypatch, cap
 def test_sigterm_is_one_line_and_writes_no_report(tmp_path, monkeypatch, capsys):
     """SIGTERM mid-run: exit 143 (Ctrl-C: 130), one line, no report and no temporary left."""
     import signal
-    from scripts import cmd_parity
+    from bgmv2.scripts import cmd_parity
 
     def killed(args):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -176,7 +176,7 @@ def test_sigterm_is_one_line_and_writes_no_report(tmp_path, monkeypatch, capsys)
 
 
 def test_an_interrupted_report_write_leaves_nothing(tmp_path):
-    from parity_tests.report import write_atomic
+    from bgmv2.parity_tests.report import write_atomic
 
     def interrupted(temporary):
         with open(temporary, "w") as f:
@@ -202,7 +202,7 @@ def test_a_candidate_that_cannot_run_is_an_error_row(files, tmp_path, capsys):
 def test_planted_bugs_in_the_report(files, tmp_path, capsys, monkeypatch):
     """--planted checks the planted-bug set too: all caught, each with its diagnosis, in every report
     (two of the set here; parity_tests/test_planted.py checks every one)."""
-    from parity_tests import planted
+    from bgmv2.parity_tests import planted
     chosen = [p for p in planted.default_set() if p.name in ("channel-order", "layout")]
     monkeypatch.setattr(planted, "default_set", lambda: chosen)
     out = str(tmp_path / "planted")
