@@ -158,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from bgmv2.scripts.allocator import keep_freed_memory
     keep_freed_memory()
     from bgmv2 import converters
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     work = Path(args.work or tempfile.mkdtemp(prefix="bgmv2-deploy-"))
     work.mkdir(parents=True, exist_ok=True)

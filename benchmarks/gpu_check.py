@@ -36,14 +36,14 @@ def log(text: str = "") -> None:
         (OUT / "gpu_check.md").write_text("\n".join(LINES) + "\n")
 
 
-def fps(runner, src, bgr, size, calls: int, blocks: int = 5) -> float:
+def fps(runner, src, bgr, calls: int, blocks: int = 5) -> float:
     """Frames per second: median over `blocks` timed blocks of `calls` calls (CUDA synchronised)."""
     per_block = []
     for _ in range(blocks):
         torch.cuda.synchronize()
         start = time.perf_counter()
         for _ in range(calls):
-            runner(src, bgr, size=size)
+            runner(src, bgr)
         torch.cuda.synchronize()
         per_block.append(time.perf_counter() - start)
     return src.shape[0] * calls / statistics.median(per_block)
@@ -58,28 +58,29 @@ def inputs(runner, width, height, batch, seed=0):
 
 
 def compare(name, model_factory, width, height, batch, calls, knobs, target=None, target_fps=None):
-    from bgmv2.scripts.fast import fast_runner
-    from bgmv2.scripts.media.runner import TorchRunner
+    from bgmv2.converters.fast import fast_runner
+    from bgmv2.converters.torch_formats import torch_runner
+    from bgmv2.scripts.media.runner import FrameRunner
     device = torch.device("cuda")
     model = model_factory()
     choice_lines = []
-    fast = fast_runner(model, device, "fp16", log=choice_lines.append)
-    half = model_factory().half().to(device).to(memory_format=torch.channels_last)
-    eager = TorchRunner(half, device, torch.float16)
+    fast = FrameRunner(fast_runner(model, device, "fp16", log=choice_lines.append, frames=10_000))
+    half = model_factory().to(memory_format=torch.channels_last)
+    eager = FrameRunner(torch_runner(half, "model", "(eager)", {}, "fp16", "cuda:0"))
     src, bgr = inputs(fast, width, height, batch)
     start = time.perf_counter()
     for _ in range(3):  # choose (capture, check, time), then the checked frames
-        fast(src, bgr, size=(height, width))
+        fast(src, bgr)
     torch.cuda.synchronize()
     first = time.perf_counter() - start
     eager_src, eager_bgr = src.half(), bgr.half()
     for _ in range(3):
-        eager(eager_src, eager_bgr, size=(height, width))
+        eager(eager_src, eager_bgr)
     rows = {"eager": [], "fast": []}
     for round_ in range(3):  # alternate, median
         order = [("eager", eager, eager_src, eager_bgr), ("fast", fast, src, bgr)]
         for label, runner, s, b in (order if round_ % 2 == 0 else order[::-1]):
-            rows[label].append(fps(runner, s, b, (height, width), calls))
+            rows[label].append(fps(runner, s, b, calls))
     e, f = statistics.median(rows["eager"]), statistics.median(rows["fast"])
     ok = (target is None or f / e >= target) and (target_fps is None or f >= target_fps)
     goal = " and ".join(filter(None, [f"fast / eager >= {target}" if target else "",

@@ -41,6 +41,14 @@ def dtype_problem(name: str, dtype: str, floating: bool, numpy: bool) -> str:
             "Convert 8-bit images with " + fix + ".")
 
 
+def empty_problem(name: str, shape: List[int]) -> str:
+    """'' when every dimension holds something; else the message (an empty batch, a 0x0 picture)."""
+    if len(shape) == 4 and (shape[0] == 0 or shape[2] == 0 or shape[3] == 0):
+        return (name + " is empty (shape " + shape_text(shape) + "); give at least one picture of at least "
+                "4x4 pixels.")
+    return ""
+
+
 def value_problem(name: str, lo: float, hi: float, numpy: bool) -> str:
     """'' when the smallest and largest values `lo`, `hi` are those of RGB in [0, 1]; else what is
     wrong (NaN, infinity, 0-255 or normalised values) and the fix. NaN anywhere makes `lo` or `hi` NaN."""

@@ -1,10 +1,11 @@
 """The converters API (`converters.convert`, `load`, `read`, `info`): read, load, describe and convert model files; every conversion is validated before it is kept.
 
 `convert(source, dest)` reads the source (any format, detected from its content) into the official
-PyTorch layout, writes the destination under a temporary name in the destination's folder, runs
-the source and the destination on a probe (`bgmv2.converters.probe`) and keeps the destination (rename)
-only when alpha and the refined-cell map agree within the tolerance of the precision
-(`bgmv2.converters.compare`). On any failure everything written is removed; the source is only read.
+PyTorch layout, writes the destination under a temporary name in the destination's folder, runs the
+source and the destination on the probes of `bgmv2 parity` (`converters.probes`) against the weights in
+PyTorch eager, and keeps the destination (rename) only when both pass the one acceptance rule
+(`converters.acceptance`, the rule `bgmv2 parity` applies). On any failure everything written is
+removed; the source is only read.
 """
 import os
 import shutil
@@ -13,12 +14,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from . import formats
 from . import meta as meta_mod
-from .compare import Comparison, compare, lower_precision
+from .acceptance import Verdict
 from .detection import content_kind, detect
 from .errors import ConversionError, first_line
 from .formats import PRECISIONS, guess_format
 from .meta import ModelSpec
-from .probe import DEFAULT_SIZE, probe_pair
 from .runner import Runner
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
@@ -47,25 +47,64 @@ def read(path, fmt: Optional[str] = None) -> ModelSpec:
     return spec
 
 
-def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = None, **options) -> Runner:
-    """A runner for any model file: `runner(src, bgr)` -> named float32 NCHW numpy outputs.
+def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = None, *, device: Optional[str] = "cpu",
+         runtime: Optional[str] = None, precision: Optional[str] = None, **options) -> Runner:
+    """The runner of any model file (`converters.runner.Runner`): `runner(src, bgr)` -> the named outputs.
 
+    `device`: cpu (default), cuda, cuda:N or auto (a CUDA GPU where the runtime can use one).
+    `runtime`: how to run it: the format's own (`formats.get(fmt).RUNTIMES`, the first by default:
+    torch, onnxruntime, tensorflow, litert, openvino) or one that runs other formats' files
+    (`formats.runtimes()`: openvino runs ONNX and SavedModels, fast runs any weights).
+    `precision`: None for the file's own; fp16 / bf16 where the runtime computes in it.
     `knobs` (backbone_scale, refine_mode, ...) apply where the format allows it after writing
     (state dicts, TorchScript, Keras weights); `options` go to the format (ONNX: threads, optimization;
-    TFLite: interpreter litert / tensorflow; OpenVINO: precision fp32 / bf16 / fp16, threads).
-    `runtime=NAME` runs the file with another format's runtime, where that format module offers
-    `load_other` (`formats.runtimes()`: OpenVINO runs ONNX files and SavedModels).
+    OpenVINO: threads; Keras: eager).
     """
+    from . import devices
+    if isinstance(path, bytes):
+        raise ConversionError(f"{path!r} is bytes; give the path as a str (os.fsdecode(path)).")
     path = os.fspath(path)
     fmt = fmt or detect(path)
+    module = formats.get(fmt)
     knobs = check_knobs(knobs or {})
-    runtime = options.pop("runtime", None)
-    if runtime is not None:
-        if runtime not in formats.runtimes():
-            raise ConversionError(f"runtime {runtime!r}; the runtimes that run other formats' files are "
-                                  f"{', '.join(formats.runtimes()) or 'none installed'}")
-        return formats.get(runtime).load_other(path, fmt, knobs, **options)
-    return formats.get(fmt).load(path, knobs, **options)
+    name = runtime or module.RUNTIMES[0]
+    kind = options.pop("kind", None) if name != "fast" else options.get("kind")
+    if kind is not None:
+        runner = load_kind(path, fmt, kind, knobs, device, runtime, precision)
+        if runner is not None:
+            return runner
+    if name in module.RUNTIMES:
+        return module.load(path, knobs, device=devices.choose(device, name), runtime=name, precision=precision,
+                           **options)
+    if name not in formats.runtime_names():
+        raise ConversionError(f"runtime {name!r}; choose one of {', '.join(formats.runtime_names())}")
+    if name not in formats.runtimes() or not formats.runs(name, fmt):
+        able = [r for r in formats.runtimes() if formats.runs(r, fmt)]
+        raise ConversionError(f"the {name} runtime does not run {fmt} files; {fmt} files run with "
+                              f"{', '.join(module.RUNTIMES + tuple(able))}")
+    other = formats.runtime_modules()[name]
+    missing = other.available() if hasattr(other, "available") else None
+    if missing:
+        raise ConversionError(f"the {name} runtime cannot run here: {missing}")
+    return other.load_other(path, fmt, knobs, device=devices.choose(device, name), precision=precision, **options)
+
+
+def load_kind(path: str, fmt: str, kind: str, knobs, device, runtime, precision) -> Optional[Runner]:
+    """`kind="base"`: the base network alone, from the weights of any file that holds MattingRefine's,
+    in PyTorch eager; None when the file is already that kind (load it as usual)."""
+    from . import devices
+    if kind not in ("base", "refine"):
+        raise ConversionError(f"kind {kind!r}; choose base or refine")
+    spec = read(path, fmt)
+    if spec.kind == kind:
+        return None
+    if kind == "refine":
+        raise ConversionError(f"{path} holds a MattingBase (no refiner); leave the model type out, or give a "
+                              "MattingRefine file")
+    if runtime not in (None, "torch"):
+        raise ConversionError(f"the base network alone runs in PyTorch (runtime torch or fast), not {runtime}")
+    from .torch_formats import spec_runner
+    return spec_runner(spec, fmt, path, None, devices.choose(device, "torch"), precision, kind="base")
 
 
 def info(path) -> Dict[str, str]:
@@ -111,7 +150,7 @@ class ConversionResult:
     format: str
     precision: str
     metadata: Dict[str, str]
-    comparisons: List[Comparison] = field(default_factory=list)
+    comparisons: List["Check"] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
 
@@ -197,7 +236,7 @@ def refuse_overlap(source: str, dest: str) -> None:
 def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] = None, precision: str = "fp32",
             knobs: Optional[Dict[str, object]] = None, onnx_variant: Optional[str] = None, simplify: bool = False,
             topk_limit: Optional[int] = None, onnx_from: Optional[str] = None, overwrite: bool = False, size=None,
-            probe_size: Tuple[int, int] = DEFAULT_SIZE, probe_batch: int = 1,
+            probe_size: Optional[Tuple[int, int]] = None, probe_batch: int = 1,
             log: Optional[Callable[[str], None]] = print, validate_with: Optional[Callable] = None,
             options: Optional[Dict[str, object]] = None) -> ConversionResult:
     """Convert `source` (any format) to `dest` in format `to` (default: from `dest`'s name).
@@ -210,7 +249,8 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     the destination's format module (`Job.options`).
     `size`: one fixed frame size for formats that take it (`formats.size_formats()`: TFLite), as a
     (height, width) pair or a 'WIDTHxHEIGHT' string ('1280x720'); default: any size. The probe then
-    has that size. Other formats refuse it.
+    has that size. Other formats refuse it. `probe_size` (height, width) and `probe_batch`: one probe
+    of that size instead of parity's default probes.
     `validate_with`: test hook, a function (runner) -> runner applied to the destination's runner.
     """
     source, dest = os.fspath(source), os.fspath(dest)
@@ -280,7 +320,7 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         failed = [c for c in comparisons if not c.ok]
         if failed:
             raise ConversionError(f"{dest} was not written: the converted model does not compute the same alpha as "
-                                  f"{source} on the probe. " + " | ".join(c.text() for c in failed))
+                                  f"{source} on the probes (`bgmv2 parity`'s rule). " + " | ".join(c.text() for c in failed))
         if overwrite:
             remove(dest, fmt)
         commit(temporary, dest, fmt)
@@ -296,29 +336,40 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     return ConversionResult(source, source_format, dest, fmt, precision, metadata, comparisons, list(spec.notes))
 
 
-def validate(source: str, source_format: str, spec: ModelSpec, written: str, fmt: str, target: ModelSpec,
-             precision: str, probe_size, probe_batch, validate_with=None) -> List[Comparison]:
-    """Run the source and the written file on the probe; compare alpha and the refined-cell map.
+@dataclass
+class Check:
+    """One judgement of `convert`'s validation: a label and the acceptance rule's verdict."""
+    label: str
+    verdict: Verdict
 
-    With the same knobs on both sides the two files are compared directly. When the conversion
-    changed knobs and the source cannot take them at load time (.pt2, ONNX, SavedModel), each side is
-    compared with the PyTorch model built from the weights at its own knobs.
-    """
-    src, bgr = probe_pair(probe_batch, *probe_size)
-    tolerance = lower_precision(spec.precision, precision)
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
+
+    def text(self) -> str:
+        return f"{self.label}: {self.verdict.text()}"
+
+
+def validate(source: str, source_format: str, spec: ModelSpec, written: str, fmt: str, target: ModelSpec,
+             precision: str, probe_size, probe_batch, validate_with=None) -> List[Check]:
+    """Judge the source and the written file by the acceptance rule against the weights in PyTorch eager
+    (`converters.reference`), on the probes `bgmv2 parity` uses by default (or one of `probe_size`):
+    the source at the knobs it runs with (was it read right?), the written file at the new knobs."""
+    from .acceptance import judge
+    from .probes import default_probes, synthetic_probe
+    from .reference import Reference
+    probes = default_probes() if probe_size is None else [synthetic_probe(*probe_size, probe_batch, seed=2021)]
+    reference = Reference(spec, path=source)
     source_knobs, target_knobs = spec.knob_values(), target.knob_values()
     written_runner = load(written, fmt)
     if validate_with is not None:
         written_runner = validate_with(written_runner)
-    if source_knobs == target_knobs or formats.get(source_format).KNOBS_AT_LOAD:
+    if formats.get(source_format).KNOBS_AT_LOAD:
         changed = {k: v for k, v in target_knobs.items() if source_knobs.get(k) != v}
-        source_runner = load(source, source_format, knobs=changed or None)
-        return [compare(source_runner(src, bgr), written_runner(src, bgr), tolerance,
-                        f"{fmt} vs source {source_format}")]
-    from .torch_formats import eager_runner, torch_model
-    before = eager_runner(torch_model(spec, source_knobs), "pth", "(weights)", {}, "fp32")
-    after = eager_runner(torch_model(spec, target_knobs), "pth", "(weights)", {}, "fp32")
-    source_runner = load(source, source_format)
-    return [compare(before(src, bgr), source_runner(src, bgr), lower_precision(spec.precision),
-                    f"source {source_format} vs its weights in PyTorch"),
-            compare(after(src, bgr), written_runner(src, bgr), tolerance, f"{fmt} vs the weights in PyTorch, new knobs")]
+        source_runner, knobs_run = load(source, source_format, knobs=changed or None), target_knobs
+    else:
+        source_runner, knobs_run = load(source, source_format), source_knobs
+    return [Check(f"source {source_format} vs its weights in PyTorch",
+                  judge(reference, source_runner, knobs_run, probes, source_runner.precision)),
+            Check(f"{fmt} vs the weights in PyTorch", judge(reference, written_runner, target_knobs, probes,
+                                                           written_runner.precision))]

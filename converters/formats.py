@@ -12,6 +12,8 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
     SIDE: str                 'torch', 'onnx', 'tf', ...: the framework it needs (for messages)
     SUFFIXES: tuple[str]      destination name endings that choose it ('.onnx',); may be empty
     PRECISIONS: tuple[str]    precisions it writes ('fp32', 'fp16')
+    RUNTIMES: tuple[str]      the runtimes its `load` offers for its own files, the default first
+                              ('torch'; 'onnxruntime'; 'litert', 'tensorflow')
     KNOBS_AT_LOAD: bool       whether `load(path, knobs=...)` sets MattingRefine knobs
     detect(path, kind) -> bool            whether the file or folder is this format, from its content;
                                           `kind` is `bgmv2.converters.detection.content_kind(path)`
@@ -20,7 +22,10 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
                                           (`job`: a `bgmv2.converters.api.Job`), return extra metadata;
                                           raise ConversionError naming the fix
     write(spec, path, metadata, job) -> None    write `spec` to `path` (a temporary name)
-    load(path, knobs=None, **options) -> Runner  run it: runner(src, bgr) -> named NCHW outputs
+    load(path, knobs=None, device="cpu", runtime=None, precision=None, **options) -> Runner
+                                          run it (`converters.runner.Runner`): device already
+                                          resolved ("cpu", "cuda:N"), runtime one of RUNTIMES,
+                                          precision None for the file's own
     info(path) -> dict                    the metadata the file carries, without running it
   optional (absent means no):
     claims_name(path) -> bool             a destination name without a known suffix that means it
@@ -33,10 +38,19 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
                                           (`convert(..., size=...)`, `bgmv2 convert --size`, in
                                           `job.size` as (height, width)); `convert` refuses a size for
                                           every other format before anything is written
-    load_other(path, fmt, knobs=None, **options) -> Runner
+    load_other(path, fmt, knobs=None, device="cpu", precision=None, **options) -> Runner
                                           run another format's file with this format's runtime
                                           (`converters.load(path, runtime=NAME)`; OpenVINO runs ONNX
-                                          and SavedModels); ConversionError for formats it cannot run
+                                          and SavedModels: RUNS_OTHER); ConversionError otherwise
+
+A runtime that is no format's own (the fast path, the browser) is one module listed once in
+`RUNTIME_MODULES`, with the face
+
+    NAME: str                 'fast'; the name users pass as runtime= / --backend / NAME:FILE
+    DESCRIPTION: str          one line
+    RUNS: tuple[str] | None   the formats whose files it runs (None: every format `read` can read)
+    available() -> str|None   None where it can run here, else what to install, in one line
+    load_other(path, fmt, knobs=None, device="cpu", precision=None, **options) -> Runner
 """
 import importlib
 import os
@@ -56,19 +70,23 @@ FORMAT_MODULES = (
     "bgmv2.converters.openvino_format",
 )
 
-FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "KNOBS_AT_LOAD",
+# The runtimes that are no format's own, one module each.
+RUNTIME_MODULES = (
+    "bgmv2.converters.fast",
+)
+
+FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "RUNTIMES", "KNOBS_AT_LOAD",
         "detect", "read", "prepare", "write", "load", "info")
+RUNTIME_FACE = ("NAME", "DESCRIPTION", "RUNS", "available", "load_other")
 
 PRECISIONS = ("fp32", "fp16")
-OUTPUTS_REFINE = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
-OUTPUTS_BASE = ("pha", "fgr", "err", "hid")
-INPUTS = ("src", "bgr")
+from bgmv2.contract import INPUTS, OUTPUTS_BASE, OUTPUTS_REFINE  # noqa: E402,F401 - the I/O contract's names
 
 
-def check_face(module: ModuleType) -> ModuleType:
-    missing = [name for name in FACE if not hasattr(module, name)]
+def check_face(module: ModuleType, face=FACE, what: str = "format") -> ModuleType:
+    missing = [name for name in face if not hasattr(module, name)]
     if missing:
-        raise TypeError(f"format module {module.__name__} lacks {', '.join(missing)} (see converters.formats)")
+        raise TypeError(f"{what} module {module.__name__} lacks {', '.join(missing)} (see converters.formats)")
     return module
 
 
@@ -124,9 +142,39 @@ def size_formats():
     return tuple(n for n, m in registry().items() if getattr(m, "TAKES_SIZE", False))
 
 
+RUNTIME_REGISTRY: Dict[str, ModuleType] = {}
+
+
+def runtime_modules() -> Dict[str, ModuleType]:
+    """name -> module of the runtimes that run other formats' files: the formats offering `load_other`
+    (OpenVINO) and the modules of `RUNTIME_MODULES` (the fast path, the browser), in that order."""
+    if not RUNTIME_REGISTRY:
+        found = {m.NAME: m for m in registry().values() if hasattr(m, "load_other")}
+        for path in RUNTIME_MODULES:
+            module = check_face(importlib.import_module(path), RUNTIME_FACE, "runtime")
+            if module.NAME in found:
+                raise TypeError(f"two runtime modules are named {module.NAME!r}")
+            found[module.NAME] = module
+        RUNTIME_REGISTRY.update(found)
+    return RUNTIME_REGISTRY
+
+
 def runtimes():
-    """Names of the formats whose runtime also runs other formats' files (`load_other`)."""
-    return tuple(n for n, m in registry().items() if hasattr(m, "load_other"))
+    """Names of the runtimes that run other formats' files (`load_other`)."""
+    return tuple(runtime_modules())
+
+
+def runtime_names():
+    """Every runtime name `converters.load(path, runtime=...)` knows: each format's own, then the others."""
+    names = [r for m in registry().values() for r in m.RUNTIMES]
+    return tuple(dict.fromkeys(names + list(runtime_modules())))
+
+
+def runs(runtime: str, fmt: str) -> bool:
+    """Whether runtime module `runtime` runs files of format `fmt`."""
+    module = runtime_modules()[runtime]
+    taken = getattr(module, "RUNS", getattr(module, "RUNS_OTHER", ()))
+    return taken is None or fmt in taken or fmt == module.NAME
 
 
 def guess_format(path: str):

@@ -8,6 +8,7 @@ LAYOUT = "NHWC"
 SIDE = "tf"
 SUFFIXES = (".weights.h5", ".h5")
 PRECISIONS = ("fp32",)
+RUNTIMES = ("tensorflow",)
 KNOBS_AT_LOAD = True
 
 
@@ -29,8 +30,8 @@ def write(spec, path, metadata, job) -> None:
     tf_formats.write_keras(spec, path, metadata)
 
 
-def load(path, knobs=None, **options):
-    return tf_formats.load_keras(path, knobs)
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    return tf_formats.load_keras(path, knobs, device, precision, **options)
 
 
 def info(path) -> dict:

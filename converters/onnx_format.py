@@ -41,6 +41,7 @@ LAYOUT = "NCHW"
 SIDE = "onnx"
 SUFFIXES = (".onnx",)
 PRECISIONS = ("fp32", "fp16")
+RUNTIMES = ("onnxruntime",)
 KNOBS_AT_LOAD = False
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
@@ -70,8 +71,9 @@ def read(path: str) -> ModelSpec:
     return read_onnx(path)
 
 
-def load(path: str, knobs: Optional[Dict[str, object]] = None, **options) -> Runner:
-    return load_onnx(path, knobs, **options)
+def load(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu", runtime: Optional[str] = None,
+         precision: Optional[str] = None, **options) -> Runner:
+    return load_onnx(path, knobs, device, precision, **options)
 
 
 def via_tensorflow(job) -> bool:
@@ -413,8 +415,17 @@ def session_options(threads: Optional[int] = None, level: str = "all"):
     return options
 
 
-def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, threads: Optional[int] = None,
-              optimization: str = "all", providers=None, **_) -> Runner:
+def providers_for(device: str):
+    """ONNX Runtime's providers for `device`: CUDA (TF32 off: fp32 means fp32) then CPU, or the CPU."""
+    if device.startswith("cuda"):
+        return [("CUDAExecutionProvider", {"device_id": int(device.split(":")[1]), "use_tf32": 0}),
+                "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+              precision: Optional[str] = None, threads: Optional[int] = None, optimization: str = "all",
+              providers=None, **_) -> Runner:
     ort = require("onnxruntime")
     model = read_model(path)
     metadata = metadata_of(model)
@@ -424,12 +435,19 @@ def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, threads: Opt
     layout = layout_of(model, metadata)
     try:
         session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimization),
-                                       providers=providers or ["CPUExecutionProvider"])
+                                       providers=providers or providers_for(device))
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{path}: ONNX Runtime cannot load it ({first_line(error)}).") from None
+    if device.startswith("cuda") and session.get_providers()[0] != "CUDAExecutionProvider":
+        raise ConversionError(f"{path}: ONNX Runtime did not start its CUDA provider (providers: "
+                              f"{', '.join(session.get_providers())}); check the CUDA and cuDNN libraries it needs.")
     input_type = session.get_inputs()[0].type
     dtype = np.float16 if "float16" in input_type else np.float32
     outputs = [o.name for o in session.get_outputs()]
+    own = "fp16" if dtype == np.float16 else metadata.get("precision", "fp32")
+    if precision not in (None, own):
+        raise ConversionError(f"{path} computes in {own}, fixed when it was exported; convert it again with "
+                              f"--precision {precision} (or leave the precision out).")
 
     def run(src, bgr):
         if layout == "NHWC":
@@ -437,8 +455,9 @@ def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, threads: Opt
         feeds = {"src": np.ascontiguousarray(src, dtype=dtype), "bgr": np.ascontiguousarray(bgr, dtype=dtype)}
         return session.run(None, feeds)
 
-    precision = "fp16" if dtype == np.float16 else metadata.get("precision", "fp32")
-    return Runner(run, "onnx", path, outputs, layout, metadata, precision, session)
+    return Runner(run, "onnx", path, outputs, layout, metadata, own, session,
+                  any_size=metadata.get("frame_sizes") == "any", device=device, runtime="onnxruntime",
+                  engine=f"ONNX Runtime {ort.__version__} ({session.get_providers()[0]})")
 
 
 def opset_of(path: str) -> int:

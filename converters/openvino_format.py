@@ -35,6 +35,7 @@ LAYOUT = "NCHW"
 SIDE = "openvino"
 SUFFIXES = (".xml",)
 PRECISIONS = ("fp32", "fp16")  # of the stored weights; bf16 / fp16 inference is a load option
+RUNTIMES = ("openvino",)
 KNOBS_AT_LOAD = False
 
 RT_INFO = "bgmv2"
@@ -263,9 +264,8 @@ def openvino_runner(model, fmt: str, path: str, layout: str, metadata: Dict[str,
         result = request.infer(feed)
         return [np.array(result[compiled.outputs[i]]) for i in positions]
 
-    runner = Runner(run, fmt, path, order, layout, metadata, used, compiled, any_size=any_size)
-    runner.runtime = f"OpenVINO {require().__version__.split('-')[0]} CPU, inference precision {used}"
-    return runner
+    return Runner(run, fmt, path, order, layout, metadata, used, compiled, any_size=any_size, runtime="openvino",
+                  engine=f"OpenVINO {require().__version__.split('-')[0]} CPU, inference precision {used}")
 
 
 def refuse_knobs(path: str, what: str, knobs: Optional[Dict[str, object]]) -> None:
@@ -275,8 +275,8 @@ def refuse_knobs(path: str, what: str, knobs: Optional[Dict[str, object]]) -> No
                               "asked); convert it again with them.")
 
 
-def load(path, knobs: Optional[Dict[str, object]] = None, precision: Optional[str] = None,
-         threads: Optional[int] = None, **_) -> Runner:
+def load(path, knobs: Optional[Dict[str, object]] = None, device: str = "cpu", runtime: Optional[str] = None,
+         precision: Optional[str] = None, threads: Optional[int] = None, **_) -> Runner:
     """A runner for an IR: inference precision pinned to fp32 unless `precision` (bf16, fp16) is asked."""
     path = os.fspath(path)
     refuse_knobs(path, "an OpenVINO IR", knobs)
@@ -287,8 +287,8 @@ def load(path, knobs: Optional[Dict[str, object]] = None, precision: Optional[st
                            metadata.get("frame_size") == "any")
 
 
-def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, precision: Optional[str] = None,
-               threads: Optional[int] = None, **_) -> Runner:
+def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+               precision: Optional[str] = None, threads: Optional[int] = None, **_) -> Runner:
     """Run an ONNX file or a SavedModel with OpenVINO (converted in memory), precision pinned as `load`."""
     ov = require()
     path = os.fspath(path)
@@ -296,7 +296,7 @@ def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, precis
     check_precision(precision)
     from . import formats
     if fmt == NAME:
-        return load(path, knobs, precision, threads)
+        return load(path, knobs, device, NAME, precision, threads)
     if fmt not in RUNS_OTHER:
         raise ConversionError(f"OpenVINO runs OpenVINO IR, {' and '.join(RUNS_OTHER)} files, not {fmt}; convert it "
                               "first (`bgmv2 convert FILE model.xml`).")

@@ -10,6 +10,7 @@ LAYOUT = "NCHW"
 SIDE = "torch"
 SUFFIXES = (".pt2",)
 PRECISIONS = ("fp32", "fp16")
+RUNTIMES = ("torch",)
 KNOBS_AT_LOAD = False
 
 
@@ -35,8 +36,8 @@ def write(spec, path, metadata, job) -> None:
     torch_formats.write_pt2(spec, path, metadata, job.precision)
 
 
-def load(path, knobs=None, **options):
-    return torch_formats.load_pt2(path, knobs)
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    return torch_formats.load_pt2(path, knobs, device, precision)
 
 
 def info(path) -> dict:

@@ -8,6 +8,7 @@ LAYOUT = "NCHW"
 SIDE = "torch"
 SUFFIXES = (".pth",)
 PRECISIONS = ("fp32", "fp16")
+RUNTIMES = ("torch",)
 KNOBS_AT_LOAD = True
 
 
@@ -28,8 +29,8 @@ def write(spec, path, metadata, job) -> None:
     torch_formats.write_state_file(spec, path, metadata, job.precision, NAME)
 
 
-def load(path, knobs=None, **options):
-    return torch_formats.load_state_file(path, NAME, knobs)
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    return torch_formats.load_state_file(path, NAME, knobs, device, precision)
 
 
 def info(path) -> dict:

@@ -10,6 +10,7 @@ LAYOUT = "NHWC"
 SIDE = "tf"
 SUFFIXES = ()
 PRECISIONS = ("fp32",)
+RUNTIMES = ("tensorflow",)
 KNOBS_AT_LOAD = False
 
 
@@ -36,8 +37,8 @@ def write(spec, path, metadata, job) -> None:
     tf_formats.write_savedmodel(spec, path, metadata)
 
 
-def load(path, knobs=None, **options):
-    return tf_formats.load_savedmodel(path, knobs)
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    return tf_formats.load_savedmodel(path, knobs, device, precision)
 
 
 def info(path) -> dict:

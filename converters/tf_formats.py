@@ -53,17 +53,19 @@ def versions() -> Dict[str, str]:
     return {"tensorflow_version": tf.__version__, "keras_version": keras.__version__}
 
 
-def keras_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, static_shapes: bool = False):
+def keras_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, static_shapes: bool = False,
+                dtype: Optional[str] = None):
     """The `tensorflow_impl` model of `spec` with its weights and knobs (`static_shapes`: the
-    data-independent `sampling` path, same numbers, no NonZero in graphs made from it)."""
+    data-independent `sampling` path, same numbers, no NonZero in graphs made from it; `dtype`: a
+    Keras dtype policy such as mixed_float16)."""
     impl = require_tf()
     if spec.kind == "refine":
         options = dict(spec.knob_values() if knobs is None else knobs)
         if static_shapes:
             options["refine_static_shapes"] = True
-        model = impl.MattingRefine(spec.backbone, refine_kernel_size=spec.refine_kernel_size, **options)
+        model = impl.MattingRefine(spec.backbone, refine_kernel_size=spec.refine_kernel_size, dtype=dtype, **options)
     else:
-        model = impl.MattingBase(spec.backbone)
+        model = impl.MattingBase(spec.backbone, dtype=dtype)
     try:
         impl.load_torch_state_dict(model, spec.state)
     except impl.StateDictError as error:
@@ -139,19 +141,39 @@ def read_keras(path: str) -> ModelSpec:
     return spec
 
 
-def load_keras(path: str, knobs: Optional[Dict[str, object]] = None) -> Runner:
+def tf_device(device: str) -> str:
+    """TensorFlow's name of a device: cpu -> /CPU:0, cuda:N -> /GPU:N."""
+    return "/CPU:0" if device == "cpu" else "/GPU:" + device.split(":")[1]
+
+
+def engine(what: str) -> str:
     import tensorflow as tf
+    return f"TensorFlow {tf.__version__} {what}"
+
+
+def load_keras(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+               precision: Optional[str] = None, eager: bool = False) -> Runner:
+    """Keras weights in the `tensorflow_impl` model under `tf.function` (`eager=True`: eager calls);
+    precision fp16 runs under a mixed_float16 policy."""
+    import tensorflow as tf
+    if precision not in (None, "fp32", "fp16"):
+        raise ConversionError(f"precision {precision!r}; Keras weights run in fp32, or fp16 (mixed_float16)")
     spec = read_keras(path)
     chosen = {**spec.knob_values(), **(knobs or {})} if spec.kind == "refine" else None
-    model = keras_model(spec, chosen)
-    graph = tf.function(lambda src, bgr: model(src, bgr), input_signature=[
+    policy = "mixed_float16" if precision == "fp16" else None
+    with tf.device(tf_device(device)):
+        model = keras_model(spec, chosen, dtype=policy)
+    call = model if eager else tf.function(lambda src, bgr: model(src, bgr), input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, None, None, 3], tf.float32)])
 
     def run(src, bgr):
-        outputs = graph(tf.constant(src.transpose(0, 2, 3, 1)), tf.constant(bgr.transpose(0, 2, 3, 1)))
-        return [o.numpy() for o in outputs]
+        with tf.device(tf_device(device)):
+            outputs = call(tf.constant(src.transpose(0, 2, 3, 1)), tf.constant(bgr.transpose(0, 2, 3, 1)))
+        return [np.asarray(o.numpy(), dtype=np.float32) for o in outputs]
 
-    return Runner(run, "keras", path, outputs_of(spec.kind), "NHWC", spec.metadata, "fp32", model)
+    what = ("eager" if eager else "tf.function") + (" mixed_float16" if policy else "") + " (Keras)"
+    return Runner(run, "keras", path, outputs_of(spec.kind), "NHWC", spec.metadata, precision or "fp32", model,
+                  device=device, runtime="tensorflow", engine=engine(what))
 
 
 # -- SavedModel -------------------------------------------------------------------------------------
@@ -234,8 +256,12 @@ def read_savedmodel(path: str) -> ModelSpec:
     return spec
 
 
-def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None) -> Runner:
+def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+                    precision: Optional[str] = None) -> Runner:
     import tensorflow as tf
+    if precision not in (None, "fp32"):
+        raise ConversionError(f"{path}: a SavedModel computes in the precision it was written in (fp32); "
+                              f"{precision} is not available for it")
     if knobs:
         raise ConversionError(f"{path}: the knobs of a SavedModel are fixed when it is written ({', '.join(knobs)} "
                               "asked); convert it again with them.")
@@ -249,11 +275,13 @@ def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None) -> Run
         [n for n in OUTPUTS_BASE if n in serve.structured_outputs]
 
     def run(src, bgr):
-        out = serve(src=tf.constant(src.transpose(0, 2, 3, 1)), bgr=tf.constant(bgr.transpose(0, 2, 3, 1)))
+        with tf.device(tf_device(device)):
+            out = serve(src=tf.constant(src.transpose(0, 2, 3, 1)), bgr=tf.constant(bgr.transpose(0, 2, 3, 1)))
         return [out[n].numpy() for n in names]
 
     return Runner(run, "savedmodel", path, names, "NHWC", metadata, "fp32", loaded,
-                  any_size=metadata.get("frame_size") == "any")
+                  any_size=metadata.get("frame_size") == "any", device=device, runtime="tensorflow",
+                  engine=engine("SavedModel serving_default"))
 
 
 def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str], simplify: bool = False) -> None:

@@ -33,13 +33,14 @@ LAYOUT = "NHWC"
 SIDE = "tflite"
 SUFFIXES = (".tflite",)
 PRECISIONS = ("fp32",)  # LiteRT's CPU kernels compute in fp32 anyway
+RUNTIMES = ("litert", "tensorflow")  # LiteRT (default where installed), tf.lite
 KNOBS_AT_LOAD = False
 TAKES_SIZE = True  # one fixed frame size may be chosen at conversion (Job.size)
 
 FILE_IDENTIFIER = b"TFL3"
 METADATA_NAME = "bgmv2"
 SIGNATURE = "serving_default"
-INTERPRETERS = ("litert", "tensorflow")
+INTERPRETERS = RUNTIMES
 
 
 # -- detection and metadata (no TensorFlow needed) ------------------------------------------------
@@ -261,10 +262,16 @@ def fixed_size(metadata: Dict[str, str]) -> Optional[Tuple[int, int]]:
     return None if size == "any" else parse_recorded_size(size)
 
 
-def load(path, knobs: Optional[Dict[str, object]] = None, interpreter: Optional[str] = None,
-         threads: Optional[int] = None, **_) -> Runner:
-    """A runner for a TFLite file; `interpreter` litert (default where installed) or tensorflow."""
+def load(path, knobs: Optional[Dict[str, object]] = None, device: str = "cpu", runtime: Optional[str] = None,
+         precision: Optional[str] = None, threads: Optional[int] = None, interpreter: Optional[str] = None,
+         **_) -> Runner:
+    """A runner for a TFLite file; `runtime` litert (default where installed) or tensorflow (tf.lite);
+    `interpreter` is the older name of the same choice."""
     path = os.fspath(path)
+    interpreter = runtime or interpreter
+    if precision not in (None, "fp32"):
+        raise ConversionError(f"{path}: a TFLite file computes in the precision it was written in (fp32); "
+                              f"{precision} is not available for it")
     if knobs:
         raise ConversionError(f"{path}: the knobs of a TFLite file are fixed when it is written ({', '.join(knobs)} "
                               "asked); convert it again with them.")
@@ -292,6 +299,6 @@ def load(path, knobs: Optional[Dict[str, object]] = None, interpreter: Optional[
         out = runner(src=src.transpose(0, 2, 3, 1).copy(), bgr=bgr.transpose(0, 2, 3, 1).copy())
         return [out[name] for name in names]
 
-    result = Runner(run, "tflite", path, names, "NHWC", metadata, "fp32", engine, any_size=True)
-    result.runtime = f"{'LiteRT' if which == 'litert' else 'tf.lite'} Interpreter"
-    return result
+    return Runner(run, "tflite", path, names, "NHWC", metadata, "fp32", engine, any_size=True, device=device,
+                  runtime="litert" if which == "litert" else "tensorflow",
+                  engine=f"{'LiteRT' if which == 'litert' else 'tf.lite'} Interpreter")

@@ -90,17 +90,78 @@ def torch_model(spec: ModelSpec, knobs: Optional[Dict[str, object]] = None, prec
     return model.to(torch.float16) if precision == "fp16" else model
 
 
-def eager_runner(model, fmt: str, path: str, metadata: Dict[str, str], precision: str) -> Runner:
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def torch_dtype(precision: str):
     import torch
-    from bgmv2.pytorch_impl import MattingRefine
-    dtype = torch.float16 if precision == "fp16" else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}[precision]
+
+
+def check_precision(path: str, precision: Optional[str], fixed: Optional[str] = None) -> str:
+    """The precision a PyTorch runner computes in: `precision` (fp32, fp16, bf16) or the file's own;
+    a file whose precision is fixed (`fixed`: a .pt2 program) refuses another."""
+    if precision is None:
+        return fixed or "fp32"
+    if precision not in TORCH_PRECISIONS:
+        raise ConversionError(f"precision {precision!r}; PyTorch runs {', '.join(TORCH_PRECISIONS)}")
+    if fixed is not None and precision != fixed:
+        raise ConversionError(f"{path} computes in {fixed}, fixed when it was exported; convert it again with "
+                              f"--precision {precision} (or leave the precision out).")
+    return precision
+
+
+def torch_runner(model, fmt: str, path: str, metadata: Dict[str, str], precision: str = "fp32", device: str = "cpu",
+                 any_size: bool = False) -> Runner:
+    """A PyTorch module (eager, scripted, or an exported program's) as the Runner: moved to `device`,
+    computing in `precision`, called under `torch.inference_mode`."""
+    import torch
+    dtype = torch_dtype(precision)
+    model = model.to(device) if device != "cpu" else model
+    if fmt != "pt2" and precision != "fp32":
+        model = model.to(dtype)
 
     def run(src, bgr):
         with torch.inference_mode():
-            return model(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
+            return model(src.to(dtype), bgr.to(dtype))
 
-    outputs = OUTPUTS_REFINE if isinstance(model, MattingRefine) else OUTPUTS_BASE
-    return Runner(run, fmt, path, outputs, "NCHW", metadata, precision, model)
+    outputs = OUTPUTS_REFINE if is_refine(model) else OUTPUTS_BASE
+    kind = {"torchscript": "TorchScript", "pt2": "torch.export program"}.get(fmt, "eager")
+    return Runner(run, fmt, path, outputs, "NCHW", metadata, precision, model, any_size, device=device,
+                  runtime="torch", engine=f"PyTorch {torch.__version__.split('+')[0]} {kind}", takes="torch")
+
+
+def is_refine(model) -> bool:
+    """Whether a PyTorch module (eager, scripted production wrapper, exported program) has the refiner."""
+    from bgmv2.pytorch_impl import MattingBase, MattingRefine
+    if isinstance(model, MattingRefine):
+        return True
+    if isinstance(model, MattingBase):
+        return False
+    names = [name for name, _ in model.named_parameters()]
+    return any(".refiner." in f".{n}" or n.startswith("refiner.") for n in names)
+
+
+def spec_runner(spec: ModelSpec, fmt: str, path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+                precision: Optional[str] = None, kind: Optional[str] = None) -> Runner:
+    """The weights of `spec` in PyTorch eager with `knobs` over the spec's own: the runner of every
+    format that holds weights and no program (state dicts, and formats added beside them).
+    `kind="base"`: the base network alone (of MattingRefine's weights too)."""
+    if kind == "base":
+        model = base_model(spec)
+    else:
+        model = torch_model(spec, {**spec.knob_values(), **(knobs or {})} if spec.kind == "refine" else None)
+    return torch_runner(model, fmt, path, dict(spec.metadata), check_precision(path, precision), device)
+
+
+def base_model(spec: ModelSpec):
+    """The MattingBase of `spec`'s weights (a MattingRefine's without its refiner), eval mode."""
+    from bgmv2 import pytorch_impl
+    state = {k: v for k, v in torch_state(spec.state).items() if not k.startswith("refiner.")}
+    try:
+        return pytorch_impl.load_model(state, kind="base", backbone=spec.backbone)
+    except (pytorch_impl.CheckpointError, ValueError) as error:
+        raise ConversionError(f"cannot build the base network: {error}") from None
 
 
 def zip_member(path: str, suffix: str) -> Optional[bytes]:
@@ -157,12 +218,9 @@ def write_state_file(spec: ModelSpec, path: str, metadata: Dict[str, str], preci
         archive.writestr(f"{prefix}/{META_FILE}", meta_mod.to_json(metadata))
 
 
-def load_state_file(path: str, fmt: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
-    spec = read_state_file(path, fmt)
-    chosen = {**spec.knob_values(), **(knobs or {})} if spec.kind == "refine" else None
-    model = torch_model(spec, chosen)
-    metadata = dict(spec.metadata)
-    return eager_runner(model, fmt, path, metadata, "fp32")
+def load_state_file(path: str, fmt: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+                    precision: Optional[str] = None) -> Runner:
+    return spec_runner(read_state_file(path, fmt), fmt, path, knobs, device, precision)
 
 
 # -- TorchScript ----------------------------------------------------------------------------------
@@ -223,9 +281,9 @@ def read_torchscript(path: str) -> ModelSpec:
     return spec
 
 
-def load_torchscript(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
+def load_torchscript(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+                     precision: Optional[str] = None) -> Runner:
     """The scripted module itself; `knobs` are set as its attributes (the production wrapper's)."""
-    import torch
     module = read_torchscript_module(path)
     raw = zip_member(path, "/extra/" + META_FILE)
     metadata = meta_mod.from_json(raw) if raw else {}
@@ -234,17 +292,8 @@ def load_torchscript(path: str, knobs: Optional[Dict[str, object]] = None, **_) 
             raise ConversionError(f"{path}: this TorchScript module has no knob {name!r} (a MattingBase, or not a "
                                   "production wrapper); convert it with the knob instead.")
         setattr(module, name, meta_mod.parse_knob(name, value))
-    state = module.state_dict()
-    precision = precision_of(state)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    keys = [k[len("model."):] if k.startswith("model.") else k for k in state]
-    outputs = OUTPUTS_REFINE if any(k.startswith("refiner.") for k in keys) else OUTPUTS_BASE
-
-    def run(src, bgr):
-        with torch.inference_mode():
-            return module(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
-
-    return Runner(run, "torchscript", path, outputs, "NCHW", metadata, precision, module)
+    precision = check_precision(path, precision) if precision else precision_of(module.state_dict())
+    return torch_runner(module, "torchscript", path, metadata, precision, device)
 
 
 # -- torch.export (.pt2) --------------------------------------------------------------------------
@@ -371,22 +420,16 @@ def read_pt2(path: str) -> ModelSpec:
     return spec
 
 
-def load_pt2(path: str, knobs: Optional[Dict[str, object]] = None, **_) -> Runner:
-    import torch
+def load_pt2(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
+             precision: Optional[str] = None) -> Runner:
+    """The program's module on `device` (moved with `move_to_device_pass`, see `pt2_module_class`)."""
     program, metadata = read_pt2_program(path)
     if knobs:
         raise ConversionError(f"{path}: the knobs of a .pt2 program are fixed when it is exported "
                               f"({', '.join(knobs)} asked); convert it again with them.")
+    precision = check_precision(path, precision, fixed=precision_of(program.state_dict))
     module = pt2_module_class()(program)
-    precision = precision_of(program.state_dict)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    outputs = OUTPUTS_REFINE if metadata.get("model", "MattingRefine") == "MattingRefine" else OUTPUTS_BASE
-
-    def run(src, bgr):
-        with torch.inference_mode():
-            return module(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
-
-    return Runner(run, "pt2", path, outputs, "NCHW", metadata, precision, module)
+    return torch_runner(module, "pt2", path, metadata, precision, device, any_size=True)
 
 
 # -- metadata without loading the model -----------------------------------------------------------

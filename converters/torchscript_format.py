@@ -8,6 +8,7 @@ LAYOUT = "NCHW"
 SIDE = "torch"
 SUFFIXES = (".torchscript", ".ts", ".pt")
 PRECISIONS = ("fp32", "fp16")
+RUNTIMES = ("torch",)
 KNOBS_AT_LOAD = True
 
 
@@ -30,8 +31,8 @@ def write(spec, path, metadata, job) -> None:
     torch_formats.write_torchscript(spec, path, metadata, job.precision)
 
 
-def load(path, knobs=None, **options):
-    return torch_formats.load_torchscript(path, knobs)
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    return torch_formats.load_torchscript(path, knobs, device, precision)
 
 
 def info(path) -> dict:

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     from .engine import check_candidate
     from .matrix import BY_LABEL, Builder, default_knobs, missing_modules
     from .planted import default_set, slow_set
-    from .probes import default_probes
+    from bgmv2.converters.probes import default_probes
     SHIPPED = str(load_registry().default("mobilenetv2", "refine").shipped_path)
     probes = default_probes()
     knobs = default_knobs()

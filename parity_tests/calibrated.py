@@ -9,7 +9,7 @@ exploding activations; measured ones keep every layer in range, as with real wei
 """
 import os
 
-from .probes import synthetic_probe
+from bgmv2.converters.probes import synthetic_probe
 
 
 def calibrated_state(backbone: str, seed: int = 0, size=(192, 256)):

@@ -4,10 +4,11 @@ Reference: the weights of `--reference` (any format `converters.read` reads: sta
 `.pt2`, ONNX from PyTorch, Keras weights, SavedModel) in PyTorch eager, fp32, on the CPU: one truth
 for every candidate, every precision and every device.
 
-Candidates run through the converters' adapters (`converters.load`), the same code the apps and
-every conversion use, on the chosen device. A few `run_as` modes run a file another way: Keras weights
-eagerly (`keras-eager`) or under a `mixed_float16` policy (`keras-mixed_float16`), and a state dict in
-PyTorch eager fp16 (`eager-fp16`).
+Candidates run through `converters.load(path, device=, runtime=, precision=)`, the same runners the
+apps, every conversion and the fast runtime use. `run_as` says how: `file` (the format's own runtime),
+any runtime of the registry (`openvino`, `fast`, `browser`, `onnxruntime`, ...), optionally with a
+precision (`openvino-bf16`, `torch-fp16`), and the older names `keras-eager`, `keras-mixed_float16`
+and `eager-fp16`.
 
 Knobs (backbone_scale, refine_mode, refine_sample_pixels, refine_threshold, refine_prevent_oversampling),
 lowest priority first: the model's defaults; what the reference file records; what the candidate
@@ -22,94 +23,45 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
+from bgmv2.converters.reference import Reference as ConvertersReference
 
 
 def detect_format(path: str) -> str:
     from bgmv2.converters.detection import detect
     return detect(path)
 
+
 KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
               "refine_prevent_oversampling")
-KNOBS_AT_LOAD = ("pth", "safetensors", "torchscript", "keras")
-RUN_AS = ("file", "keras-eager", "keras-mixed_float16", "eager-fp16", "openvino", "openvino-bf16")
+PRECISIONS = ("fp32", "fp16", "bf16")
+# The older run_as names -> (runtime, precision, load options).
+NAMED_RUN_AS = {"file": (None, None, {}), "keras-eager": (None, None, {"eager": True}),
+                "keras-mixed_float16": (None, "fp16", {}), "eager-fp16": (None, "fp16", {})}
 
 
 class ParityError(ValueError):
     """A check that cannot be run as asked; the message says why and what to do."""
 
 
-# -- devices ----------------------------------------------------------------------------------------
+def how_to_run(run_as: str) -> Tuple[Optional[str], Optional[str], Dict[str, object]]:
+    """(runtime, precision, load options) of a run_as: 'file', a runtime name, RUNTIME-PRECISION, or an older name."""
+    from bgmv2.converters import formats
+    if run_as in NAMED_RUN_AS:
+        return NAMED_RUN_AS[run_as]
+    names = formats.runtime_names()
+    if run_as in names:
+        return run_as, None, {}
+    runtime, _, precision = run_as.rpartition("-")
+    if runtime in names and precision in PRECISIONS:
+        return runtime, precision, {}
+    raise ParityError(f"run_as={run_as!r}; choose file, a runtime ({', '.join(names)}) or RUNTIME-PRECISION "
+                      f"(e.g. openvino-bf16), or one of {', '.join(n for n in NAMED_RUN_AS if n != 'file')}")
+
+
 def runtime_of(fmt: str, run_as: str = "file") -> str:
-    """The runtime family that runs a format: torch, onnxruntime, tensorflow, tflite or openvino."""
-    if run_as.startswith("openvino") or fmt in ("openvino", "tflite"):
-        return "openvino" if fmt != "tflite" else "tflite"
-    if run_as.startswith("keras") or fmt in ("keras", "savedmodel"):
-        return "tensorflow"
-    if fmt == "onnx":
-        return "onnxruntime"
-    return "torch"
-
-
-def cuda_unavailable(runtime: str) -> Optional[str]:
-    """None when `runtime` can run on a CUDA GPU here, else the reason it cannot."""
-    try:
-        if runtime == "torch":
-            import torch
-            if not torch.cuda.is_available():
-                build = "a CPU-only build" if torch.version.cuda is None else "built for CUDA but sees no GPU"
-                return f"no CUDA GPU for PyTorch (torch {torch.__version__} is {build})"
-            return None
-        if runtime == "onnxruntime":
-            import onnxruntime
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                return (f"onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider "
-                        "(install onnxruntime-gpu on a machine with a GPU)")
-            import torch
-            if not torch.cuda.is_available():
-                return "no CUDA GPU visible (onnxruntime-gpu is installed, but PyTorch sees no GPU)"
-            return None
-        if runtime == "tensorflow":
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            import tensorflow as tf
-            if not tf.config.list_physical_devices("GPU"):
-                return f"TensorFlow {tf.__version__} sees no GPU (tensorflow-cpu, or no CUDA GPU)"
-            return None
-        if runtime in ("tflite", "openvino"):
-            return f"{runtime} runs on the CPU here (no GPU runner in bgmv2)"
-    except ImportError as error:
-        return f"{runtime} is not installed ({error})"
-    return f"unknown runtime {runtime!r}"
-
-
-def exact_fp32_on_gpus() -> None:
-    """fp32 means fp32 on GPUs too: no TF32 in PyTorch's and TensorFlow's matmuls and convolutions."""
-    try:
-        import torch
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    except ImportError:
-        pass
-    try:
-        import sys
-        if "tensorflow" in sys.modules:
-            sys.modules["tensorflow"].config.experimental.enable_tensor_float_32_execution(False)
-    except Exception:  # noqa: BLE001 - only a setting
-        pass
-
-
-def tf32_setting(device: str) -> str:
-    """The TF32 state the candidates ran with, in words (reports state it)."""
-    if not device.startswith("cuda"):
-        return "not used (CPU)"
-    try:
-        import torch
-        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    except ImportError:
-        return "unknown (no PyTorch)"
-    state = "off" if not (matmul or cudnn) else "ON"
-    return (f"{state} (PyTorch matmul allow_tf32={matmul}, cuDNN allow_tf32={cudnn}; ONNX Runtime CUDA use_tf32=0; "
-            "TensorFlow TF32 execution disabled)")
+    """The registry name of the runtime that runs a `fmt` file as `run_as` asks."""
+    from bgmv2.converters import formats
+    return how_to_run(run_as)[0] or formats.get(fmt).RUNTIMES[0]
 
 
 # -- knobs ------------------------------------------------------------------------------------------
@@ -162,94 +114,26 @@ def resolve_path(name: str) -> str:
 
 
 # -- the reference ----------------------------------------------------------------------------------
-class Reference:
-    """The reference model: the weights of a file in PyTorch eager fp32 on the CPU, per knob set."""
+class Reference(ConvertersReference):
+    """The weights of `--reference` (any format `converters.read` reads) in PyTorch eager on the CPU, with
+    the knobs the file records."""
 
     def __init__(self, path: str, spec=None):
         from bgmv2 import converters
-        self.path = path
+        given = spec is not None
         try:
-            self.spec = spec if spec is not None else converters.read(path)
+            spec = spec if given else converters.read(path)
         except converters.ConversionError as error:
             raise ParityError(f"reference: {error}") from None
-        self.format = None if spec is not None else detect_format(path)
+        super().__init__(spec, path=path)
+        self.format = None if given else detect_format(path)
         self.recorded = {k: v for k, v in self.spec.knobs.items() if k in KNOB_ORDER}
         if not self.recorded and self.format not in (None, "onnx", "savedmodel"):
             self.recorded = zoo_preset_knobs(path)
-        self.models: Dict[tuple, object] = {}
-        self.outputs: Dict[tuple, tuple] = {}  # (knobs, probe id, precision, weights) -> (probe, outputs)
-        self.noises: Dict[tuple, tuple] = {}  # (knobs, probe ids, precision) -> (probes, ParityMetrics)
-        torch_dtypes()
 
     @property
     def backbone(self) -> str:
         return self.spec.backbone
-
-    def runner(self, knobs: Dict[str, object]):
-        from bgmv2.converters.torch_formats import eager_runner, torch_model
-        key = tuple(sorted(knobs.items()))
-        if key not in self.models:
-            model = torch_model(self.spec, knobs if self.spec.kind == "refine" else None)
-            self.models[key] = eager_runner(model.eval(), "pth", self.path, {}, "fp32")
-        return self.models[key]
-
-    def run(self, knobs: Dict[str, object], probe) -> Dict[str, np.ndarray]:
-        """Reference outputs for a probe (cached: every candidate with these knobs is compared to them)."""
-        return self.run_as(knobs, probe, "fp32")
-
-    def run_as(self, knobs: Dict[str, object], probe, precision: str = "fp32",
-               weights: Optional[str] = None) -> Dict[str, np.ndarray]:
-        """The reference model computing in `precision` (fp64, fp32, fp16, bf16; outputs as float32 or
-        float64), optionally with its weights rounded to `weights` (fp16 / bf16) first; cached per probe."""
-        key = (tuple(sorted(knobs.items())), id(probe), precision, weights)
-        if key not in self.outputs:  # the probe is kept with its outputs, so its id is not reused meanwhile
-            self.outputs[key] = (probe, self.model_as(knobs, precision, weights)(probe.src, probe.bgr))
-        return self.outputs[key][1]
-
-    def model_as(self, knobs: Dict[str, object], precision: str, weights: Optional[str] = None):
-        if precision == "fp32" and weights is None:
-            return self.runner(knobs)
-        import torch
-        from bgmv2.converters.torch_formats import torch_model
-        key = (tuple(sorted(knobs.items())), precision, weights)
-        if key not in self.models:
-            model = torch_model(self.spec, knobs if self.spec.kind == "refine" else None).eval()
-            if weights:
-                with torch.no_grad():
-                    for tensor in list(model.parameters()) + list(model.buffers()):
-                        if tensor.is_floating_point():
-                            tensor.copy_(tensor.to(TORCH_DTYPES[weights]).to(tensor.dtype))
-            dtype = TORCH_DTYPES[precision]
-            model = model.to(dtype)
-            names = self.runner(knobs).outputs
-
-            def run(src, bgr):
-                with torch.inference_mode():
-                    out = model(torch.from_numpy(src).to(dtype), torch.from_numpy(bgr).to(dtype))
-                keep = torch.float64 if dtype == torch.float64 else torch.float32
-                return {name: o.to(keep).numpy() for name, o in zip(names, out)}
-            self.models[key] = run
-        return self.models[key]
-
-    def noise(self, knobs: Dict[str, object], probes, precision: str = "fp32"):
-        """How far the reference computing in `precision` lies from its own float64 result (`ParityMetrics`,
-        alpha and foreground outside the cells whose selection flips): the scale tolerances follow."""
-        from .metrics import ParityMetrics
-        key = (tuple(sorted(knobs.items())), tuple(id(p) for p in probes), precision)
-        if key not in self.noises:
-            found = ParityMetrics()
-            for probe in probes:
-                found.add(self.run_as(knobs, probe, "fp64"), self.run_as(knobs, probe, precision), knobs, 0.0)
-            self.noises[key] = (list(probes), found)
-        return self.noises[key][1]
-
-
-TORCH_DTYPES = {}
-
-
-def torch_dtypes():
-    import torch
-    TORCH_DTYPES.update(fp64=torch.float64, fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
 
 # -- candidates -------------------------------------------------------------------------------------
@@ -291,150 +175,16 @@ def recorded_knobs(path: str, fmt: str, metadata: Dict[str, str]) -> Tuple[Dict[
     return {}, "none"
 
 
-def runtime_name(fmt: str, run_as: str, device: str, runner=None) -> str:
-    if getattr(runner, "runtime", None):  # runners that say what runs them (TFLite, OpenVINO)
-        return runner.runtime
-    if run_as == "keras-eager":
-        return "TensorFlow eager (Keras)"
-    if run_as == "keras-mixed_float16":
-        return "TensorFlow tf.function (Keras, mixed_float16)"
-    if fmt == "keras":
-        return "TensorFlow tf.function (Keras)"
-    if fmt == "savedmodel":
-        return "TensorFlow SavedModel"
-    if fmt == "onnx":
-        providers = runner.model.get_providers() if runner is not None and hasattr(runner.model, "get_providers") else []
-        return f"ONNX Runtime ({providers[0] if providers else 'CPUExecutionProvider'})"
-    if fmt == "torchscript":
-        return "TorchScript"
-    if fmt == "pt2":
-        return "torch.export program"
-    return "PyTorch eager" + (" fp16" if run_as == "eager-fp16" else "")
-
-
-def onnx_providers(device: str):
-    if device.startswith("cuda"):
-        index = int(device.split(":")[1]) if ":" in device else 0
-        return [("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def torch_on_device(runner, device: str):
-    """A converters Runner of a PyTorch-side format, moved to `device`."""
-    if device == "cpu":
-        return runner
-    return module_on_device(runner, runner.model.to(device), device)
-
-
-def module_on_device(runner, model, device: str):
-    """`runner` with its PyTorch `model` (already on `device`) called on inputs moved there."""
-    import torch
-    from bgmv2.converters.runner import Runner
-    dtype = torch.float16 if runner.precision == "fp16" else torch.float32
-
-    def run(src, bgr):
-        with torch.inference_mode():
-            out = model(torch.from_numpy(src).to(device, dtype), torch.from_numpy(bgr).to(device, dtype))
-        torch.cuda.synchronize(device)
-        return out
-
-    return Runner(run, runner.format, runner.path, runner.outputs, runner.layout, runner.metadata,
-                  runner.precision, model)
-
-
-def pt2_module(path: str, device: str):
-    """The module of a `.pt2` program with its graph and weights on `device` (see `pt2_on_device`)."""
-    import torch
-    program = torch.export.load(path)
-    try:
-        from torch.export.passes import move_to_device_pass
-        program = move_to_device_pass(program, device)
-    except ImportError:  # older PyTorch: parameters and buffers only
-        pass
-    return program.module().to(device)
-
-
-def pt2_on_device(runner, device: str):
-    """A `.pt2` program saved on the CPU, moved to `device`: `module().to()` moves parameters and buffers
-    but not the devices written into the graph (constants, `arange(device=...)`), so the program itself
-    is moved with `torch.export.passes.move_to_device_pass` first. `converters.load` has already
-    checked the archive (no pickled payloads) before this second `torch.export.load`."""
-    if device == "cpu":
-        return runner
-    return module_on_device(runner, pt2_module(runner.path, device), device)
-
-
-def tf_on_device(runner, device: str):
-    from bgmv2.converters.runner import Runner
-    if device == "cpu":
-        return runner
-    import tensorflow as tf
-    name = "/GPU:" + (device.split(":")[1] if ":" in device else "0")
-    original = runner.fn
-
-    def run(src, bgr):
-        with tf.device(name):
-            return original(src, bgr)
-
-    return Runner(run, runner.format, runner.path, runner.outputs, runner.layout, runner.metadata,
-                  runner.precision, runner.model)
-
-
-def keras_runner(path: str, knobs: Dict[str, object], how: str):
-    """Keras weights run eagerly (`keras-eager`) or under tf.function with a mixed_float16 policy."""
-    from bgmv2 import converters
-    from bgmv2.converters.runner import Runner
-    from bgmv2.converters.tf_formats import outputs_of, require_tf
-    impl = require_tf()
-    import tensorflow as tf
-    spec = converters.read(path, "keras")
-    options = dict(knobs) if spec.kind == "refine" else {}
-    if spec.kind == "refine":
-        options["refine_kernel_size"] = spec.refine_kernel_size
-        cls = impl.MattingRefine
-    else:
-        cls = impl.MattingBase
-    policy = "mixed_float16" if how == "keras-mixed_float16" else None
-    model = cls(spec.backbone, dtype=policy, **options)
-    impl.load_torch_state_dict(model, spec.state)
-    if how == "keras-eager":
-        def run(src, bgr):
-            return [o.numpy() for o in model(tf.constant(src.transpose(0, 2, 3, 1)), tf.constant(bgr.transpose(0, 2, 3, 1)))]
-        precision = "fp32"
-    else:
-        image = tf.TensorSpec([None, None, None, 3], tf.float32)
-        graph = tf.function(lambda s, b: model(s, b), input_signature=[image, image])
-
-        def run(src, bgr):
-            return [o.numpy() for o in graph(tf.constant(src.transpose(0, 2, 3, 1)), tf.constant(bgr.transpose(0, 2, 3, 1)))]
-        precision = "fp16"
-    return Runner(run, "keras", path, outputs_of(spec.kind), "NHWC", spec.metadata, precision, model)
-
-
-def eager_fp16_runner(path: str, knobs: Dict[str, object], device: str):
-    from bgmv2 import converters
-    from bgmv2.converters.torch_formats import eager_runner, torch_model
-    spec = converters.read(path)
-    model = torch_model(spec, knobs if spec.kind == "refine" else None, precision="fp16").eval()
-    return torch_on_device(eager_runner(model, "pth", path, spec.metadata, "fp16"), device)
-
-
 def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, object]] = None, device: str = "cpu",
                    run_as: str = "file", label: Optional[str] = None, threads: Optional[int] = None) -> Tuple[Candidate, Dict[str, object], Dict[str, str]]:
-    """Load `path` to run on `device`; returns it with the resolved knobs and their sources."""
+    """Load `path` to run on `device` as `run_as` asks; returns it with the resolved knobs and their sources."""
     from bgmv2 import converters
-    if run_as not in RUN_AS:
-        raise ParityError(f"run_as={run_as!r}; choose one of {', '.join(RUN_AS)}")
+    from bgmv2.converters import formats
+    runtime, precision, options = how_to_run(run_as)
     flags = clean_knobs(flags)
     started = time.perf_counter()
     try:
         fmt = detect_format(path)
-        runtime = runtime_of(fmt, run_as)
-        if device != "cpu":
-            reason = cuda_unavailable(runtime)
-            if reason:
-                raise ParityError(f"{path}: cannot run on {device}: {reason}")
-            exact_fp32_on_gpus()
         metadata = {k: v for k, v in converters.info(path).items() if k not in ("file", "format", "content")}
         recorded, recorded_from = recorded_knobs(path, fmt, metadata)
         inferred = None
@@ -448,28 +198,14 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
                 recorded, recorded_from = dict(inferred.knobs), "ONNX graph (inferred)"
         knobs, sources = resolve_knobs(reference.recorded, recorded, flags,
                                        "candidate " + recorded_from if recorded_from != "none" else "candidate")
-        refine = reference.spec.kind == "refine"
-        at_load = fmt in KNOBS_AT_LOAD or run_as != "file"
-        options = {"providers": onnx_providers(device), "threads": threads} if fmt == "onnx" else {}
-        if run_as == "file":
-            runner = converters.load(path, fmt, knobs=knobs if at_load and refine else None, **options)
-        elif run_as.startswith("openvino"):
-            runner = converters.load(path, fmt, runtime="openvino", precision="bf16" if run_as.endswith("bf16") else None)
-        elif run_as.startswith("keras"):
-            runner = keras_runner(path, knobs if refine else {}, run_as)
-        else:
-            runner = eager_fp16_runner(path, knobs, device)
+        module = formats.get(fmt)
+        at_load = (module.KNOBS_AT_LOAD and runtime in (None, *module.RUNTIMES)) or runtime == "fast"
+        if threads:
+            options = dict(options, threads=threads)
+        runner = converters.load(path, fmt, knobs=knobs if at_load and reference.spec.kind == "refine" else None,
+                                 device=device, runtime=runtime, precision=precision, **options)
     except converters.ConversionError as error:
         raise ParityError(str(error)) from None
-    if fmt == "onnx" and device != "cpu" and runner.model.get_providers()[0] != "CUDAExecutionProvider":
-        raise ParityError(f"{path}: ONNX Runtime did not start its CUDA provider (providers: "
-                          f"{', '.join(runner.model.get_providers())}); check the CUDA and cuDNN libraries it needs.")
-    if fmt == "pt2" and run_as == "file":
-        runner = pt2_on_device(runner, device)
-    elif runtime == "torch" and run_as == "file":
-        runner = torch_on_device(runner, device)
-    elif runtime == "tensorflow":
-        runner = tf_on_device(runner, device)
     notes = []
     if inferred is not None and inferred.found:
         notes.append("the file records no knobs; read from its graph: " + "; ".join(inferred.found))
@@ -483,9 +219,8 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
                          + ("the flags and " if flags else "") + "the defaults; pass --refine-* flags if it was "
                          "exported with others")
     candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as, device,
-                          runtime_name(fmt, run_as, device, runner), runner.precision, runner, recorded,
-                          recorded_from, at_load, metadata, notes, time.perf_counter() - started,
-                          inferred.min_cells if inferred is not None else 0)
+                          runner.engine, runner.precision, runner, recorded, recorded_from, at_load, metadata, notes,
+                          time.perf_counter() - started, inferred.min_cells if inferred is not None else 0)
     return candidate, knobs, sources
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .metrics import ParityMetrics, cell_error
+from bgmv2.converters.agreement import ParityMetrics, cell_error
 
 CODES = ("backbone", "layout", "channel-order", "inputs-swapped", "value-range", "knobs", "weights-precision",
          "stage", "unknown")
@@ -118,7 +118,8 @@ def backbone_mismatch(reference, candidate) -> Optional[str]:
 # -- input and output conventions ------------------------------------------------------------------
 def raw_call(runner, src, bgr) -> Dict[str, np.ndarray]:
     """The runner's function on exactly these arrays, outputs named, no layout conversion or checks."""
-    results = runner.fn(np.ascontiguousarray(src, dtype=np.float32), np.ascontiguousarray(bgr, dtype=np.float32))
+    results = runner.fn(runner.native(np.ascontiguousarray(src, dtype=np.float32)),
+                        runner.native(np.ascontiguousarray(bgr, dtype=np.float32)))
     return {name: np.asarray(v.detach().float().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float32)
             for name, v in zip(runner.outputs, results)}
 

@@ -11,10 +11,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .candidates import Candidate, ParityError, Reference, default_label, load_candidate, tf32_setting
-from .metrics import ParityMetrics
-from .probes import Probe
-from .tolerances import RULES, Limits, rule_for
+from bgmv2.converters.acceptance import RULES, Limits, judge, rule_for
+from bgmv2.converters.agreement import ParityMetrics
+from bgmv2.converters.devices import exact_fp32_on_gpus, tf32_setting
+from bgmv2.converters.probes import Probe
+from .candidates import Candidate, ParityError, Reference, default_label, load_candidate
 
 
 @dataclass
@@ -174,25 +175,27 @@ def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str,
                         candidate.precision, candidate.device, dict(knobs), dict(sources), candidate.recorded_from,
                         rule.name, notes=list(candidate.notes))
     try:
-        result.limits = limits = rule.limits(reference.noise(knobs, probes, rule.name))
+        reference.noise(knobs, probes, rule.name)
     except Exception as error:  # noqa: BLE001
         result.error = f"could not measure the reference's own rounding error: {type(error).__name__}: {error}"
         return result
-    worst = -1.0
+    worst = [-1.0]
+
+    def keep_worst(probe, expected, got, classes):
+        """The picture of the image that differs most, for the report's difference map."""
+        if "pha" in got and np.shape(got["pha"]) == np.shape(expected["pha"]):
+            diff = np.nan_to_num(np.abs(expected["pha"].astype(np.float64) - got["pha"]), nan=1.0, posinf=1.0)
+            if float(diff.sum()) > worst[0]:
+                worst[0] = float(diff.sum())
+                image = int(np.argmax(diff.reshape(diff.shape[0], -1).sum(1)))
+                result.picture = {"src": probe.src[image], "reference": expected["pha"][image, 0],
+                                  "candidate": np.asarray(got["pha"][image, 0]), "probe": probe.describe(),
+                                  **{k: v[image] for k, v in classes.items()}}
+
     try:
-        for probe in probes:
-            expected = reference.run(knobs, probe)
-            got = candidate.runner(probe.src, probe.bgr)
-            classes = result.metrics.add(expected, got, knobs, limits.band)
-            if "pha" in got and np.shape(got["pha"]) == np.shape(expected["pha"]):
-                diff = np.abs(expected["pha"].astype(np.float64) - got["pha"])
-                score = float(np.nan_to_num(diff, nan=1.0, posinf=1.0).sum())
-                if score > worst:
-                    worst = score
-                    image = int(np.argmax(np.nan_to_num(diff, nan=1.0, posinf=1.0).reshape(diff.shape[0], -1).sum(1)))
-                    result.picture = {"src": probe.src[image], "reference": expected["pha"][image, 0],
-                                      "candidate": np.asarray(got["pha"][image, 0]), "probe": probe.describe(),
-                                      **{k: v[image] for k, v in classes.items()}}
+        verdict = judge(reference, candidate.runner, knobs, probes, rule.name, on_probe=keep_worst)
+        result.limits = limits = verdict.limits
+        result.metrics = verdict.metrics
         result.timing = timing_of(candidate.runner, probes[0], repeat)
         result.ms_per_frame = result.timing["ms_per_frame"] if result.timing else None
     except Exception as error:  # noqa: BLE001 - a candidate's failure is a result, not a crash
@@ -221,7 +224,6 @@ def run_parity(reference_path: str, requests: Sequence[CandidateRequest], probes
                      "runs_as": "PyTorch eager, fp32, CPU"},
                     [p.describe() for p in probes], device, dict(flags or {}), title=title)
     if device != "cpu":
-        from .candidates import exact_fp32_on_gpus
         exact_fp32_on_gpus()
     report.environment["tf32"] = tf32_setting(device)
     for request in requests:
@@ -258,7 +260,7 @@ def probes_for(candidate: Candidate, probes: Sequence[Probe]) -> List[Probe]:
     probes that are too small are replaced by larger ones of the same shape (noted); the user's own
     sizes and pictures are refused with the constraint and a size that works."""
     from .inferred import size_with_cells
-    from .probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     need = candidate.min_cells
     usable = []
     for probe in probes:

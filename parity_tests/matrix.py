@@ -169,7 +169,7 @@ def trace_example(knobs: Dict[str, object]):
     """A synthetic probe to trace legacy exports at: cells are refined, so the refining branch is traced,
     and it has at least k cells (upstream's sampling graphs fix k at the traced size)."""
     import torch
-    from .probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     height, width = 192, 256
     while (height // 4) * (width // 4) < int(knobs.get("refine_sample_pixels", 0)) // 16:
         height, width = height * 2, width * 2

@@ -10,7 +10,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .engine import CaseResult, Report, knob_label
-from .tolerances import RULES
+from bgmv2.converters.acceptance import RULES
 
 COLUMNS = ("case", "precision", "device", "verdict", "pha max", "pha max out", "pha mean", "pha SAD", "pha MSE",
            "8-bit", "fgr max out", "cells differ", "edge", "unexpl.", "ms/frame")
@@ -192,7 +192,7 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
     lines += ["", "## Tolerances", "",
               "Each output may differ from the reference by at most `factor x noise + floor` (max and mean "
               "separately), where `noise` is the reference's own rounding error in the candidate's precision, "
-              "measured in this run against the reference computed in float64 (see `parity_tests/tolerances.py` "
+              "measured in this run against the reference computed in float64 (see `converters/acceptance.py` "
               "and README, Parity). Per case, `parity.json` holds the measured noise, the limits and the ratios.",
               "", "| precision | max factor | mean factor | max floor | mean floor | pha mean (all pixels) | "
               "8-bit share | cells flipped | unexplained |", "|---|---|---|---|---|---|---|---|---|"]

@@ -8,10 +8,11 @@ import shutil
 import tempfile
 from typing import Callable, Dict, Optional, Sequence
 
-from .candidates import ParityError, Reference, clean_knobs, cuda_unavailable, resolve_path
+from bgmv2.converters.devices import cuda_unavailable
+from .candidates import ParityError, Reference, clean_knobs, resolve_path
 from .engine import CandidateRequest, Report, run_parity
 from .matrix import Builder, BuildError, default_knobs, missing_modules, select
-from .probes import Probe
+from bgmv2.converters.probes import Probe
 
 
 def zoo_file(name: str) -> str:

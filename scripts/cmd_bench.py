@@ -71,7 +71,7 @@ def bench_runner(args):
             args.model = f"{folder}/untrained_mobilenetv2.pth"
             torch.manual_seed(0)
             torch.save(MattingRefine("mobilenetv2").state_dict(), args.model)
-    return load_runner(args)
+    return load_runner(args, frames=args.frames * (args.rounds + 1))
 
 
 def bench_media(args, folder):
@@ -105,21 +105,21 @@ def bench_media(args, folder):
     return video, frames, bgr, background
 
 
-def time_model(runner, inputs, bgr_input, size) -> float:
+def time_model(runner, inputs, bgr_input) -> float:
     import time
     import torch
     sync = torch.cuda.synchronize if runner.device.type == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
     for src in inputs:
-        runner(src, bgr_input, size=size)
+        runner(src, bgr_input)
     sync()
     return time.perf_counter() - start
 
 
 def time_pipeline(args, runner, video, background, folder, overlap: bool) -> float:
     import time
-    from bgmv2.scripts.cmd_video import matte_video
+    from bgmv2.scripts.media.video import matte_video
     ns = argparse.Namespace(
         src=video, bgr=background, resize=None, video_resize=None, output_dir=f"{folder}/out", output_types=args.output_types,
         com_bg="green", force=True, image_format="png", output_format="video", codec=args.codec, crf=args.crf,
@@ -168,14 +168,14 @@ def bench_runners(args):
     return [("eager", bench_runner(eager_args)), ("fast", fast)]
 
 
-def warm_up(runner, inputs, bgr_input, size, calls: int) -> float:
+def warm_up(runner, inputs, bgr_input, calls: int) -> float:
     """Call the runner `calls` times; returns the first call's seconds (the fast path chooses there)."""
     import time
     import torch
     first = 0.0
     for i in range(calls):
         start = time.perf_counter()
-        runner(inputs[i % len(inputs)], bgr_input, size=size)
+        runner(inputs[i % len(inputs)], bgr_input)
         if runner.device.type == "cuda":
             torch.cuda.synchronize(runner.device)
         if i == 0:
@@ -208,15 +208,14 @@ def bench(args) -> int:
             bgr_inputs[label] = runner.prepare(bgr)
             # the fast runner chooses on its first call and checks the next one against eager: warm past both
             calls = max(args.warmup, 3) if label == "fast" else args.warmup
-            firsts[label] = warm_up(runner, inputs[label], bgr_inputs[label], (height, width), calls)
+            firsts[label] = warm_up(runner, inputs[label], bgr_inputs[label], calls)
         before = load_text()
         names = ["model"] + (["pipeline"] if args.pipeline else []) + (["sequential"] if args.sequential else [])
         rows = {(label, name): [] for label, _ in runners for name in names}
         for round_ in range(args.rounds):
             measures = []
             for label, runner in runners:
-                measures.append(((label, "model"), lambda r=runner, l=label: time_model(r, inputs[l], bgr_inputs[l],
-                                                                                         (height, width))))
+                measures.append(((label, "model"), lambda r=runner, l=label: time_model(r, inputs[l], bgr_inputs[l])))
                 if args.pipeline:
                     measures.append(((label, "pipeline"), lambda r=runner: time_pipeline(args, r, video, background,
                                                                                          folder, True)))
@@ -237,13 +236,14 @@ def bench(args) -> int:
               "pipeline": "video pipeline (decode + model + composite + encode, overlapped)",
               "sequential": "sequential pipeline (one thread, as upstream)"}
     main_runner = runners[-1][1]
-    print(f"\n{main_runner.description} on {main_runner.device}, {args.precision}; {width}x{height}, {args.frames} "
+    precision = args.precision or "the file's own precision"
+    print(f"\n{main_runner.description}, {precision}; {width}x{height}, {args.frames} "
           f"frames, median of {args.rounds}; outputs: {' '.join(args.output_types)} ({args.codec})")
     print(f"machine: {machine_text(main_runner)}; {before} before, {after} after")
-    chosen = getattr(main_runner, "chosen", None)
-    if chosen is not None:
-        print("fast path ran: " + ", ".join(sorted({f"{name} ({main_runner.choices[key].precision})"
-                                                    for key, name in chosen.items()})))
+    fast = main_runner.runner if main_runner.runtime == "fast" else None
+    if fast is not None:
+        print("fast path ran: " + ", ".join(sorted({f"{name} ({fast.choices[key].precision})"
+                                                    for key, name in fast.chosen.items()})))
     print()
     print("| measure | fps | ms/frame | vs model only | rounds (fps) |")
     print("|---|---|---|---|---|")

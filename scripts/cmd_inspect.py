@@ -62,12 +62,11 @@ def describe_file(path: str):
 def run(args: argparse.Namespace) -> int:
     from bgmv2.pytorch_impl import CheckpointError
     if args.run:  # the device first: a wrong one is found before the model loads
-        from bgmv2.scripts.media.errors import MediaError
-        from bgmv2.scripts.media.runner import resolve_device
+        from bgmv2.converters import ConversionError, devices
         try:
-            args.device = str(resolve_device(args.device))
-        except MediaError as error:
-            print(f"error: {error}", file=sys.stderr)
+            args.device = devices.choose(args.device, "torch")
+        except ConversionError as error:
+            print(f"error: --{error}", file=sys.stderr)
             return 1
     try:
         model = describe_file(args.file)

@@ -29,9 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     what = parser.add_argument_group("what to compare")
     what.add_argument("--reference", metavar="FILE", help="the reference model (a file or a zoo name)")
+    from bgmv2.converters import formats
     what.add_argument("--candidate", action="append", default=[], metavar="FILE",
-                      help="a model file to check (repeatable); PREFIX:FILE runs it another way: keras-eager:, "
-                           "keras-mixed_float16: (Keras weights), eager-fp16: (a state dict in PyTorch fp16)")
+                      help="a model file to check (repeatable); RUNTIME[-PRECISION]:FILE runs it with a runtime of "
+                           f"the registry ({', '.join(formats.runtime_names())}), e.g. openvino:m.onnx, "
+                           "openvino-bf16:m.xml, fast:m.pth, torch-fp16:m.pth; also keras-eager:, "
+                           "keras-mixed_float16: (Keras weights)")
     what.add_argument("--zoo", metavar="NAME", help="check a zoo entry: convert it to every format of the matrix "
                                                     "and check each file (the reference is the entry's file)")
     what.add_argument("--formats", nargs="+", metavar="LABEL",
@@ -102,7 +105,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def probes_of(args: argparse.Namespace):
     from bgmv2.parity_tests.candidates import ParityError
-    from bgmv2.parity_tests.probes import default_probes, picture_probe, synthetic_probe
+    from bgmv2.converters.probes import default_probes, synthetic_probe
+    from bgmv2.parity_tests.probes import picture_probe
     from bgmv2.scripts.arg_types import parse_size
     if len(args.src) != len(args.bgr):
         raise ParityError(f"{len(args.src)} --src but {len(args.bgr)} --bgr: give one background shot per picture")
@@ -132,10 +136,15 @@ def planted_cases(report, probes):
 
 
 def split_candidate(text: str):
-    """'keras-eager:model.weights.h5' -> ('model.weights.h5', 'keras-eager'); 'model.onnx' -> (..., 'file')."""
-    from bgmv2.parity_tests.candidates import RUN_AS
+    """'openvino:model.onnx' -> ('model.onnx', 'openvino'): RUNTIME[-PRECISION]:FILE names how to run it
+    (`bgmv2.parity_tests.candidates.how_to_run`); 'model.onnx' -> (..., 'file')."""
+    from bgmv2.parity_tests.candidates import ParityError, how_to_run
     prefix, _, rest = text.partition(":")
-    if rest and prefix in RUN_AS and not os.path.exists(text):
+    if rest and not os.path.exists(text):
+        try:
+            how_to_run(prefix)
+        except ParityError:
+            return text, "file"
         return rest, prefix
     return text, "file"
 

@@ -31,8 +31,8 @@ def test_bench_min_ratio_and_bad_arguments(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     torch.save(MattingRefine("mobilenetv2").state_dict(), tmp_path / "refine.pth")
     common = ["bench", "--model", str(tmp_path / "refine.pth"), "--size", "64x48", "--threads", "1", "--device", "cpu"]
-    import bgmv2.scripts.cmd_bench
-    monkeypatch.setattr(scripts.cmd_bench, "time_pipeline", lambda *args: 1e6)  # a pipeline far below the bar
+    from bgmv2.scripts import cmd_bench
+    monkeypatch.setattr(cmd_bench, "time_pipeline", lambda *args: 1e6)  # a pipeline far below the bar
     assert main([*common, "--frames", "2", "--rounds", "1", "--min-ratio", "0.5"]) == 3
     assert "below --min-ratio 0.50" in capsys.readouterr().err
     for flag, value in (("--frames", "0"), ("--min-ratio", "100"), ("--warmup", "-1")):

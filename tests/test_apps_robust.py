@@ -125,7 +125,7 @@ def test_bad_header_is_found_before_work_and_skipped_with_continue_on_error(medi
 def test_per_item_api_for_batch_runners(media, models, tmp_path):
     """What a batch runner calls: plan the items, open the context once, make one item at a time."""
     from bgmv2.scripts.cli import build_parser
-    from bgmv2.scripts.cmd_images import matte_image, open_context, plan
+    from bgmv2.scripts.media.pictures import matte_image, open_context, plan
     args = build_parser().parse_args(["images", "--src", str(media / "src"), "--bgr", str(media / "bgr.png"), "-o",
                                       str(tmp_path / "out"), "--model", str(models / "refine.pth"), "--output-types",
                                       "pha", "fgr", "--continue-on-error", *FAST])

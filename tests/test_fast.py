@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from bgmv2.converters import ConversionError
+from bgmv2.converters.fast import fast_runner as make_fast_runner
+from bgmv2.converters.fast.cache import ChoiceCache
+from bgmv2.converters.fast.candidates import Candidate, cpu_bf16_unsupported, static_copy
+from bgmv2.converters.fast.graphs import EmulatedGraphs, GraphedCall
+from bgmv2.converters.torch_formats import torch_runner
 from bgmv2.pytorch_impl import MattingBase, MattingRefine
-from bgmv2.scripts.fast import fast_runner
-from bgmv2.scripts.fast.cache import ChoiceCache
-from bgmv2.scripts.fast.candidates import Candidate, cpu_bf16_unsupported, static_copy
-from bgmv2.scripts.fast.graphs import EmulatedGraphs, GraphedCall
-from bgmv2.scripts.media.errors import MediaError
-from bgmv2.scripts.media.runner import TorchRunner
+from bgmv2.scripts.media.runner import FrameRunner
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
 
@@ -66,14 +67,26 @@ def broken():
     return Candidate("broken", "fp32", build)
 
 
+def fast_runner(*args, **kwargs):
+    """The fast runner with the machine taken as quiet (its choices are cached as on a quiet machine)."""
+    runner = make_fast_runner(*args, **kwargs)
+    runner.busy = lambda: ""
+    return runner
+
+
 def run_frames(runner, clip, bgr):
-    back = runner.prepare(bgr)
-    return [runner(runner.prepare(f), back, size=f.shape[:2]) for f in clip]
+    """Frames through the apps' adapter: uint8 pictures in, torch outputs out."""
+    frames = FrameRunner(runner)
+    back = frames.prepare(bgr)
+    return [frames(frames.prepare(f), back) for f in clip]
+
+
+def eager(model):
+    return torch_runner(model.to(memory_format=torch.channels_last), "model", "(eager)", {})
 
 
 def eager_frames(model, clip, bgr):
-    reference = TorchRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"))
-    return run_frames(reference, clip, bgr)
+    return run_frames(eager(model), clip, bgr)
 
 
 def test_wrong_candidate_is_dropped_and_the_choice_cached(model, tmp_path):
@@ -115,7 +128,7 @@ def test_a_candidate_that_differs_on_a_later_frame_falls_back_to_eager(model, tm
     runner.time = lambda src, bgr, runs: {"eager": 2.0, "wrong": 1.0}  # make the wrong one win the timing
     outputs = run_frames(runner, clip, bgr)
     assert "fast: wrong for 96x64" in logs[0]
-    assert logs[1].startswith("warning: fast: wrong differs from eager on a later frame") and len(logs) == 2
+    assert logs[1].startswith("warning: fast: wrong differs from eager on frame 2") and len(logs) == 2
     assert runner.chosen[(1, 3, 64, 96)] == "eager"
     for got, want in zip(outputs, eager_frames(model, clip, bgr)):  # the wrong matte is never returned
         assert torch.allclose(got["pha"], want["pha"], atol=1e-5)
@@ -131,8 +144,9 @@ def test_every_size_and_batch(model, tmp_path):
         assert got["pha"].shape == (1, 1, height, width)
         assert torch.allclose(got["pha"], want["pha"], atol=1e-5)
     clip, bgr = frames(48, 64, count=2)
-    batch = torch.cat([runner.prepare(f) for f in clip])
-    got = runner(batch, runner.prepare(bgr), size=(48, 64))
+    adapter = FrameRunner(runner)
+    batch = torch.cat([adapter.prepare(f) for f in clip])
+    got = adapter(batch, adapter.prepare(bgr))
     assert got["pha"].shape == (2, 1, 48, 64)
     assert len(runner.chosen) == 3
 
@@ -150,34 +164,40 @@ def test_thresholding_and_base_models(tmp_path):
     base = MattingBase("mobilenetv2").eval()
     runner = fast_runner(base, "cpu", candidates=[same(base)], cache=ChoiceCache(tmp_path / "c.json"), log=logs.append)
     out, = run_frames(runner, clip, bgr)
-    assert runner.outputs == ("pha", "fgr", "err") and out["err"].shape == (1, 1, 64, 64)
+    assert runner.outputs == ("pha", "fgr", "err", "hid") and out["err"].shape == (1, 1, 64, 64)
 
 
 def test_bad_input_is_a_message(tmp_path):
+    from bgmv2 import converters
     model = MattingRefine("mobilenetv2").eval()
-    with pytest.raises(MediaError, match="not fp16"):
+    with pytest.raises(ConversionError, match="not fp16"):
         fast_runner(model, "cpu", "fp16")
-    with pytest.raises(MediaError, match="float32 model"):
+    with pytest.raises(ConversionError, match="float32 model"):
         fast_runner(MattingRefine("mobilenetv2").half(), "cpu")
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07\x12\x04test")
-    with pytest.raises(MediaError):
-        fast_runner(str(onnx), "cpu")
+    with pytest.raises(ConversionError):
+        converters.load(str(onnx), runtime="fast")
     if not torch.cuda.is_available():
-        with pytest.raises(MediaError, match="--device cuda"):
+        with pytest.raises(ConversionError, match="device cuda:0 was asked for, but no CUDA GPU"):
             fast_runner(model, "cuda")
     if cpu_bf16_unsupported():
-        with pytest.raises(MediaError, match="no native bf16"):
+        with pytest.raises(ConversionError, match="no native bf16"):
             fast_runner(model, "cpu", "bf16")
 
 
 def test_unwritable_or_damaged_cache_only_loses_the_memory(tmp_path):
+    """A damaged file is kept aside (other models' entries are not silently dropped) and said once."""
     path = tmp_path / "choices.json"
     path.write_text("{not json")
     cache = ChoiceCache(path)
     assert cache.get("k") is None
+    assert len(cache.notes) == 1 and "kept aside" in cache.notes[0]
     cache.put("k", {"choice": "eager"})
-    assert cache.get("k")["choice"] == "eager" and [p.name for p in tmp_path.iterdir()] == ["choices.json"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert cache.get("k")["choice"] == "eager" and names[0] == "choices.json"
+    assert len(names) == 2 and names[1].startswith("choices.json.corrupt-")
+    assert (tmp_path / names[1]).read_text() == "{not json"
     blocked = ChoiceCache(tmp_path / "file" / "choices.json")
     (tmp_path / "file").write_text("a file where the folder should be")
     blocked.put("k", {"choice": "eager"})  # no exception
@@ -207,7 +227,7 @@ def test_graphed_call_captures_once_per_shape_and_returns_fresh_outputs():
 @pytest.mark.slow  # Inductor compiles for 20-60 s on 2 cores, minutes when they are shared
 def test_real_compile_matches_eager(tmp_path):
     """One real Inductor compile (fp32: at a tiny size bf16 rounding moves too large a share of pixels)."""
-    from bgmv2.scripts.fast.candidates import cpu_compiled
+    from bgmv2.converters.fast.candidates import cpu_compiled
     from conftest import realistic_weights
     torch.manual_seed(0)
     model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=2_000)).eval()
@@ -245,7 +265,7 @@ def test_video_frames_batched_through_the_pipeline(tmp_path):
     from bgmv2.scripts.media.pipeline import Pipeline
     torch.manual_seed(0)
     model = MattingRefine("mobilenetv2").eval()
-    runner = TorchRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"))
+    runner = FrameRunner(eager(model))
     clip, bgr = frames(40, 56, count=7)
     written = {}
     for batch in (1, 3):
@@ -271,12 +291,12 @@ def test_backend_fast_from_the_command_line(tmp_path, capsys, monkeypatch):
     code = main(["demo", "-o", str(tmp_path / "out"), "--model", str(tmp_path / "refine.pth"), "--backend", "fast",
                  "--refine-mode", "thresholding", "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 0 and "fast backend" in err and re.search(r"^fast: (eager|lean-[\w-]+) for 640x360", err, re.M), err
+    assert code == 0 and "via fast" in err and re.search(r"^fast: (eager|lean-[\w-]+) for 640x360", err, re.M), err
     assert "lean-fp32" in err and "compile" not in err
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x04test")
     code = main(["demo", "-o", str(tmp_path / "out2"), "--model", str(tmp_path / "model.onnx"), "--backend", "fast"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "--backend fast" in err
+    assert code == 1 and err.count("\n") == 1 and "model.onnx" in err
 
 
 def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch):
@@ -301,7 +321,7 @@ def test_bench_measures_eager_and_fast_in_one_run(tmp_path, capsys, monkeypatch)
 def test_cuda_graph_candidate_logic_on_the_cpu(model, tmp_path):
     """The CUDA candidate as built for a GPU (static copy, cast inside the graph, one capture per shape),
     with the graph emulated: same matte as eager, captured once for the size, again for a batch."""
-    from bgmv2.scripts.fast.candidates import cuda_graphed
+    from bgmv2.converters.fast.candidates import cuda_graphed
     backend = EmulatedGraphs()
     candidate = cuda_graphed(model, "fp32", compiled=False, backend=backend)
     runner = fast_runner(model, "cpu", candidates=[candidate], cache=ChoiceCache(tmp_path / "c.json"),
@@ -312,6 +332,7 @@ def test_cuda_graph_candidate_logic_on_the_cpu(model, tmp_path):
     assert runner.chosen == {(1, 3, 48, 64): "cuda-graph-fp32"} and backend.captures == 1
     for got, want in zip(outputs, eager_frames(model, clip, bgr)):
         assert torch.allclose(got["pha"], want["pha"], atol=1e-5)
-    batch = torch.cat([runner.prepare(f) for f in clip])
-    runner(batch, runner.prepare(bgr), size=(48, 64))
+    adapter = FrameRunner(runner)
+    batch = torch.cat([adapter.prepare(f) for f in clip])
+    adapter(batch, adapter.prepare(bgr))
     assert backend.captures == 2

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from torch.nn import functional as F
 
 from bgmv2.pytorch_impl import MattingBase, MattingRefine
-from bgmv2.scripts.fast.lean import LeanMatting, doubled_windows, windows, zero_outside
+from bgmv2.converters.fast.lean import LeanMatting, doubled_windows, windows, zero_outside
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_window_helpers_equal_crops_of_the_whole_resized_map():
 def test_openvino_base_network_matches_pytorch():
     pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install '.[openvino]')")
     from conftest import realistic_weights
-    from bgmv2.scripts.fast.openvino_network import OpenVinoNetwork
+    from bgmv2.converters.fast.openvino_network import OpenVinoNetwork
     model = realistic_weights(MattingRefine("mobilenetv2")).eval()
     network = OpenVinoNetwork(model, "fp32", threads=1)
     with torch.inference_mode():
@@ -127,9 +127,9 @@ def test_openvino_base_network_matches_pytorch():
 def test_lean_candidate_through_the_fast_runner(tmp_path):
     """Chosen or not, it is built, checked against eager and timed; the runner's outputs stay eager's."""
     from conftest import realistic_weights
-    from bgmv2.scripts.fast import fast_runner
-    from bgmv2.scripts.fast.cache import ChoiceCache
-    from bgmv2.scripts.fast.candidates import lean
+    from bgmv2.converters.fast import fast_runner
+    from bgmv2.converters.fast.cache import ChoiceCache
+    from bgmv2.converters.fast.candidates import lean
     model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=4_000)).eval()
     logs = []
     runner = fast_runner(model, "cpu", candidates=[lean(model, "fp32", "torch")],
@@ -144,7 +144,7 @@ def test_lean_candidate_through_the_fast_runner(tmp_path):
 def test_cpu_candidates_offer_the_lean_ones(monkeypatch):
     """OpenVINO's candidates where it is installed, PyTorch's always; thresholding gets only lean ones."""
     import sys
-    from bgmv2.scripts.fast.candidates import cpu_bf16_unsupported, for_device
+    from bgmv2.converters.fast.candidates import cpu_bf16_unsupported, for_device
     cpu = torch.device("cpu")
     names = lambda model, precision=None: [c.name for c in for_device(model, cpu, precision, None, {}, "id")]  # noqa: E731
     sampling, thresholding = MattingRefine("mobilenetv2"), MattingRefine("mobilenetv2", refine_mode="thresholding")

@@ -59,6 +59,7 @@ LAYOUT = "NCHW"
 SIDE = "numpy"
 SUFFIXES = (".npz",)
 PRECISIONS = ("fp32",)
+RUNTIMES = ("torch",)
 KNOBS_AT_LOAD = True
 
 
@@ -93,10 +94,9 @@ def write(spec, path, metadata, job):
             f.write("sidecar")
 
 
-def load(path, knobs=None, **options):
-    from bgmv2.converters.torch_formats import eager_runner, torch_model
-    spec = read(path)
-    return eager_runner(torch_model(spec, {**spec.knob_values(), **(knobs or {})}), NAME, path, {}, "fp32")
+def load(path, knobs=None, device="cpu", runtime=None, precision=None, **options):
+    from bgmv2.converters.torch_formats import spec_runner
+    return spec_runner(read(path), NAME, path, knobs, device, precision)
 
 
 def info(path):
@@ -112,11 +112,14 @@ def toy_format(tmp_path, monkeypatch):
     (tmp_path / "toy_formats" / "npz_format.py").write_text(TOY)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(formats, "FORMAT_MODULES", formats.FORMAT_MODULES + ("toy_formats.npz_format",))
-    saved = dict(formats.REGISTRY)
+    saved, saved_runtimes = dict(formats.REGISTRY), dict(formats.RUNTIME_REGISTRY)
     formats.REGISTRY.clear()
+    formats.RUNTIME_REGISTRY.clear()
     yield
     formats.REGISTRY.clear()
     formats.REGISTRY.update(saved)
+    formats.RUNTIME_REGISTRY.clear()
+    formats.RUNTIME_REGISTRY.update(saved_runtimes)
     sys.modules.pop("toy_formats.npz_format", None)
     sys.modules.pop("toy_formats", None)
     importlib.invalidate_caches()

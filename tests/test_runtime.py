@@ -58,10 +58,25 @@ def test_runner_input_errors_say_what_to_do(weights):
     src, bgr = torch_probe(1, *PROBE)
     with pytest.raises(ConversionError, match="NCHW"):
         runner(src.permute(0, 2, 3, 1), bgr.permute(0, 2, 3, 1))
-    with pytest.raises(ConversionError, match="multiples of 4"):
-        runner(src[..., :62, :], bgr[..., :62, :])
     with pytest.raises(ConversionError, match="same shape"):
         runner(src, bgr[..., :60, :])
+    with pytest.raises(ConversionError, match="divide by 255"):
+        runner(src * 255, bgr)
+    with pytest.raises(ConversionError, match="NaN"):
+        runner(src, bgr * float("nan"))
+    with pytest.raises(ConversionError, match="8-bit images"):
+        runner((src * 255).to(torch.uint8), (bgr * 255).to(torch.uint8))
+
+
+def test_runners_take_any_size_as_matte_does(weights, model):
+    """A file that does not pad itself is padded by its runner and its outputs cropped back."""
+    from bgmv2.pytorch_impl import matte
+    src, bgr = torch_probe(1, *PROBE)
+    src, bgr = src[..., :61, :].contiguous(), bgr[..., :61, :].contiguous()
+    got = load(weights / "w.pth", knobs=KNOBS)(src, bgr)
+    want = matte(model, src, bgr)
+    assert got["pha"].shape == tuple(want[0].shape) == (1, 1, 61, PROBE[1])
+    np.testing.assert_allclose(got["pha"], want[0].numpy(), atol=1e-6)
 
 
 def test_knobs_are_settable_after_conversion_where_the_format_allows(weights, tmp_path):

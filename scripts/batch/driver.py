@@ -86,8 +86,8 @@ class Batch:
         return from_folders(args.src, args.bgr, args.output_dir)
 
     def types(self, kind: str) -> List[str]:
-        from bgmv2.scripts.cmd_images import DEFAULT_TYPES as IMAGE_TYPES
-        from bgmv2.scripts.cmd_video import DEFAULT_TYPES as VIDEO_TYPES
+        from bgmv2.scripts.media.pictures import DEFAULT_TYPES as IMAGE_TYPES
+        from bgmv2.scripts.media.video import DEFAULT_TYPES as VIDEO_TYPES
         return list(self.args.output_types or (IMAGE_TYPES if kind == "image" else VIDEO_TYPES))
 
     def plan(self, items: List[Item], model_sha256: str) -> None:

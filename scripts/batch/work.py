@@ -36,7 +36,7 @@ def image_outputs(args, output_dir, types) -> Dict[str, Path]:
 
 
 def video_outputs(args, output_dir, types) -> Dict[str, Path]:
-    from bgmv2.scripts.cmd_video import output_paths
+    from bgmv2.scripts.media.video import output_paths
     return output_paths(item_args(args, "", "", output_dir, types))
 
 
@@ -153,7 +153,7 @@ class Matter:
         return result
 
     def _segment(self, task: dict) -> dict:
-        from bgmv2.scripts.cmd_video import make_jobs, open_inputs
+        from bgmv2.scripts.media.video import make_jobs, open_inputs
         from bgmv2.scripts.media.composite import Renderer
         from bgmv2.scripts.media.matting import Stages, check_output_types
         from bgmv2.scripts.media.encode import remove, temporary_name
@@ -210,7 +210,7 @@ def join_video(args: argparse.Namespace, outputs: Dict[str, Path], segments: Lis
     (Ctrl-C in the driver) aborts them. Returns the frame count.
     """
     from fractions import Fraction
-    from bgmv2.scripts.cmd_video import open_writers
+    from bgmv2.scripts.media.video import open_writers
     from bgmv2.scripts.media.errors import MediaError
     first = segments[0]
     width, height = first["size"]

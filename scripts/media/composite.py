@@ -59,8 +59,19 @@ def frame_tensor(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(frame).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
+# Picture type -> the runner outputs it is drawn from, first found (MattingRefine's coarse error map
+# err_sm, MattingBase's err; the refined cells ref_sm).
+SOURCES = {"com": ("pha", "fgr"), "pha": ("pha",), "fgr": ("fgr",), "err": ("err_sm", "err"), "ref": ("ref_sm",)}
+
+
+def available(kind: str, outputs) -> bool:
+    """Whether picture type `kind` can be drawn from a runner with these output names."""
+    sources = SOURCES.get(kind, ())
+    return all(name in outputs for name in sources) if kind in ("com",) else any(n in outputs for n in sources)
+
+
 class Renderer:
-    """Turns a runner's outputs into the requested pictures, on the outputs' device."""
+    """Turns a runner's outputs (the contract's names) into the requested pictures, on the outputs' device."""
 
     def __init__(self, types: Sequence[str], colour: Optional[Tuple[int, int, int]] = (120, 255, 155)):
         self.types = tuple(types)
@@ -88,10 +99,11 @@ class Renderer:
             elif kind == "fgr":
                 pictures[kind] = to_uint8(torch.cat([fgr, pha], dim=1))
             elif kind in ("err", "ref"):
-                if kind not in outputs:
+                source = next((name for name in SOURCES[kind] if name in outputs), None)
+                if source is None:
                     raise MediaError(f"the model has no {kind} output (MattingBase has no refined regions); "
                                      f"leave {kind} out of --output-types")
-                x = outputs[kind].float()
+                x = outputs[source].float()
                 if x.shape[-2:] != size:
                     x = F.interpolate(x, size, mode="bilinear" if kind == "err" else "nearest",
                                       **({"align_corners": False} if kind == "err" else {}))

@@ -16,8 +16,9 @@ from .composite import Renderer
 
 def check_output_types(types, runner) -> None:
     """com, pha and fgr come from every model; err and ref only where the model has them."""
+    from .composite import available
     from .errors import MediaError
-    missing = [t for t in types if t not in ("com", "pha", "fgr") and t not in runner.outputs]
+    missing = [t for t in types if not available(t, runner.outputs)]
     if missing:
         raise MediaError(f"{runner.description} has no {' or '.join(missing)} output (MattingBase refines nothing); "
                          "leave it out of --output-types")
@@ -83,7 +84,7 @@ class Stages:
             self.prepare(job)
         src, bgr = job.inputs
         job.inputs = None
-        outputs = self.runner(src, bgr, size=job.src.shape[:2])
+        outputs = self.runner(src, bgr)
         if self.render_on_device:
             return job, self.renderer(outputs, job.com), True
         return job, outputs, False
@@ -102,7 +103,7 @@ class Stages:
             bgr = torch.cat(backgrounds)
         for job in jobs:
             job.inputs = None
-        outputs = self.runner(src, bgr, size=jobs[0].src.shape[:2])
+        outputs = self.runner(src, bgr)
         results = []
         for i, job in enumerate(jobs):
             one = {name: value[i:i + 1] for name, value in outputs.items()}

@@ -86,7 +86,7 @@ class WebcamApp:
         if self.background.shape != frame.shape:  # the camera changed resolution
             from .decode import resize
             self.set_background(resize(self.background, (frame.shape[1], frame.shape[0])), captured=False)
-        outputs = self.runner(self.runner.prepare(frame), self.background_input, size=frame.shape[:2])
+        outputs = self.runner(self.runner.prepare(frame), self.background_input)
         com = None
         if self.com_picture is not None:
             from .decode import fit_background

@@ -27,7 +27,7 @@ def quiet_frameworks():
 
 @pytest.fixture(scope="session")
 def probes():
-    from bgmv2.parity_tests.probes import default_probes
+    from bgmv2.converters.probes import default_probes
     return default_probes()
 
 
@@ -77,7 +77,7 @@ def matrix(tmp_path_factory, matrix_knobs):
 
 def pytest_collection_finish(session):
     """Note which matrix files the selected cases need, so they are built in parallel from the start."""
-    from bgmv2.parity_tests.candidates import cuda_unavailable
+    from bgmv2.converters.devices import cuda_unavailable
     from bgmv2.parity_tests.matrix import missing_modules
     runnable = {}
     for item in session.items:

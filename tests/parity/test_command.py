@@ -18,7 +18,7 @@ def files(tmp_path_factory):
     import torch
     from bgmv2 import pytorch_impl
     from bgmv2.parity_tests.matrix import quiet_convert
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     from bgmv2.parity_tests.upstream import write_torchscript_production
     folder = tmp_path_factory.mktemp("parity-command")
     made = {"good": str(folder / "good.pth"), "broken": str(folder / "broken.pth"),
@@ -120,7 +120,7 @@ def test_zoo_entry(tmp_path, capsys):
 
 
 def test_cuda_without_a_gpu_is_an_error_with_the_reason(files, tmp_path, capsys):
-    from bgmv2.parity_tests.candidates import cuda_unavailable
+    from bgmv2.converters.devices import cuda_unavailable
     reason = cuda_unavailable("torch")
     if reason is None:
         pytest.skip("a CUDA GPU is present")

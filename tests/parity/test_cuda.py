@@ -6,8 +6,9 @@ import pytest
 
 from .conftest import SHIPPED
 
+
 def cuda_reason():
-    from bgmv2.parity_tests.candidates import cuda_unavailable
+    from bgmv2.converters.devices import cuda_unavailable
     return cuda_unavailable("torch")
 
 
@@ -25,12 +26,14 @@ def pt2_file(tmp_path_factory):
 @pytest.mark.slow
 def test_pt2_module_moved_by_the_program_pass_matches(pt2_file):
     """The device pass leaves a CPU program's results unchanged (the path taken for CUDA)."""
-    from bgmv2 import converters
     import torch
-    from bgmv2.parity_tests.candidates import pt2_module
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2 import converters
+    from bgmv2.converters.probes import synthetic_probe
+    from bgmv2.converters.torch_formats import pt2_module_class, read_pt2_program
     probe = synthetic_probe(96, 128, 1, seed=3)
-    module = pt2_module(pt2_file, "cpu")
+    module = pt2_module_class()(read_pt2_program(pt2_file)[0])
+    module.device = torch.device("meta")  # force the pass to run, as for a move to CUDA
+    module = module.to("cpu")
     with torch.inference_mode():
         moved = module(torch.from_numpy(probe.src), torch.from_numpy(probe.bgr))
     loaded = converters.load(pt2_file)(probe.src, probe.bgr)
@@ -38,7 +41,7 @@ def test_pt2_module_moved_by_the_program_pass_matches(pt2_file):
 
 
 def test_cpu_reports_say_tf32_is_not_used():
-    from bgmv2.parity_tests.candidates import tf32_setting
+    from bgmv2.converters.devices import tf32_setting
     assert tf32_setting("cpu") == "not used (CPU)"
 
 
@@ -47,7 +50,7 @@ def test_cpu_reports_say_tf32_is_not_used():
 def test_pt2_and_torchscript_pass_on_cuda_with_tf32_off(pt2_file, tmp_path):
     from bgmv2.parity_tests.engine import CandidateRequest, run_parity
     from bgmv2.parity_tests.matrix import quiet_convert
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     script = str(tmp_path / "m.pt")
     quiet_convert(SHIPPED, script, knobs=SMALL)
     probes = [synthetic_probe(96, 128, 2, seed=4)]

@@ -8,11 +8,12 @@ with the reason where the runtime has no GPU here.
 """
 import pytest
 
-from bgmv2.parity_tests.candidates import cuda_unavailable, load_candidate
+from bgmv2.converters.devices import cuda_unavailable
+from bgmv2.parity_tests.candidates import load_candidate
 from .conftest import RESULTS, THREADS
 from bgmv2.parity_tests.engine import check_candidate
 from bgmv2.parity_tests.matrix import BY_LABEL, ENTRIES, missing_modules
-from bgmv2.parity_tests.probes import SLOW_SIZES, synthetic_probe
+from bgmv2.converters.probes import SLOW_SIZES, synthetic_probe
 
 # Files per runtime that run every refine mode in the default tier (the others: sampling; all: slow).
 ALL_MODES_FAST = ("pth", "torchscript-upstream", "keras-eager")

@@ -2,8 +2,8 @@
 are legitimate (at the selection boundary) and which are not."""
 import numpy as np
 
-from bgmv2.parity_tests.metrics import DiffStats, ParityMetrics, classify_cells, eight_bit
-from bgmv2.parity_tests.tolerances import fixed_limits
+from bgmv2.converters.agreement import DiffStats, ParityMetrics, classify_cells, eight_bit
+from bgmv2.converters.acceptance import fixed_limits
 
 
 def test_diff_stats_and_8bit_share():

@@ -13,7 +13,7 @@ SIZES = ((128, 128, 2, 5), (96, 128, 1, 21))  # synthetic probes whose subjects 
 def setup():
     from bgmv2.parity_tests.candidates import Reference
     from bgmv2.parity_tests.matrix import default_knobs
-    from bgmv2.parity_tests.probes import default_probes
+    from bgmv2.converters.probes import default_probes
     return Reference(SHIPPED), default_probes(SIZES), default_knobs(96, 128)
 
 
@@ -59,7 +59,7 @@ def test_the_same_model_passes_and_weights_already_fp16_are_not_a_bug(setup):
 
 def test_limits_follow_the_measured_noise(setup):
     """The fp32 limits are factor x the reference's float32-vs-float64 error (+ floor), per output."""
-    from bgmv2.parity_tests.tolerances import RULES
+    from bgmv2.converters.acceptance import RULES
     reference, probes, knobs = setup
     noise = reference.noise(knobs, probes, "fp32")
     limits = RULES["fp32"].limits(noise)
@@ -77,7 +77,7 @@ def legacy_onnx(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from bgmv2 import pytorch_impl
     from bgmv2.parity_tests.upstream import write_legacy_onnx
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     import torch
     path = str(tmp_path_factory.mktemp("legacy") / "legacy.onnx")
     model = pytorch_impl.load_model(SHIPPED, refine_sample_pixels=16 * 300)
@@ -110,7 +110,7 @@ def align_corners(graph):
 
 def run(path, knobs=None, sizes=SIZES):
     from bgmv2.parity_tests.engine import CandidateRequest, run_parity
-    from bgmv2.parity_tests.probes import default_probes
+    from bgmv2.converters.probes import default_probes
     return run_parity(SHIPPED, [CandidateRequest(path)], default_probes(sizes), knobs or {}, repeat=0).cases[0]
 
 
@@ -125,7 +125,7 @@ def test_upstream_onnx_knobs_are_read_from_the_graph(legacy_onnx):
 @pytest.mark.onnx
 def test_too_small_builtin_probes_are_enlarged_and_user_sizes_refused(legacy_onnx):
     from bgmv2.parity_tests.engine import CandidateRequest, run_parity
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     case = run(legacy_onnx, sizes=((32, 48, 1, 5),))  # 96 cells < k = 300
     assert case.ok and any("checked at" in note for note in case.notes), case.notes
     mine = synthetic_probe(32, 48, 1, seed=5, builtin=False)

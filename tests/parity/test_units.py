@@ -3,7 +3,7 @@ import numpy as np
 
 from bgmv2.parity_tests.diagnosis import round_value
 from bgmv2.parity_tests.inferred import size_with_cells
-from bgmv2.parity_tests.probes import Probe
+from bgmv2.converters.probes import Probe
 
 
 def probe(height=8, width=8, batch=2):

@@ -43,7 +43,7 @@ def test_our_selection_exports_to_legacy_opsets_too(tmp_path):
     from bgmv2 import pytorch_impl
     from bgmv2.parity_tests.matrix import trace_example
     from bgmv2.parity_tests.upstream import write_legacy_onnx
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     model = pytorch_impl.load_model(SHIPPED, refine_sample_pixels=4272)
     ours, upstreams = str(tmp_path / "ours.onnx"), str(tmp_path / "upstream.onnx")
     write_legacy_onnx(model, ours, trace_example({}), opset=12, upstream_selection=False)

@@ -117,22 +117,29 @@ def lean(model: torch.nn.Module, precision: str, engine: str,
     return Candidate(f"lean-{engine + '-' if engine != 'torch' else ''}{precision}", precision, build)
 
 
-def shared_conversion(model: torch.nn.Module) -> Callable[[], object]:
-    """`openvino_network.convert(model)` done on the first call only (a few seconds); a conversion that
-    failed fails again at once for the next candidate."""
+def shared_conversion(model: torch.nn.Module, model_id: Optional[str] = None) -> Callable[[], object]:
+    """`openvino_network.convert(model)` done on the first call only, kept on disk per model
+    (`$BGMV2_HOME/fast/openvino/<model id>.xml`, read back in well under a second where converting takes
+    seconds; an unreadable cached file is converted again); a conversion that failed fails again at
+    once for the next candidate."""
     done: list = []
 
     def converted():
         if not done:
-            from .openvino_network import convert
+            from .openvino_network import cached_conversion
             try:
-                done.append(convert(model))
+                done.append(cached_conversion(model, openvino_path(model_id) if model_id else None))
             except Exception as error:  # noqa: BLE001 - the candidate that asked is dropped with it
                 done.append(error)
         if isinstance(done[0], Exception):
             raise done[0]
         return done[0]
     return converted
+
+
+def openvino_path(model_id: str) -> Path:
+    from .cache import home
+    return home() / "openvino" / f"{model_id}.xml"
 
 
 def onnx_path(model_id: str) -> Path:
@@ -146,7 +153,13 @@ def onnx_runtime(source: str, knobs: Dict[str, object], model_id: str) -> Candid
         import numpy as np
         from bgmv2 import converters
         path = onnx_path(model_id)
-        if not path.exists():
+        runner = None
+        if path.exists():
+            try:
+                runner = converters.load(str(path), "onnx", threads=torch.get_num_threads())
+            except converters.ConversionError:  # a cached export that no longer loads is made again
+                path.unlink()
+        if runner is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_name(f".{path.stem}-{os.getpid()}.onnx")
             try:
@@ -155,7 +168,7 @@ def onnx_runtime(source: str, knobs: Dict[str, object], model_id: str) -> Candid
             finally:
                 if temporary.exists():
                     temporary.unlink()
-        runner = converters.load(str(path), "onnx", threads=torch.get_num_threads())
+            runner = converters.load(str(path), "onnx", threads=torch.get_num_threads())
         names = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
 
         def run(src, bgr):
@@ -184,10 +197,18 @@ def cuda_graphed(model: torch.nn.Module, precision: str, compiled: bool, backend
     return Candidate(("compile-" if compiled else "") + f"cuda-graph-{precision}", precision, build)
 
 
+EXPENSIVE_FRAMES = 200  # jobs shorter than this do not repay an Inductor compile or an ONNX export (20-60 s)
+
+
 def for_device(model: torch.nn.Module, device: torch.device, precision: Optional[str], source: str,
-               knobs: Dict[str, object], model_id: str) -> Sequence[Candidate]:
+               knobs: Dict[str, object], model_id: str, frames: Optional[float] = None) -> Sequence[Candidate]:
     """The candidates worth trying here, best guess first (eager is added by the selector).
 
+    On a CPU the default (`precision` None) is float32 only: the lean refiner selects the same cells
+    as eager from the same float32 error map, so its matte is eager's on every frame by construction;
+    bf16 (faster where the CPU has it, and checked, but its cell selection can differ from eager's on
+    frames the checks do not see) runs only when asked. Candidates that take long to build (Inductor,
+    the ONNX export) are tried only for jobs of at least `EXPENSIVE_FRAMES` frames.
     Compiled, captured and exported models need shapes fixed ahead of time (`sampling` refines k
     cells, `full` every cell); `thresholding` refines a data-dependent number of cells, which only the
     lean candidates (CPU) take."""
@@ -196,24 +217,25 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
     if device.type == "cuda":
         precision = precision or "fp16"
         return [cuda_graphed(model, precision, True), cuda_graphed(model, precision, False)] if static else []
-    bf16 = precision in (None, "bf16") and cpu_bf16_unsupported() is None
+    bf16 = precision == "bf16" and cpu_bf16_unsupported() is None
     fp32 = precision in (None, "fp32")
+    long_job = frames is not None and frames >= EXPENSIVE_FRAMES
     found = []
     try:
         import openvino  # noqa: F401
-        converted = shared_conversion(model)
-        if precision in (None, "bf16") and openvino_bf16_unsupported() is None:
+        converted = shared_conversion(model, model_id)
+        if precision == "bf16" and openvino_bf16_unsupported() is None:
             found.append(lean(model, "bf16", "openvino", converted))
         if fp32:
             found.append(lean(model, "fp32", "openvino", converted))
     except ImportError:
         pass
     found += [lean(model, name, "torch") for name, wanted in (("bf16", bf16), ("fp32", fp32)) if wanted]
-    if static and bf16:
+    if static and bf16 and long_job:
         found.append(cpu_compiled(model, "bf16"))
-    elif static and fp32:
+    elif static and fp32 and long_job:
         found.append(cpu_compiled(model, "fp32"))
-    if static and fp32 and refiner is not None:  # the ONNX export is of MattingRefine
+    if static and fp32 and refiner is not None and long_job:  # the ONNX export is of MattingRefine
         try:
             import onnxruntime  # noqa: F401
             found.append(onnx_runtime(source, knobs, model_id))

@@ -7,6 +7,7 @@ input shape, the device (CPU capability and thread count, or the GPU's name), an
 torch, onnxruntime and openvino. Writes go to a temporary file renamed over the old one, so a crash or a
 concurrent run never leaves half a file; an unreadable file is treated as empty (and replaced).
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -63,17 +64,50 @@ def choice_key(model: str, shape, device, precision: str) -> str:
 
 
 class ChoiceCache:
-    """Read and record choices in one JSON file (atomic replace on every write)."""
+    """Read and record choices in one JSON file (atomic replace on every write). `locked()` holds an
+    exclusive lock beside it, so processes choosing for the same model at once (batch workers) choose
+    one after another: the second finds the first's choice. A file that cannot be parsed is kept aside
+    (`choices.json.corrupt-<time>`, said once) instead of being silently replaced."""
 
     def __init__(self, path: Optional[Path] = None):
         self.path = Path(path) if path is not None else home() / "choices.json"
+        self.notes = []  # what happened to the file, for the runner to say
 
     def load(self) -> Dict[str, dict]:
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            text = self.path.read_text()
+        except OSError:
             return {}
-        return data if isinstance(data, dict) else {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            os.replace(self.path, aside)
+            self.notes.append(f"{self.path} could not be read; kept aside as {aside}, choosing again")
+        except OSError:
+            pass
+        return {}
+
+    @contextlib.contextmanager
+    def locked(self):
+        """An exclusive lock on `<file>.lock` for the duration (no lock where the folder is not writable)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path.with_name(self.path.name + ".lock"), "a")
+        except OSError:
+            yield
+            return
+        with handle:
+            try:
+                import fcntl
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except (ImportError, OSError):
+                pass
+            yield
 
     def get(self, key: str) -> Optional[dict]:
         entry = self.load().get(key)

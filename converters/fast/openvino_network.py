@@ -51,6 +51,32 @@ def convert(model: nn.Module):
                    (ov.PartialShape([-1, example_stem.shape[1], -1, -1]), ov.Type.f32)])
 
 
+def cached_conversion(model: nn.Module, path=None):
+    """`convert(model)`, read from / saved to `path` (an IR .xml; None: not kept). Saved under temporary
+    names renamed when complete (the .bin before the .xml); a cached IR that cannot be read is removed
+    and converted again."""
+    import os
+    import openvino as ov
+    if path is not None and path.exists():
+        try:
+            return ov.Core().read_model(str(path))
+        except Exception:  # noqa: BLE001 - broken cache entry: rebuilt below
+            for stale in (path, path.with_suffix(".bin")):
+                if stale.exists():
+                    stale.unlink()
+    graph = convert(model)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.stem}-{os.getpid()}.xml")
+            ov.save_model(graph, str(temporary), compress_to_fp16=False)
+            os.replace(temporary.with_suffix(".bin"), path.with_suffix(".bin"))
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a cache folder that cannot be written only loses the memory
+    return graph
+
+
 class OpenVinoNetwork:
     """`model.run_network` compiled by OpenVINO for each input shape it meets (the oldest of more than
     MAX_SHAPES dropped).

@@ -1,4 +1,6 @@
-"""How far a candidate may be from the reference: limits that follow the arithmetic, measured in each run.
+"""The one acceptance rule ("same alpha"): how far a candidate may be from the reference, with limits that
+follow the arithmetic, measured in each run. `bgmv2 parity`, `convert`'s check (a file is kept only if
+parity would pass it) and the fast runtime (on the frames it is trusted with) all judge with `judge`.
 
 The rule. For every probe and knob set, the reference model is run three ways on the CPU: float32
 (the reference itself), float64 (the "exact" result) and, for fp16 / bf16 candidates, in that
@@ -181,5 +183,47 @@ def rule_for(precision: str) -> Rule:
 
 def fixed_limits(precision: str, noise: Optional[object] = None) -> Limits:
     """Limits of `precision` from a noise measurement (None: no noise, the floors only)."""
-    from .metrics import ParityMetrics
+    from .agreement import ParityMetrics
     return rule_for(precision).limits(noise if noise is not None else ParityMetrics())
+
+
+LEVELS = 2  # the figure users understand: the share of 8-bit alpha values more than this many levels off
+
+
+@dataclass
+class Verdict:
+    """What `judge` found: pass or fail, why (violations), and the measurements."""
+    ok: bool
+    precision: str
+    violations: List[str]
+    metrics: object  # agreement.ParityMetrics
+    limits: Limits
+    share_over_levels: float  # of 8-bit alpha values more than LEVELS off, over every probe
+
+    def text(self) -> str:
+        figure = f"8-bit alpha off by > {LEVELS} levels {100 * self.share_over_levels:.3f}%"
+        if self.ok:
+            return f"same alpha by the {self.precision} rule ({figure})"
+        return f"differs by the {self.precision} rule: {'; '.join(self.violations[:4])} ({figure})"
+
+
+def judge(reference, run, knobs: Dict[str, object], probes, precision: str = "fp32",
+          on_probe=None) -> Verdict:
+    """Run `run(src, bgr) -> named outputs` and `reference` (`converters.reference.Reference`) at `knobs`
+    on every probe and judge the candidate by the rule of `precision`. `on_probe(probe, expected, got,
+    classes)` sees each probe's outputs (parity draws its difference pictures from them). Exceptions
+    from `run` propagate: the caller decides what a candidate that cannot run is."""
+    from .agreement import ParityMetrics
+    rule = rule_for(precision)
+    limits = rule.limits(reference.noise(knobs, probes, rule.name))
+    metrics = ParityMetrics()
+    for probe in probes:
+        expected = reference.run(knobs, probe)
+        got = run(probe.src, probe.bgr)
+        classes = metrics.add(expected, got, knobs, limits.band)
+        if on_probe is not None:
+            on_probe(probe, expected, got, classes)
+    violations = limits.violations(metrics)
+    pha = metrics.outputs.get("pha")
+    share = pha.share_over(LEVELS) if pha is not None else 1.0
+    return Verdict(not violations, rule.name, violations, metrics, limits, share)

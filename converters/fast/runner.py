@@ -1,4 +1,4 @@
-"""`FastRunner`: the apps' runner protocol on the fastest way to run a model here that gives its matte.
+"""`FastRunner`: the one Runner (`converters.runner`) on the fastest way to run a model here that gives its matte.
 
 On the first frame of each input shape it
 1. runs eager (the reference), builds every candidate (`candidates.for_device`) and runs it on the
@@ -16,35 +16,34 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-from torch.nn import functional as F
 
+from bgmv2.converters.formats import OUTPUTS_BASE, OUTPUTS_REFINE
+from bgmv2.converters.runner import Runner
 from . import candidates as cands
+from . import knobs_of
 from .cache import ChoiceCache, choice_key
-from .check import check
+from .check import check, limits_for
 
 TIMED_CALLS = 5  # per candidate on first use (the fastest counts); each about one frame's time
+CHECK_EVERY = 30  # after the first checked frames, every this many frames of a shape is checked against eager
+CHEAP_FRAMES = 8  # a job of fewer frames does not repay building anything: eager runs it
 CLEAR_WIN = 1.1  # the winner is cached only if the runner-up took this much longer: a close call is timed again
 
 
-def pad_to_4(x: torch.Tensor) -> torch.Tensor:
-    pad_h, pad_w = -x.shape[-2] % 4, -x.shape[-1] % 4
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
-def named(out: Sequence[torch.Tensor], height: int, width: int) -> Dict[str, torch.Tensor]:
-    """The model's tuple -> the runner protocol's dict, cropped back to the frame's size."""
-    if len(out) == 6:  # pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
-        return {"pha": out[0][..., :height, :width], "fgr": out[1][..., :height, :width], "err": out[4], "ref": out[5]}
-    return {"pha": out[0][..., :height, :width], "fgr": out[1][..., :height, :width],
-            "err": out[2][..., :height, :width]}
-
-
 def say(text: str) -> None:
-    from bgmv2.scripts.media.errors import warn
-    if text.startswith("warning: "):
-        warn(text[len("warning: "):])
-    else:
-        print(text, file=sys.stderr)
+    """What the fast path chose and why, on stderr (callers with a progress bar pass their own `log`)."""
+    print(text, file=sys.stderr)
+
+
+def machine_busy() -> str:
+    """'' on a quiet machine; else the load that makes timings untrustworthy (other work on the cores)."""
+    import os
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return ""
+    cores = os.cpu_count() or 1
+    return f"load average {load:.1f} on {cores} cores" if load > 0.75 * cores else ""
 
 
 def short(error: BaseException, limit: int = 120) -> str:
@@ -62,70 +61,76 @@ class Choice:
     timings_ms: Dict[str, float] = field(default_factory=dict)
     first_call_s: Dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    calls: int = 0
+    fallback: Optional["Choice"] = None  # a float32 candidate to switch to when a checked frame fails
 
 
-class FastRunner:
-    """Runner protocol (scripts.media.runner) over eager `model` and the `candidates` that beat it."""
+class FastRunner(Runner):
+    """The Runner of eager `model` and the `candidates` that beat it; `fn` is `run_model`."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, candidates: Sequence[cands.Candidate],
                  model_id: str, precision: Optional[str] = None, cache: Optional[ChoiceCache] = None,
-                 check_frames: int = 2, log: Callable[[str], None] = say, description: str = "",
-                 timed_calls: int = TIMED_CALLS, why_none: str = "no faster way to run this model here"):
+                 check_frames: int = 2, log: Callable[[str], None] = say, timed_calls: int = TIMED_CALLS,
+                 why_none: str = "no faster way to run this model here", fmt: str = "model", path: str = "",
+                 metadata: Optional[Dict[str, str]] = None):
         from bgmv2.pytorch_impl import MattingBase, MattingRefine
-        self.model, self.device, self.dtype = model, device, torch.float32
-        self.candidates, self.model_id, self.precision = list(candidates), model_id, precision
+        refine = isinstance(model, MattingRefine) or not isinstance(model, MattingBase)
+        super().__init__(self.run_model, fmt, path, OUTPUTS_REFINE if refine else OUTPUTS_BASE, "NCHW", metadata,
+                         "fp32", model, device=str(device), runtime="fast", takes="torch")
+        self.torch_device = device
+        self.candidates, self.model_id, self.asked = list(candidates), model_id, precision
         self.cache = cache if cache is not None else ChoiceCache()
         self.check_frames, self.log, self.timed_calls = max(1, check_frames), log, max(1, timed_calls)
-        refine = isinstance(model, MattingRefine) or not isinstance(model, MattingBase)
-        self.outputs = ("pha", "fgr", "err", "ref") if refine else ("pha", "fgr", "err")
-        self.description = description or f"{type(model).__name__}: fast"
         self.choices: Dict[tuple, Choice] = {}
+        self.limits: Dict[tuple, object] = {}  # (shape, precision) -> the rule's limits measured on its first frame
+        self.knobs = {k: v for k, v in knobs_of(model).items() if k != "kind"}
+        self.busy = machine_busy  # '' when quiet; tests replace it
         self.why_none = why_none
-        self._upload = torch.cuda.Stream(device) if device.type == "cuda" else None
 
-    # -- runner protocol ------------------------------------------------------------------------
-    def prepare(self, frame) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1] on the device, padded to a multiple of 4.
+    @property
+    def engine(self) -> str:
+        chosen = sorted(set(self.chosen.values()))
+        return "fast: " + (", ".join(chosen) if chosen else "chooses on the first frame of each size")
 
-        On CUDA the frame goes through page-locked memory on a separate stream, so the upload of the
-        next frame overlaps the model's work on this one."""
-        x = torch.from_numpy(frame)
-        if self._upload is None:
-            x = x.permute(2, 0, 1).unsqueeze(0)
-            return pad_to_4(x.to(self.device).float().div_(255))
-        host = x.pin_memory()
-        with torch.cuda.stream(self._upload):
-            x = host.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float().div_(255)
-            x = pad_to_4(x)
-            x.bgmv2_ready = torch.cuda.Event()
-            x.bgmv2_ready.record(self._upload)
-        return x
+    @engine.setter
+    def engine(self, value) -> None:  # the base class sets it; what runs is told by the choices
+        pass
 
-    def __call__(self, src: torch.Tensor, bgr: torch.Tensor, size=None) -> Dict[str, torch.Tensor]:
-        height, width = size or src.shape[-2:]
-        src, bgr = self._ready(src), self._ready(bgr)
-        src, bgr = pad_to_4(src), pad_to_4(bgr)
+    @property
+    def precision(self) -> str:
+        """The lowest precision a choice computes in (bf16 / fp16 / fp32); before any, the one asked."""
+        used = {choice.precision for choice in self.choices.values()}
+        for name in ("fp16", "bf16", "fp32"):
+            if name in used:
+                return name
+        return self.asked or "fp32"
+
+    @precision.setter
+    def precision(self, value) -> None:
+        pass
+
+    def run_model(self, src: torch.Tensor, bgr: torch.Tensor):
+        """The model's output tuple for float32 NCHW inputs on the device (a multiple of 4 in size)."""
         if bgr.shape[0] != src.shape[0]:
             bgr = bgr.expand(src.shape[0], *bgr.shape[1:])
+        src = src.contiguous(memory_format=torch.channels_last)
+        bgr = bgr.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             key = tuple(src.shape)
             choice = self.choices.get(key)
             if choice is None:
-                choice, out = self.choose(src, bgr)
+                with self.cache.locked():
+                    choice, out = self.choose(src, bgr)
+                for note in self.cache.notes:
+                    self.log(f"warning: fast: {note}")
+                self.cache.notes.clear()
                 self.choices[key] = choice
-            elif choice.checks_left > 0:
+            elif choice.checks_left > 0 or (choice.name != "eager" and choice.calls % CHECK_EVERY == 0):
                 out = self.checked(choice, src, bgr)
             else:
                 out = choice.run(src, bgr)
-        return named(out, height, width)
-
-    def _ready(self, x: torch.Tensor) -> torch.Tensor:
-        event = getattr(x, "bgmv2_ready", None)
-        if event is not None:
-            stream = torch.cuda.current_stream(self.device)
-            stream.wait_event(event)
-            x.record_stream(stream)
-        return x
+            choice.calls += 1
+        return out
 
     # -- choosing ---------------------------------------------------------------------------------
     def shape_text(self, src: torch.Tensor) -> str:
@@ -136,8 +141,10 @@ class FastRunner:
         start = time.perf_counter()
         reference = self.model(src, bgr)
         eager_first = time.perf_counter() - start
-        key = choice_key(self.model_id, src.shape, self.device, self.precision or "auto")
+        key = choice_key(self.model_id, src.shape, self.torch_device, self.asked or "auto")
         cached = self.cache.get(key)
+        if cached is not None and cached.get("provisional") and not self.busy():
+            cached = None  # timed on a busy machine: time again now that it is quiet
         wanted = self.candidates
         if cached is not None:
             wanted = [c for c in self.candidates if c.name == cached["choice"]]
@@ -153,13 +160,13 @@ class FastRunner:
             except Exception as error:  # noqa: BLE001 - any failure drops the candidate, with its reason
                 dropped.append(f"{candidate.name} failed ({short(error)})")
                 continue
-            verdict = check(reference, out, candidate.precision, candidate.name)
+            verdict = check(reference, out, self.limits_of(src, bgr, candidate.precision), self.knobs, candidate.name)
             if not verdict.ok:
                 dropped.append(f"{candidate.name} differs from eager ({verdict.text})")
                 continue
             built.append((candidate, run, first, verdict, out))
         eager = Choice("eager", self.model, "fp32", 0)
-        where = f"{self.shape_text(src)} on {self.device}"
+        where = f"{self.shape_text(src)} on {self.torch_device}"
         if cached is not None:
             if built:
                 candidate, run, first, verdict, out = built[0]
@@ -188,9 +195,13 @@ class FastRunner:
         firsts = {c.name: first for c, _, first, _, _ in built}
         ranked = sorted(timings.values())
         clear = len(ranked) < 2 or ranked[1] >= CLEAR_WIN * ranked[0]
+        busy = self.busy()
         if clear:
-            self.cache.put(key, {"choice": best, "reason": reason, "ms": timings, "first_call_s": firsts})
-        remembered = (f"choice cached in {self.cache.path} (delete it to choose again)" if clear else
+            self.cache.put(key, {"choice": best, "reason": reason, "ms": timings, "first_call_s": firsts,
+                                 **({"provisional": True, "busy": busy} if busy else {})})
+        remembered = (f"timed while the machine was busy ({busy}): cached for runs beside this one, timed again on a "
+                      "quiet machine" if clear and busy else
+                      f"choice cached in {self.cache.path} (delete it to choose again)" if clear else
                       f"too close to call by {CLEAR_WIN:.1f}x: not cached, timed again next run")
         if best == "eager":
             self.log(f"fast: eager for {where}: it was the fastest ({reason}); {remembered}")
@@ -200,7 +211,18 @@ class FastRunner:
                  f"{first:.1f} s; checked against eager: {100 * verdict.share:.3f}% of 8-bit alpha off by > 2 levels; "
                  f"{remembered}")
         choice = Choice(best, run, candidate.precision, self.check_frames - 1, timings, firsts, reason)
+        choice.fallback = self.fallback(candidate, built, timings)
         return choice, out
+
+    def fallback(self, chosen, built, timings) -> Optional[Choice]:
+        """The fastest float32 candidate that passed, for a lower-precision choice to fall back on."""
+        if chosen.precision == "fp32":
+            return None
+        faithful = [(timings.get(c.name, float("inf")), c, run) for c, run, _, _, _ in built if c.precision == "fp32"]
+        if not faithful:
+            return None
+        _, candidate, run = min(faithful, key=lambda item: item[0])
+        return Choice(candidate.name, run, "fp32", 0)
 
     def time(self, src, bgr, runs) -> Dict[str, float]:
         """Fastest ms per call of each (name, run), calls alternating so load changes hit all alike.
@@ -220,21 +242,34 @@ class FastRunner:
         return {name: min(t) for name, t in times.items()}
 
     def checked(self, choice: Choice, src, bgr):
-        """The choice's output if it agrees with eager on this frame, else eager's (and eager from now on)."""
-        choice.checks_left -= 1
+        """The choice's output if it agrees with eager on this frame; else eager's, and from here on its
+        float32 fallback (checked in turn) or eager, said in one line."""
+        choice.checks_left = max(0, choice.checks_left - 1)
         reference = self.model(src, bgr)
         out = choice.run(src, bgr)
-        verdict = check(reference, out, choice.precision, choice.name)
+        verdict = check(reference, out, self.limits_of(src, bgr, choice.precision), self.knobs, choice.name)
         if verdict.ok:
             return out
-        self.log(f"warning: fast: {choice.name} differs from eager on a later frame ({verdict.text}); running eager "
-                 "from here on")
-        choice.name, choice.run, choice.precision, choice.checks_left = "eager", self.model, "fp32", 0
+        after = choice.fallback
+        self.log(f"warning: fast: {choice.name} differs from eager on frame {choice.calls + 1} of this size "
+                 f"({verdict.text}); that frame gets eager's matte, and {after.name if after else 'eager'} runs from "
+                 "here on")
+        replacement = after or Choice("eager", self.model, "fp32", 0)
+        choice.name, choice.run, choice.precision, choice.fallback = (replacement.name, replacement.run,
+                                                                      replacement.precision, None)
+        choice.checks_left = self.check_frames - 1 if after else 0
         return reference
 
+    def limits_of(self, src: torch.Tensor, bgr: torch.Tensor, precision: str):
+        """The acceptance rule's limits for `precision` at this input shape, measured once (first frame)."""
+        key = (tuple(src.shape), precision)
+        if key not in self.limits:
+            self.limits[key] = limits_for(self.model, src, bgr, self.knobs, precision)
+        return self.limits[key]
+
     def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
 
     @property
     def chosen(self) -> Dict[tuple, str]:
