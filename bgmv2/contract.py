@@ -41,6 +41,17 @@ def dtype_problem(name: str, dtype: str, floating: bool, numpy: bool) -> str:
             "Convert 8-bit images with " + fix + ".")
 
 
+def decimal_text(value: float) -> str:
+    """`value` rounded to 3 decimals, as text that Python and TorchScript spell alike ('255.0', '-2.118')."""
+    if abs(value) >= 1e12:
+        return str(value)
+    thousandths = int(round(abs(value) * 1000))
+    digits = str(thousandths % 1000 + 1000)[1:]
+    while len(digits) > 1 and digits[-1] == "0":
+        digits = digits[:-1]
+    return ("-" if value < 0 and thousandths > 0 else "") + str(thousandths // 1000) + "." + digits
+
+
 def empty_problem(name: str, shape: List[int]) -> str:
     """'' when every dimension holds something; else the message (an empty batch, a 0x0 picture)."""
     if len(shape) == 4 and (shape[0] == 0 or shape[2] == 0 or shape[3] == 0):
@@ -59,12 +70,12 @@ def value_problem(name: str, lo: float, hi: float, numpy: bool) -> str:
     if lo == float("inf") or lo == -float("inf") or hi == float("inf") or hi == -float("inf"):
         fix = "np.clip(" + name + ", 0, 1)" if numpy else name + ".clamp(0, 1)"
         return name + " contains infinite values; the model takes RGB in [0, 1]. Clamp it: " + fix + "."
-    if lo < -SLACK or hi > 1 + SLACK:
-        if lo >= -SLACK:
+    if lo < -0.25 or hi > 1.25:  # SLACK (TorchScript reads no globals)
+        if lo >= -0.25:
             fix = "For 0-255 values divide by 255: " + name + " / 255."
         else:
             fix = "Not mean/std-normalised values: undo the normalisation (x * std + mean)."
-        return (name + " has values from " + str(round(lo * 1000) / 1000) + " to " + str(round(hi * 1000) / 1000)
+        return (name + " has values from " + decimal_text(lo) + " to " + decimal_text(hi)
                 + "; the model takes RGB in [0, 1]. " + fix)
     return ""
 

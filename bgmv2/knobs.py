@@ -1,9 +1,11 @@
-"""The one rule for the model's knobs: which values are valid, and the message for one that is not.
+"""The one table and the one rule for the model's knobs: their names, types, defaults, valid values and
+help (`TABLE`), and the message for a value that is not valid.
 
 Every place that takes a knob asks here, so a value gets the same answer everywhere: `MattingRefine` and
 `Refiner` (constructor and attribute assignment), scripted models (on every call, where assignment is
 not intercepted), `converters` (knobs given to convert / load, and those read from a file's metadata)
-and the command-line flags. `tensorflow_impl/knobs.py` mirrors this file with the same messages.
+and the command-line flags; the files' metadata, the flags and parity read the table (`FILE_KNOBS`,
+`defaults()`, `flag()`). Torch-free: tensorflow_impl asks here too.
 
 The valid values:
 - `backbone_scale` in (0, 1/2]: the refiner works at 1/2 and 1/4 resolution.
@@ -19,7 +21,7 @@ they spell their lists out instead of reading the tuples below);
 `check_knob` also converts strings and numbers from files and command lines, in Python only.
 """
 import math
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, NamedTuple
 
 MODES = ("full", "sampling", "thresholding")
 KERNEL_SIZES = (1, 3)
@@ -30,9 +32,53 @@ REFINE_EVERY_CELL = -1.0  # the threshold that selects every cell
 
 CHOICES = {"refine_mode": MODES, "refine_kernel_size": KERNEL_SIZES,
            "refine_patch_crop_method": CROP_METHODS, "refine_patch_replace_method": REPLACE_METHODS}
-KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_kernel_size",
-         "refine_prevent_oversampling", "refine_patch_crop_method", "refine_patch_replace_method",
-         "refine_static_shapes")
+
+
+class Knob(NamedTuple):
+    """One MattingRefine argument: its type, its official default, the valid values in words, one line of
+    help, and whether files record it and parity compares it (`in_files`; the others are fixed by the
+    weights, or do not change the numbers)."""
+    name: str
+    type: type
+    default: object
+    rule: str
+    help: str
+    in_files: bool
+
+
+TABLE = (
+    Knob("backbone_scale", float, 0.25, "in (0, 1/2]",
+         "resolution the backbone sees: 0.25 for HD, 0.125 for 4K", True),
+    Knob("refine_mode", str, "sampling", "full, sampling or thresholding",
+         "which 4x4 cells are refined: every cell, the k with the largest error, or those above the threshold",
+         True),
+    Knob("refine_sample_pixels", int, 80_000, "a whole number >= 16",
+         "pixels refined in sampling mode: 80000 for HD, 320000 for 4K", True),
+    Knob("refine_threshold", float, 0.1, "in [0, 1], or -1 for every cell",
+         "coarse error above which thresholding mode refines a cell", True),
+    Knob("refine_prevent_oversampling", bool, True, "true or false",
+         "skip cells of zero error in sampling mode", True),
+    Knob("refine_kernel_size", int, 3, "1 or 3", "the refiner's first convolutions (fixed by the weights)", False),
+    Knob("refine_patch_crop_method", str, "unfold", "unfold, gather or roi_align",
+         "how patches are cut (the same numbers)", False),
+    Knob("refine_patch_replace_method", str, "scatter_nd", "scatter_nd or scatter_element",
+         "how refined patches are put back (the same numbers)", False),
+    Knob("refine_static_shapes", bool, False, "true or false",
+         "sampling with data-independent shapes (the same numbers; for compilers and exporters)", False),
+)
+KNOBS = tuple(knob.name for knob in TABLE)
+FILE_KNOBS = tuple(knob.name for knob in TABLE if knob.in_files)  # what a file records and parity compares
+BY_NAME = {knob.name: knob for knob in TABLE}
+
+
+def defaults(names=FILE_KNOBS) -> Dict[str, object]:
+    """The official defaults of `names` (by default the knobs files record)."""
+    return {name: BY_NAME[name].default for name in names}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a knob: refine_threshold -> --refine-threshold."""
+    return "--" + name.replace("_", "-")
 
 
 def range_error(name: str, got: str) -> str:

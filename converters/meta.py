@@ -12,15 +12,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from bgmv2.knobs import BY_NAME, FILE_KNOBS
+
 PREFIX = "bgmv2."
-# The MattingRefine knobs a file may carry, their types and the official defaults.
-KNOBS = {
-    "backbone_scale": (float, 0.25),
-    "refine_mode": (str, "sampling"),
-    "refine_sample_pixels": (int, 80_000),
-    "refine_threshold": (float, 0.1),
-    "refine_prevent_oversampling": (bool, True),
-}
+# The MattingRefine knobs a file may carry, their types and the official defaults (`bgmv2.knobs.TABLE`).
+KNOBS = {name: (BY_NAME[name].type, BY_NAME[name].default) for name in FILE_KNOBS}
 # Keys shown first by `--info`, in this order.
 ORDER = ("model", "backbone", "refine_kernel_size", *KNOBS, "precision", "layout", "format", "onnx_variant",
          "exporter", "opset", "simplified", "source_format", "source_name", "source_sha256", "bn_folded",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from bgmv2.converters.reference import Reference as ConvertersReference
+from bgmv2.knobs import FILE_KNOBS
 
 
 def detect_format(path: str) -> str:
@@ -31,8 +32,7 @@ def detect_format(path: str) -> str:
     return detect(path)
 
 
-KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
-              "refine_prevent_oversampling")
+KNOB_ORDER = FILE_KNOBS  # the knobs a file records, compared here
 PRECISIONS = ("fp32", "fp16", "bf16")
 # The older run_as names -> (runtime, precision, load options).
 NAMED_RUN_AS = {"file": (None, None, {}), "keras-eager": (None, None, {"eager": True}),
@@ -66,8 +66,8 @@ def runtime_of(fmt: str, run_as: str = "file") -> str:
 
 # -- knobs ------------------------------------------------------------------------------------------
 def defaults() -> Dict[str, object]:
-    from bgmv2.converters.meta import KNOBS
-    return {name: default for name, (_, default) in KNOBS.items()}
+    from bgmv2.knobs import defaults as official
+    return official()
 
 
 def clean_knobs(knobs: Optional[Dict[str, object]]) -> Dict[str, object]:

@@ -1,14 +1,15 @@
-"""Input checks with messages that say what is wrong and how to fix it (TorchScript-compatible)."""
+"""Input checks with messages that say what is wrong and how to fix it (TorchScript-compatible).
+
+The layout, dtype, shape and value rules and their messages are the I/O contract's (`bgmv2.contract`),
+which every runtime's runner applies too; what only PyTorch has (devices, the weights' dtype) is here.
+"""
 import math
 from typing import List
 
 import torch
 
+from bgmv2.contract import dtype_problem, empty_problem, pair_problem, rank_problem, shape_text, value_problem
 from bgmv2.knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
-
-
-def shape_text(shape: List[int]) -> str:
-    return "(" + ", ".join([str(d) for d in shape]) + ")"
 
 
 def dtype_text(dtype: torch.dtype) -> str:
@@ -24,29 +25,24 @@ def dtype_text(dtype: torch.dtype) -> str:
 
 
 def check_image(name: str, x: torch.Tensor) -> None:
-    shape = shape_text(x.shape)
-    if x.dim() != 4:
-        raise ValueError(
-            f"{name} must be a 4-D tensor (batch, 3, height, width); got {x.dim()}-D with shape {shape}. "
-            f"For a single image add the batch dimension: {name}.unsqueeze(0).")
-    if x.shape[1] != 3:
-        raise ValueError(
-            f"{name} must have 3 channels (RGB) in dimension 1 (NCHW); got shape {shape}. "
-            f"For channels-last (NHWC) data use {name}.permute(0, 3, 1, 2); for RGBA drop alpha with {name}[:, :3].")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{name} has dtype {dtype_text(x.dtype)}; the model takes floating-point RGB in [0, 1]. "
-            f"Convert 8-bit images with {name}.float() / 255.")
+    problem = rank_problem(name, x.shape, False)
+    if problem != "":
+        raise ValueError(problem)
+    problem = dtype_problem(name, dtype_text(x.dtype), x.is_floating_point(), False)
+    if problem != "":
+        raise TypeError(problem)
+    problem = empty_problem(name, x.shape)
+    if problem != "":
+        raise ValueError(problem)
 
 
 def check_pair(src: torch.Tensor, bgr: torch.Tensor, weight: torch.Tensor) -> None:
     """Validate `src` and `bgr` against each other and against the model's weights."""
     check_image("src", src)
     check_image("bgr", bgr)
-    if src.shape != bgr.shape:
-        raise ValueError(
-            f"src and bgr must have the same shape; got src {shape_text(src.shape)} and bgr {shape_text(bgr.shape)}. "
-            "Resize the background shot to the source frame (same batch, height and width).")
+    problem = pair_problem(src.shape, bgr.shape)
+    if problem != "":
+        raise ValueError(problem)
     if src.dtype != bgr.dtype:
         raise TypeError(f"src is {dtype_text(src.dtype)} but bgr is {dtype_text(bgr.dtype)}; give both the same dtype.")
     if src.device != bgr.device:
@@ -75,21 +71,9 @@ def check_values(name: str, x: torch.Tensor) -> None:
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         x = x.permute(0, 2, 3, 1)  # the same values, contiguous: aminmax would copy a channels-last tensor first
     lo_hi = torch.aminmax(x)
-    lo, hi = float(lo_hi[0]), float(lo_hi[1])
-    if math.isnan(lo) or math.isnan(hi):
-        raise ValueError(
-            f"{name} contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come from "
-            f"(a division by zero, a failed decode) or replace them: torch.nan_to_num({name}).clamp(0, 1).")
-    if math.isinf(lo) or math.isinf(hi):
-        raise ValueError(f"{name} contains infinite values; the model takes RGB in [0, 1]. Clamp it: {name}.clamp(0, 1).")
-    if lo < -0.25 or hi > 1.25:
-        shown = (torch.stack([lo_hi[0], lo_hi[1]]).double() * 1000).round() / 1000
-        if lo >= -0.25:
-            fix = f"For 0-255 values divide by 255: {name} / 255."
-        else:
-            fix = "Not mean/std-normalised values: undo the normalisation (x * std + mean)."
-        raise ValueError(f"{name} has values from {float(shown[0])} to {float(shown[1])}; the model takes RGB in "
-                         f"[0, 1]. " + fix)
+    problem = value_problem(name, float(lo_hi[0]), float(lo_hi[1]), False)
+    if problem != "":
+        raise ValueError(problem)
 
 
 @torch.jit.unused

@@ -4,10 +4,8 @@ import os
 import sys
 import time
 
+from bgmv2.knobs import FILE_KNOBS as KNOBS  # the knobs a TorchScript archive carries
 from bgmv2.scripts.arg_types import size_type
-
-KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
-         "refine_prevent_oversampling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,9 @@
 """The model knobs as command-line flags, shared by `bgmv2 convert` and `bgmv2 parity`, and the one
 check of knob values every command calls (`check_knob_values`) before it loads a model."""
 import argparse
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
-KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold", "refine_prevent_oversampling")
+from bgmv2.knobs import BY_NAME, FILE_KNOBS as KNOBS, flag
 
 
 def knob_type(name: str) -> Callable[[str], object]:
@@ -20,19 +20,29 @@ def knob_type(name: str) -> Callable[[str], object]:
     return parse
 
 
+def add_knob_flags(group, names: Sequence[str] = KNOBS, upstream_aliases: bool = False) -> None:
+    """One flag per knob of `names`, from the knob table (`bgmv2.knobs.TABLE`): its type checked by the
+    model's rule, its help and default from the table, None when not given (= the model's own).
+    `upstream_aliases`: also upstream scripts' names (--model-backbone-scale, ...)."""
+    for name in names:
+        knob = BY_NAME[name]
+        flags = [flag(name)]
+        if upstream_aliases and knob.type is not bool:
+            flags.append("--model-" + flag(name)[2:])
+        default = ("on" if knob.default else "off") if knob.type is bool else knob.default
+        text = f"{knob.help}; {knob.rule} (default: the model's, {default})"
+        if knob.type is bool:
+            group.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            choices = [c for c in knob.rule.replace(" or ", ", ").split(", ") if " " not in c]
+            metavar = "{" + ",".join(choices) + "}" if knob.type is not float and len(choices) > 1 else None
+            group.add_argument(*flags, dest=name, type=knob_type(name), metavar=metavar, help=text)
+
+
 def add_knob_arguments(parser: argparse.ArgumentParser, title: str) -> None:
-    """--backbone-scale, --refine-mode, --refine-sample-pixels, --refine-threshold,
-    --refine-prevent-oversampling, all defaulting to None (= not given)."""
-    knobs = parser.add_argument_group(title)
-    knobs.add_argument("--backbone-scale", type=knob_type("backbone_scale"), help="in (0, 0.5]: 0.25 for HD, 0.125 for 4K")
-    knobs.add_argument("--refine-mode", type=knob_type("refine_mode"), metavar="{full,sampling,thresholding}")
-    knobs.add_argument("--refine-sample-pixels", type=knob_type("refine_sample_pixels"),
-                       help="pixels refined in sampling mode, at least 16 (80000 HD, 320000 4K)")
-    knobs.add_argument("--refine-threshold", type=knob_type("refine_threshold"),
-                       help="error threshold of thresholding mode, in [0, 1] or -1 for every cell (default 0.1)")
-    knobs.add_argument("--refine-prevent-oversampling", action=argparse.BooleanOptionalAction, default=None,
-                       help="drop sampled cells whose error is 0 (default on; `--refine-prevent-oversampling false` "
-                            "is still read)")
+    """The flags of the knobs files record (--backbone-scale, --refine-mode, --refine-sample-pixels,
+    --refine-threshold, --refine-prevent-oversampling), all defaulting to None (= not given)."""
+    add_knob_flags(parser.add_argument_group(title), KNOBS)
 
 
 def given_knobs(args: argparse.Namespace) -> Dict[str, object]:

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from bgmv2.contract import value_problem
 from bgmv2.knobs import check_backbone_scale  # noqa: F401 - the knob rule, checked with the inputs
 from .tf_ops import known_values
 
@@ -82,21 +83,9 @@ def check_values(name: str, x: np.ndarray) -> None:
     mean/std-normalised one has black at -2.1. Checked where the values are known (eager calls)."""
     if x.size == 0:
         return
-    lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates to both
-    if math.isnan(lo) or math.isnan(hi):
-        raise ValueError(
-            f"{name} contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come from "
-            f"(a division by zero, a failed decode) or replace them: np.clip(np.nan_to_num({name}), 0, 1).")
-    if math.isinf(lo) or math.isinf(hi):
-        raise ValueError(f"{name} contains infinite values; the model takes RGB in [0, 1]. Clamp it: "
-                         f"np.clip({name}, 0, 1).")
-    if lo < -0.25 or hi > 1.25:
-        if lo >= -0.25:
-            fix = f"For 0-255 values divide by 255: {name} / 255."
-        else:
-            fix = "Not mean/std-normalised values: undo the normalisation (x * std + mean)."
-        raise ValueError(f"{name} has values from {round(lo, 3)} to {round(hi, 3)}; the model takes RGB in "
-                         f"[0, 1]. " + fix)
+    problem = value_problem(name, float(np.min(x)), float(np.max(x)), True)  # NaN propagates to both
+    if problem:
+        raise ValueError(problem)
 
 
 def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:

@@ -13,7 +13,7 @@ from bgmv2.scripts.media.composite import Renderer, parse_colour
 from bgmv2.scripts.media.errors import MediaError
 from bgmv2.scripts.media.outputs import OutputSet, refuse_existing
 from bgmv2.scripts.media.pipeline import Pipeline
-from bgmv2.scripts.media.runner import TorchRunner, resolve_device
+from bgmv2.scripts.media.runner import FrameRunner
 from bgmv2.scripts.media.synth import synthetic_clip, write_video
 
 
@@ -252,22 +252,24 @@ def test_pipeline_keyboard_interrupt_waits_for_the_writer():
 
 
 def test_device_errors():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(MediaError, match="not a device"):
-        resolve_device("gpu0")
+    from bgmv2.converters import ConversionError, devices
+    assert devices.choose("cpu", "torch") == "cpu"
+    assert devices.choose("auto", "torch") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConversionError, match="device 'gpu0' is not supported; use cpu, cuda"):
+        devices.choose("gpu0", "torch")
     if not torch.cuda.is_available():
-        with pytest.raises(MediaError, match="--device cuda was asked for, but .*Use --device cpu"):
-            resolve_device("cuda")
+        with pytest.raises(ConversionError, match="device cuda:0 was asked for, but no CUDA GPU.*Use cpu"):
+            devices.choose("cuda", "torch")
 
 
-def test_torch_runner_any_size_matches_matte():
+def test_frame_runner_any_size_matches_matte():
+    from bgmv2.converters.torch_formats import torch_runner
     from bgmv2.pytorch_impl import MattingRefine, matte
     torch.manual_seed(0)
     model = MattingRefine("mobilenetv2").eval()
-    runner = TorchRunner(model, torch.device("cpu"))
+    runner = FrameRunner(torch_runner(model, "model", "(eager)", {}))
     clip, bgr = synthetic_clip(1, 37, 51, seed=2)
-    out = runner(runner.prepare(clip[0]), runner.prepare(bgr), size=(37, 51))
+    out = runner(runner.prepare(clip[0]), runner.prepare(bgr))
     pha, fgr, *_ = matte(model, torch.from_numpy(clip[0]).permute(2, 0, 1), torch.from_numpy(bgr).permute(2, 0, 1))
     assert out["pha"].shape == (1, 1, 37, 51) and torch.allclose(out["pha"], pha, atol=1e-6)
     assert torch.allclose(out["fgr"], fgr, atol=1e-6)
@@ -289,6 +291,6 @@ def test_shipped_model_missing_is_a_clear_error(monkeypatch, tmp_path):
         runner_module.shipped_model_path()
     args = argparse.Namespace(model=None)
     with pytest.raises(MediaError, match="not in this install"):
-        runner_module.load_runner(argparse.Namespace(**vars(args), threads=None, device="cpu", precision="fp32",
+        runner_module.load_runner(argparse.Namespace(**vars(args), threads=None, device="cpu", precision=None,
                                                      preset=None, kind=None, backbone=None, backend="auto"),
                                   announce=False)

@@ -8,17 +8,16 @@ meaning "the model's own default" (e.g. `refine_threshold` 0.1, not upstream scr
 import argparse
 
 from bgmv2.scripts.arg_types import int_at_least, int_in, size_type
-from bgmv2.scripts.knob_options import knob_type
+from bgmv2.knobs import FILE_KNOBS
+from bgmv2.scripts.knob_options import add_knob_flags
 
 OUTPUT_TYPES = ("com", "pha", "fgr", "err", "ref")
 BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
-REFINE_MODES = ("full", "sampling", "thresholding")
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorflow", "pt2", "converters", "fast")
+OLDER_BACKENDS = ("pt2", "converters")  # accepted for earlier command lines: torch, and the file's own
 PRESETS = {"hd": {"backbone_scale": 0.25, "refine_sample_pixels": 80_000},
            "4k": {"backbone_scale": 0.125, "refine_sample_pixels": 320_000}}
-KNOBS = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
-         "refine_prevent_oversampling", "refine_kernel_size")
+KNOBS = (*FILE_KNOBS, "refine_kernel_size")  # the flags of the apps: the table's file knobs and the kernel size
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -31,40 +30,29 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", "--model-checkpoint", dest="model", metavar="FILE_OR_NAME",
                        help="weights in any supported format (.pth, .safetensors, TorchScript, ONNX, ...) or a zoo "
                             "name (`bgmv2 weights list`); default: the model this project ships")
-    group.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="runtime: torch (PyTorch files here, on --device in --precision), onnxruntime (ONNX), "
-                            "tensorflow (Keras weights, SavedModel), pt2 (torch.export), converters (any format "
-                            "through the converters' runners), fast (PyTorch weights: the fastest way here that "
-                            "gives eager's matte, chosen, checked and cached on first use; --precision fp32 lets it "
-                            "pick bf16/fp16); "
-                            "default auto: torch for PyTorch files, else the file's own")
+    from bgmv2.converters import formats
+    own = {}
+    for name, module in formats.registry().items():
+        own.setdefault(module.RUNTIMES[0], []).append(name)
+    group.add_argument("--backend", choices=("auto", *formats.runtime_names(), *OLDER_BACKENDS), default="auto",
+                       metavar="RUNTIME",
+                       help="how to run the model: auto (default: the file's own runtime: "
+                            + "; ".join(f"{runtime} for {', '.join(names)}" for runtime, names in own.items())
+                            + ") or one of " + ", ".join(formats.runtime_names()) + ". "
+                            + " ".join(f"{name}: {module.DESCRIPTION}." for name, module
+                                       in formats.runtime_modules().items() if name not in own))
     group.add_argument("--model-type", "--kind", dest="kind",
                        choices=("mattingrefine", "mattingbase", "refine", "base"),
                        help="base runs the base network alone (default: from the file)")
     group.add_argument("--backbone", "--model-backbone", dest="backbone", choices=BACKBONES,
                        help="check the file holds this backbone (default: read from the file)")
     group.add_argument("--preset", choices=tuple(PRESETS), help="hd: scale 0.25, 80,000 pixels; 4k: 0.125, 320,000")
-    group.add_argument("--backbone-scale", "--model-backbone-scale", dest="backbone_scale", type=knob_type("backbone_scale"),
-                       help="resolution the backbone sees, in (0, 0.5] (default: the model's, 0.25)")
-    group.add_argument("--refine-mode", "--model-refine-mode", dest="refine_mode", type=knob_type("refine_mode"),
-                       metavar="{" + ",".join(REFINE_MODES) + "}",
-                       help="default: the model's, sampling")
-    group.add_argument("--refine-sample-pixels", "--model-refine-sample-pixels", dest="refine_sample_pixels",
-                       type=knob_type("refine_sample_pixels"),
-                       help="pixels refined in sampling mode, at least 16 (default: the model's, 80,000)")
-    group.add_argument("--refine-threshold", "--model-refine-threshold", dest="refine_threshold",
-                       type=knob_type("refine_threshold"),
-                       help="error threshold in thresholding mode, in [0, 1] or -1 for every cell (default: the model's, 0.1)")
-    group.add_argument("--refine-kernel-size", "--model-refine-kernel-size", dest="refine_kernel_size",
-                       type=knob_type("refine_kernel_size"), metavar="{1,3}",
-                       help="checked against the file (default: read from the file)")
-    group.add_argument("--refine-prevent-oversampling", dest="refine_prevent_oversampling",
-                       action=argparse.BooleanOptionalAction, default=None,
-                       help="skip cells of zero error in sampling mode (default: the model's, on)")
+    add_knob_flags(group, KNOBS, upstream_aliases=True)
     group.add_argument("--device", default="auto",
                        help="cpu, cuda, cuda:1, ... (default: auto = cuda when PyTorch sees a GPU, else cpu)")
-    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="weights and inputs in this precision (fp16/bf16 run on CPU too)")
+    group.add_argument("--precision", choices=PRECISIONS,
+                       help="compute in this precision where the runtime can (PyTorch: fp16/bf16 on CPU too; fast: "
+                            "restricts its choice); default: the file's own (PyTorch weights: fp32)")
     group.add_argument("--threads", type=int_at_least(1), help="CPU threads for inference (default: PyTorch's)")
 
 
