@@ -8,7 +8,6 @@ PyTorch eager, and keeps the destination (rename) only when both pass the one ac
 removed; the source is only read.
 """
 import os
-import shutil
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -155,18 +154,16 @@ class ConversionResult:
 
 
 def temporary_name(dest: str) -> str:
-    folder, name = os.path.split(os.path.abspath(dest))
-    return os.path.join(folder, f".partial-{os.getpid()}-{name}")
+    from bgmv2 import atomic
+    return str(atomic.temporary_name(dest))
 
 
 def remove(path: str, fmt: Optional[str] = None) -> None:
     """Remove a file or folder, and with `fmt` the companion files of that format (an IR's .bin)."""
+    from bgmv2 import atomic
     for extra in formats.companions(formats.get(fmt), path) if fmt else ():
         remove(extra)
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
+    atomic.remove(path)
 
 
 def commit(temporary: str, dest: str, fmt: str) -> None:

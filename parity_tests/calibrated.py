@@ -65,7 +65,7 @@ def write_calibrated(backbone: str, folder: str, seed: int = 0) -> str:
     import torch
     path = os.path.join(folder, f"calibrated_{backbone}.pth")
     if not os.path.exists(path):
-        temporary = path + f".partial-{os.getpid()}"
-        torch.save(calibrated_state(backbone, seed), temporary)
-        os.replace(temporary, path)
+        from bgmv2 import atomic
+        with atomic.writing(path) as temporary:
+            torch.save(calibrated_state(backbone, seed), temporary)
     return path

@@ -215,15 +215,9 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
     """Call `write(temporary)` beside `path`, then rename it to `path`; nothing is left on failure."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".partial-{os.getpid()}-{name}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    from bgmv2 import atomic
+    with atomic.writing(path) as temporary:
+        write(str(temporary))
     return path
 
 

@@ -282,17 +282,10 @@ def save_state_dict(model: Union[nn.Module, Mapping[str, torch.Tensor]], path: U
     path = os.fspath(path)
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    temporary = f"{path}.partial-{os.getpid()}"
-    try:
+    from bgmv2 import atomic
+    with atomic.writing(path, make_folder=False) as temporary:
         if path.endswith(".safetensors"):
             from safetensors.torch import save_file
-            save_file(state, temporary, metadata=dict(metadata or {}))
+            save_file(state, str(temporary), metadata=dict(metadata or {}))
         else:
             torch.save(state, temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # some writers create 0600 temporaries
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -40,7 +40,6 @@ def test_lint_imports_catches_an_import_that_runs_back_up(tmp_path):
         result.stdout[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="scripts.fast <-> scripts.media until the fast backend is a converters runtime")
 def test_no_import_cycles_between_packages():
     """Every package (bgmv2.converters, bgmv2.scripts.media, ...) against every other: no two import each
     other, directly or through others, function-level imports counted."""

@@ -70,11 +70,8 @@ def recorded_hashes() -> Dict[str, Dict]:
 
 
 def write_hashes(hashes: Dict[str, Dict]) -> None:
-    path = hashes_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".partial-{os.getpid()}")
-    temporary.write_text(json.dumps(hashes, indent=2, sort_keys=True))
-    os.replace(temporary, path)
+    from bgmv2 import atomic
+    atomic.write_text(hashes_file(), json.dumps(hashes, indent=2, sort_keys=True))
 
 
 def record_hash(file: str, sha256: str, source: str = "unknown", checked: str = "") -> Dict:

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -117,15 +116,8 @@ class ChoiceCache:
         """Record `entry` under `key`; a cache folder that cannot be written only loses the memory."""
         data = self.load()
         data[key] = {**entry, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        from bgmv2 import atomic
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".choices-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(data, f, indent=1, sort_keys=True)
-                os.replace(temporary, self.path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            atomic.write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
         except OSError:
             pass

@@ -119,11 +119,8 @@ class Report:
         summary = self.summary()
         summary["failures"] += [{"name": None, "origin": p.origin, "error": p.message} for p in problems]
         summary["counts"]["failed"] += len(problems)
-        path = self.output_dir / SUMMARY_NAME
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
-        temporary.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(temporary, path)
+        from bgmv2 import atomic
+        atomic.write_text(self.output_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
         self.print_table(summary)
         return summary
 

@@ -60,20 +60,16 @@ def make_folder(path: Path) -> None:
 
 
 def write_image(path, array: np.ndarray) -> None:
-    """One picture to `path` (type from its suffix), atomically."""
+    """One picture to `path` (type from its suffix), atomically (`bgmv2.atomic`)."""
+    from bgmv2 import atomic
     path = Path(path)
     data = encode_image(array, path.suffix.lower())
     make_folder(path.parent)
-    temporary = temporary_name(path)
     try:
-        write_bytes(temporary, data)
-        os.replace(temporary, path)
+        with atomic.writing(path, make_folder=False) as temporary:
+            write_bytes(temporary, data)
     except OSError as error:
-        remove(temporary)
         raise disk_error(error, path) from None
-    except BaseException:
-        remove(temporary)
-        raise
 
 
 def codec_available(name: str) -> bool:

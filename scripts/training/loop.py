@@ -127,9 +127,9 @@ def save_checkpoint(path: str, model, optimizer, step: int, config: TrainConfig)
     state = {"model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
              "optimizer": optimizer.state_dict(), "step": step,
              "config": {k: v for k, v in asdict(config).items() if k != "history"}, "history": config.history}
-    temporary = f"{path}.partial-{os.getpid()}"
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    from bgmv2 import atomic
+    with atomic.writing(path) as temporary:
+        torch.save(state, temporary)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
