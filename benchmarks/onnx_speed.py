@@ -14,7 +14,7 @@ cells that agree. Batch 1, backbone_scale 0.25, 80,000 sampled pixels (5,000 pat
     python benchmarks/onnx_speed.py --shipped --variant-list static,nonzero,tensorrt --sizes 1280x720 --iters 15
 
 `--shipped`: the shipped model (weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors, trained) on the
-realistic composite every conversion is checked on (`bgmv2.converters.probe`), instead of random weights:
+realistic composites every conversion is checked on (`bgmv2.converters.probes`), instead of random weights:
 how many cells really have any error decides whether `nonzero` (refines only those) beats `static`
 (always refines k). Each variant runs with the runner's session options only, interleaved round robin.
 """
@@ -60,9 +60,9 @@ def shipped_model():
 
 
 def probe_tensors(height: int, width: int):
-    from bgmv2.converters.probe import probe_pair
-    src, bgr = probe_pair(1, height, width)
-    return torch.from_numpy(src), torch.from_numpy(bgr)
+    from bgmv2.converters.probes import synthetic_probe
+    probe = synthetic_probe(height, width, 1, seed=2021)
+    return torch.from_numpy(probe.src), torch.from_numpy(probe.bgr)
 
 
 def ort_session(path: str, threads: int, level: str, spinning: bool):

@@ -11,7 +11,6 @@ from typing import List
 INPUTS = ("src", "bgr")
 OUTPUTS_REFINE = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")
 OUTPUTS_BASE = ("pha", "fgr", "err", "hid")
-SLACK = 0.25  # values within this of [0, 1] pass (resampling overshoot, noise); beyond, the scale is wrong
 
 
 def shape_text(shape: List[int]) -> str:
@@ -62,7 +61,9 @@ def empty_problem(name: str, shape: List[int]) -> str:
 
 def value_problem(name: str, lo: float, hi: float, numpy: bool) -> str:
     """'' when the smallest and largest values `lo`, `hi` are those of RGB in [0, 1]; else what is
-    wrong (NaN, infinity, 0-255 or normalised values) and the fix. NaN anywhere makes `lo` or `hi` NaN."""
+    wrong (NaN, infinity, 0-255 or normalised values) and the fix. NaN anywhere makes `lo` or `hi` NaN.
+    Values within 0.25 of [0, 1] pass (resampling overshoot, noise); beyond that the scale is wrong: a
+    0-255 image has pixels of 2/255 or more, a mean/std-normalised one has black at -2.1."""
     if lo != lo or hi != hi:
         fix = "np.clip(np.nan_to_num(" + name + "), 0, 1)" if numpy else "torch.nan_to_num(" + name + ").clamp(0, 1)"
         return (name + " contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come "
@@ -70,7 +71,7 @@ def value_problem(name: str, lo: float, hi: float, numpy: bool) -> str:
     if lo == float("inf") or lo == -float("inf") or hi == float("inf") or hi == -float("inf"):
         fix = "np.clip(" + name + ", 0, 1)" if numpy else name + ".clamp(0, 1)"
         return name + " contains infinite values; the model takes RGB in [0, 1]. Clamp it: " + fix + "."
-    if lo < -0.25 or hi > 1.25:  # SLACK (TorchScript reads no globals)
+    if lo < -0.25 or hi > 1.25:  # literals: TorchScript reads no module globals
         if lo >= -0.25:
             fix = "For 0-255 values divide by 255: " + name + " / 255."
         else:
@@ -86,14 +87,3 @@ def pair_problem(src_shape: List[int], bgr_shape: List[int]) -> str:
         return ""
     return ("src and bgr must have the same shape; got src " + shape_text(src_shape) + " and bgr "
             + shape_text(bgr_shape) + ". Resize the background shot to the source frame (same batch, height and width).")
-
-
-def size_problem(height: int, width: int, scale: float) -> str:
-    """'' when the backbone gets at least one pixel at `scale`; else the message."""
-    h = int(height * scale // 1)
-    w = int(width * scale // 1)
-    if h < 1 or w < 1:
-        return ("a " + str(height) + "x" + str(width) + " image at backbone_scale " + str(scale)
-                + " gives the backbone a " + str(h) + "x" + str(w) + " input; use a larger image or a larger "
-                "backbone_scale (at most 0.5).")
-    return ""

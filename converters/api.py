@@ -32,10 +32,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'bgmv2.converters.api' has no attribute {name!r}")
 
 
-def layout_for(fmt: str, via_tensorflow: bool = False) -> str:
-    return "NHWC" if via_tensorflow else formats.get(fmt).LAYOUT
-
-
 # -- one entry point per operation ------------------------------------------------------------------
 def read(path, fmt: Optional[str] = None) -> ModelSpec:
     """The weights (official PyTorch layout), kind, backbone, knobs and metadata of any model file;

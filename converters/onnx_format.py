@@ -460,10 +460,5 @@ def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, device: str 
                   engine=f"ONNX Runtime {ort.__version__} ({session.get_providers()[0]})")
 
 
-def opset_of(path: str) -> int:
-    model = read_model(path, check=False)
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
 def exists(path: str) -> bool:
     return os.path.exists(path)

@@ -19,7 +19,7 @@ from bgmv2 import converters  # noqa: E402
 from bgmv2 import pytorch_impl  # noqa: E402
 from bgmv2.converters import ConversionError  # noqa: E402
 from bgmv2.converters import detect  # noqa: E402
-from bgmv2.converters.probe import probe_pair  # noqa: E402
+from probes import probe_pair  # noqa: E402
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "weights", "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
 CONTRACT = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")

@@ -2,8 +2,10 @@
 one new module plus one line in the table, and every entry point (detect, read, load, info, convert,
 guess_format, FORMATS) then knows it."""
 import importlib
+import re
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,3 +233,38 @@ def test_convert_flags_come_from_the_registry(toy_format):
     assert "tflite only" in text and "fp16: pth, safetensors, torchscript, pt2, onnx, openvino" in " ".join(text.split())
     with pytest.raises(SystemExit):
         parser.parse_args(["a.pth", "b", "--size", "1280x721"])
+
+
+def test_a_new_format_is_converted_run_by_the_apps_checked_by_parity_and_offered_to_fast(toy_format, tmp_path, capsys):
+    """One module and one registry line, no other edit: `convert` writes and checks it, `bgmv2 images`
+    mattes with it (its own runtime and the fast one), `bgmv2 parity` passes it, and a planted bug in
+    it fails."""
+    import json
+    from conftest import realistic_weights
+    from bgmv2.pytorch_impl import MattingRefine, save_state_dict
+    from bgmv2.scripts.cli import main
+    model = realistic_weights(MattingRefine("mobilenetv2", refine_sample_pixels=16 * 50), seed=2)
+    save_state_dict(model, tmp_path / "m.pth")
+    assert main(["convert", str(tmp_path / "m.pth"), str(tmp_path / "m.npz")]) == 0
+    sample = Path(__file__).resolve().parents[1] / "scripts" / "media" / "sample"
+    for extra in ([], ["--backend", "fast"]):
+        out = tmp_path / f"out{len(extra)}"
+        code = main(["images", "--src", str(sample / "src.jpg"), "--bgr", str(sample / "bgr.jpg"), "-o", str(out),
+                     "--model", str(tmp_path / "m.npz"), "--device", "cpu", "--no-progress", *extra])
+        assert code == 0 and (out / "pha" / "src.png").exists()
+    err = capsys.readouterr().err
+    assert "npz via PyTorch" in err and "npz via fast" in err and re.search(r"^fast: (eager|lean-[\w-]+) for", err, re.M)
+    report = tmp_path / "parity"
+    code = main(["parity", "--reference", str(tmp_path / "m.pth"), "--candidate", str(tmp_path / "m.npz"),
+                 "--candidate", f"fast:{tmp_path / 'm.npz'}", "--out", str(report), "--repeat", "0"])
+    cases = json.loads((report / "parity.json").read_text())["cases"]
+    assert code == 0 and [c["ok"] for c in cases] == [True, True], cases
+    assert cases[0]["format"] == "npz" and cases[1]["run_as"] == "fast"
+    with np.load(tmp_path / "m.npz") as data:
+        state = dict(data)
+    state["decoder.conv1.weight"] = state["decoder.conv1.weight"] * 1.05  # a planted bug
+    with open(tmp_path / "bad.npz", "wb") as f:
+        np.savez(f, **state)
+    code = main(["parity", "--reference", str(tmp_path / "m.pth"), "--candidate", str(tmp_path / "bad.npz"),
+                 "--out", str(tmp_path / "parity-bad"), "--repeat", "0"])
+    assert code == 1

@@ -138,9 +138,7 @@ class FastRunner(Runner):
         return f"{w}x{h}" + (f" batch {b}" if b > 1 else "")
 
     def choose(self, src: torch.Tensor, bgr: torch.Tensor):
-        start = time.perf_counter()
         reference = self.model(src, bgr)
-        eager_first = time.perf_counter() - start
         key = choice_key(self.model_id, src.shape, self.torch_device, self.asked or "auto")
         cached = self.cache.get(key)
         if cached is not None and cached.get("provisional") and not self.busy():

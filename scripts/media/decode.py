@@ -252,11 +252,6 @@ def open_background(path, option: str = "--bgr", allow_video: bool = True, threa
     return StillBackground(read_image(path, option), str(path), option)
 
 
-def checked_images(files: List[Path]) -> List[Tuple[int, int]]:
-    """Sizes of all `files` from their headers (fast), so a bad file stops the run before it starts."""
-    return [image_size(f) for f in files]
-
-
 def relative_names(root: Path, files: List[Path]) -> List[Path]:
     return [f.relative_to(root) if f != root and root in f.parents else Path(f.name) for f in files]
 
