@@ -445,6 +445,15 @@ def info(path: str, fmt: str) -> Dict[str, str]:
     return meta_mod.from_json(raw) if raw else {}
 
 
+def refuse_unsafe_pickle(path: str) -> None:
+    """ConversionError when the `.pth` at `path` is not a plain state dict the safe loader reads."""
+    from bgmv2 import pytorch_impl
+    try:
+        pytorch_impl.read_state_dict(path)
+    except pytorch_impl.CheckpointError as error:
+        raise ConversionError(str(error)) from None
+
+
 def foreign_safetensors_metadata(path: str) -> Dict[str, str]:
     """The `__metadata__` of a safetensors header written by others (e.g. the shipped model's training
     export), keys that clash with `info`'s own prefixed with `header_`."""

@@ -257,3 +257,12 @@ def test_torchscript_knobs_are_checked(media, models, tmp_path, capsys):
         assert main(["images", "--src", str(media / "src" / "a.jpg"), "--bgr", str(media / "bgr.png"), "-o",
                      str(tmp_path / "out"), "--model", str(path), flag, value, *FAST]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_a_background_identical_to_the_picture_is_warned_about(media, models, tmp_path, capsys):
+    """src == bgr gives an all-background matte: the run says so (once), it does not pass silently."""
+    out = tmp_path / "same"
+    code = main(["images", "--src", str(media / "bgr.png"), "--bgr", str(media / "bgr.png"), "-o", str(out),
+                 "--model", str(models / "refine.pth"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 0 and err.count("identical") == 1 and "matte is empty" in err, err

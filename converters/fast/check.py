@@ -2,8 +2,9 @@
 judged on the frames themselves.
 
 On the first frame of a shape the eager model also runs in float64 (and in the candidate's precision
-when that is lower) on the CPU: its own rounding error sets the limits of the candidate's precision, as
-in `bgmv2 parity`. Every checked frame is then measured against eager's outputs on that frame with those
+when that is lower) on the CPU, on that frame and on `bgmv2 parity`'s default probes (a frame whose
+alpha is all 0 or 1 has no rounding error to measure): its own rounding error sets the limits of the
+candidate's precision, as in `bgmv2 parity`. Every checked frame is then measured against eager's outputs on that frame with those
 limits. Beside the rule, the figure users understand: at most 0.5% of the 8-bit alpha values may be
 more than 2 levels from eager's (`MAX_SHARE`): measured with the shipped MobileNetV2 on synthetic
 composites at 1280x720, 0.15-0.23% for compiled bf16 (flips at the top-k boundary and soft edges).
@@ -36,12 +37,13 @@ def numpy_outputs(out: Sequence[torch.Tensor]) -> Dict[str, np.ndarray]:
 
 def limits_for(model: torch.nn.Module, src: torch.Tensor, bgr: torch.Tensor, knobs: Dict[str, object],
                precision: str) -> Limits:
-    """The rule's limits for `precision` on this frame: eager's own rounding error against float64."""
-    from bgmv2.converters.probes import Probe
+    """The rule's limits for `precision`: eager's own rounding error against float64 on this frame and
+    on parity's default probes."""
+    from bgmv2.converters.probes import Probe, default_probes
     from bgmv2.converters.reference import Reference
     rule = rule_for(precision)
     probe = Probe("frame", src.detach().float().cpu().numpy(), bgr.detach().float().cpu().numpy())
-    return rule.limits(Reference(model=model).noise(knobs, [probe], rule.name))
+    return rule.limits(Reference(model=model).noise(knobs, [probe, *default_probes()], rule.name))
 
 
 def check(reference: Sequence[torch.Tensor], candidate: Sequence[torch.Tensor], limits: Limits,

@@ -2,13 +2,16 @@
 
 On the first frame of each input shape it
 1. runs eager (the reference), builds every candidate (`candidates.for_device`) and runs it on the
-   same frame; a candidate that fails or whose matte differs (`check.check`) is dropped, with the reason;
-2. times eager and the survivors on that frame (alternating, median), unless the choice for this
-   model, shape, device and versions is already in the cache (`cache.ChoiceCache`), and records it;
+   same frame; a candidate that fails or whose matte breaks the acceptance rule (`check.check`) is
+   dropped, with the reason;
+2. times eager and the survivors on that frame (alternating, fastest of a few calls), unless the choice
+   for this model, shape, device and versions is already in the cache (`cache.ChoiceCache`; processes
+   choosing at once take turns, so batch workers share one choice), and records it (provisionally when
+   the machine was busy: timed again on a quiet one);
 3. prints one line: what runs, why (the timings or the cached choice), how it compared with eager.
-The next `check_frames - 1` frames are checked against eager again; if one differs the runner
-switches to eager for good, says so in one line, and returns eager's result for that frame: a
-candidate's matte that failed its check is never returned.
+The next `check_frames - 1` frames and then every `CHECK_EVERY`-th frame are checked against eager
+again; a frame that breaks the rule gets eager's matte, and from there a float32 candidate (or eager)
+runs, said in one line: a candidate's matte that failed its check is never returned.
 """
 import sys
 import time

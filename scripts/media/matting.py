@@ -32,6 +32,12 @@ class Job:
         self.inputs = None
 
 
+def job_name(job: Job) -> str:
+    """What a job is called in messages: its item's source file, or its frame number."""
+    name = getattr(job.name, "src", None) or job.name
+    return str(name) if name is not None else f"frame {job.index}"
+
+
 class Stages:
     """`batch` > 1 groups that many consecutive jobs into one model call (a list travels through the
     pipeline; `count` says how many frames an item holds). Worth it on a GPU, where one call of 4-8
@@ -43,6 +49,7 @@ class Stages:
         self.batch = max(1, int(batch))
         self.render_on_device = runner.device.type != "cpu" if render_on_device is None else render_on_device
         self._bgr_array, self._bgr_input = None, None
+        self.warned_identical = False
 
     def background_input(self, bgr: np.ndarray):
         """The runner's input for `bgr`, converted again only when a different array comes."""
@@ -51,6 +58,11 @@ class Stages:
         return self._bgr_input
 
     def prepare(self, job: Job) -> Job:
+        if not self.warned_identical and job.src.shape == job.bgr.shape and np.array_equal(job.src, job.bgr):
+            from .errors import warn
+            warn(f"{job_name(job)}: the picture and the background shot are identical, so the matte is empty "
+                 "(all background); --bgr must be the scene without the subject")
+            self.warned_identical = True
         job.inputs = (self.runner.prepare(job.src), self.background_input(job.bgr))
         return job
 
