@@ -3,9 +3,10 @@ one rule for input values, with the message for each way an input breaks it.
 
 `pytorch_impl` (eagerly and inside TorchScript), `tensorflow_impl` and every runner of
 `bgmv2.converters` (ONNX Runtime, OpenVINO, LiteRT, TensorFlow, the browser, ...) ask here, so a NaN,
-a 0-255 picture or a channels-last array gets the same answer whatever runs it. Imports nothing: the
-functions that take plain values are TorchScript-compatible (scripted models call them).
+a 0-255 picture or a channels-last array gets the same answer whatever runs it. Imports nothing but the
+standard library: the functions that take plain values are TorchScript-compatible (scripted models call them).
 """
+import math
 from typing import List
 
 INPUTS = ("src", "bgr")
@@ -64,11 +65,11 @@ def value_problem(name: str, lo: float, hi: float, numpy: bool) -> str:
     wrong (NaN, infinity, 0-255 or normalised values) and the fix. NaN anywhere makes `lo` or `hi` NaN.
     Values within 0.25 of [0, 1] pass (resampling overshoot, noise); beyond that the scale is wrong: a
     0-255 image has pixels of 2/255 or more, a mean/std-normalised one has black at -2.1."""
-    if lo != lo or hi != hi:
+    if math.isnan(lo) or math.isnan(hi):
         fix = "np.clip(np.nan_to_num(" + name + "), 0, 1)" if numpy else "torch.nan_to_num(" + name + ").clamp(0, 1)"
         return (name + " contains NaN (not-a-number) values; the model takes RGB in [0, 1]. Find where they come "
                 "from (a division by zero, a failed decode) or replace them: " + fix + ".")
-    if lo == float("inf") or lo == -float("inf") or hi == float("inf") or hi == -float("inf"):
+    if math.isinf(lo) or math.isinf(hi):
         fix = "np.clip(" + name + ", 0, 1)" if numpy else name + ".clamp(0, 1)"
         return name + " contains infinite values; the model takes RGB in [0, 1]. Clamp it: " + fix + "."
     if lo < -0.25 or hi > 1.25:  # literals: TorchScript reads no module globals

@@ -13,10 +13,10 @@ format needs them, so the PyTorch formats work with PyTorch alone.
 
 Errors are `converters.ConversionError`, with the problem and the fix in the message.
 """
-from .errors import ConversionError
+from .errors import ConversionError, OptionError
 from .formats import FORMATS, NAMES, guess_format
 
-__all__ = ["ConversionError", "ConversionResult", "FORMATS", "NAMES", "convert", "detect", "guess_format", "info",
+__all__ = ["ConversionError", "OptionError", "ConversionResult", "FORMATS", "NAMES", "convert", "detect", "guess_format", "info",
            "load", "read"]
 
 

@@ -15,7 +15,7 @@ from . import formats
 from . import meta as meta_mod
 from .acceptance import Verdict
 from .detection import content_kind, detect
-from .errors import ConversionError, first_line
+from .errors import ConversionError, OptionError, first_line
 from .formats import PRECISIONS, guess_format
 from .meta import ModelSpec
 from .runner import Runner
@@ -61,7 +61,9 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     path = os.fspath(path)
     fmt = fmt or detect(path)
     module = formats.get(fmt)
-    knobs = check_knobs(knobs or {})
+    knobs = dict(knobs or {})
+    check_kernel_size(path, fmt, knobs.pop("refine_kernel_size", None))
+    knobs = check_knobs(knobs)
     name = runtime or module.RUNTIMES[0]
     kind = options.pop("kind", None) if name != "fast" else options.get("kind")
     if kind is not None:
@@ -72,16 +74,36 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
         return module.load(path, knobs, device=devices.choose(device, name), runtime=name, precision=precision,
                            **options)
     if name not in formats.runtime_names():
-        raise ConversionError(f"runtime {name!r}; choose one of {', '.join(formats.runtime_names())}")
+        raise OptionError("runtime", name, f"is not a runtime here; choose one of {', '.join(formats.runtime_names())}")
     if name not in formats.runtimes() or not formats.runs(name, fmt):
-        able = [r for r in formats.runtimes() if formats.runs(r, fmt)]
-        raise ConversionError(f"the {name} runtime does not run {fmt} files; {fmt} files run with "
-                              f"{', '.join(module.RUNTIMES + tuple(able))}")
+        runs = [n for n, m in formats.registry().items()
+                if name in m.RUNTIMES or (name in formats.runtimes() and formats.runs(name, n))]
+        raise OptionError("runtime", name, f"runs {', '.join(runs)} files, not {fmt} files ({path}); leave {{option}} "
+                                           "out, or convert the file (`bgmv2 convert`)")
     other = formats.runtime_modules()[name]
     missing = other.available() if hasattr(other, "available") else None
     if missing:
         raise ConversionError(f"the {name} runtime cannot run here: {missing}")
     return other.load_other(path, fmt, knobs, device=devices.choose(device, name), precision=precision, **options)
+
+
+def check_kernel_size(path: str, fmt: str, kernel) -> None:
+    """A refiner kernel size given at load time is a check: the weights fix it (ConversionError if they
+    hold another; nothing to check where the weights cannot be read)."""
+    if kernel is None:
+        return
+    from bgmv2.knobs import check_knob
+    try:
+        kernel = check_knob("refine_kernel_size", kernel)
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
+    try:
+        found = read(path, fmt).refine_kernel_size
+    except ConversionError:
+        return
+    if found is not None and found != kernel:
+        raise ConversionError(f"{path} has a refiner of kernel size {found}, not {kernel}; leave "
+                              "refine_kernel_size out (the weights fix it)")
 
 
 def load_kind(path: str, fmt: str, kind: str, knobs, device, runtime, precision) -> Optional[Runner]:
@@ -340,7 +362,7 @@ class Check:
         return self.verdict.ok
 
     def text(self) -> str:
-        return f"{self.label}: {self.verdict.text()}"
+        return f"{self.label}: {self.verdict.text()} -> {'ok' if self.ok else 'FAIL'}"
 
 
 def validate(source: str, source_format: str, spec: ModelSpec, written: str, fmt: str, target: ModelSpec,

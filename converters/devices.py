@@ -3,7 +3,7 @@ CUDA GPU here (the reason when it cannot), for `converters.load` and everything 
 import os
 from typing import Optional
 
-from .errors import ConversionError
+from .errors import OptionError
 
 GPU_RUNTIMES = ("torch", "onnxruntime", "tensorflow", "fast")  # the others run on the CPU here
 
@@ -17,7 +17,7 @@ def parse(name: Optional[str]) -> str:
         return "cuda:0"
     if text.startswith("cuda:") and text[5:].isdigit():
         return text
-    raise ConversionError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or auto")
+    raise OptionError("device", name, "is not a device here; use cpu, cuda, cuda:N or auto")
 
 
 def cuda_unavailable(runtime: str, index: int = 0) -> Optional[str]:
@@ -29,7 +29,7 @@ def cuda_unavailable(runtime: str, index: int = 0) -> Optional[str]:
         if not torch.cuda.is_available():
             build = ("this PyTorch is a CPU-only build" if torch.version.cuda is None else
                      "PyTorch was built for CUDA but sees no GPU (driver missing, or CUDA_VISIBLE_DEVICES hides it)")
-            return f"no CUDA GPU: {build} (torch {torch.__version__})"
+            return build
         if index >= torch.cuda.device_count():
             return f"there are only {torch.cuda.device_count()} CUDA device(s)"
         if runtime == "onnxruntime":
@@ -49,14 +49,14 @@ def cuda_unavailable(runtime: str, index: int = 0) -> Optional[str]:
 
 def choose(name: Optional[str], runtime: str) -> str:
     """The device `runtime` runs on: 'auto' is the first CUDA GPU where the runtime can use it, else the
-    CPU; an explicit CUDA device it cannot use is a ConversionError with the reason and the fix."""
+    CPU; an explicit CUDA device it cannot use is an OptionError with the reason and the fix."""
     device = parse(name)
     if device == "auto":
         return "cuda:0" if cuda_unavailable(runtime) is None else "cpu"
     if device.startswith("cuda"):
         reason = cuda_unavailable(runtime, int(device.split(":")[1]))
         if reason:
-            raise ConversionError(f"device {device} was asked for, but {reason}. Use cpu (or auto).")
+            raise OptionError("device", name, f"was asked for, but {reason}. Use {{option}} cpu (or auto).")
         exact_fp32_on_gpus()
     return device
 

@@ -13,3 +13,16 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     if len(line) > limit:
         line = line[:limit] + "..."
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+class OptionError(ConversionError):
+    """A value of one option (`device`, `runtime`, `precision`) that cannot be used: `option value rest`,
+    where `rest` names the option again as `{option}`. Commands name their own flag instead:
+    `as_flag("backend")` -> `--backend fast ... leave --backend out`."""
+
+    def __init__(self, option: str, value, rest: str):
+        self.option, self.value, self.rest = option, value, rest
+        super().__init__(f"{option} {value} " + rest.replace("{option}", option))
+
+    def as_flag(self, flag: str) -> str:
+        return f"--{flag} {self.value} " + self.rest.replace("{option}", f"--{flag}")

@@ -152,7 +152,7 @@ def engine(what: str) -> str:
 
 
 def load_keras(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
-               precision: Optional[str] = None, eager: bool = False) -> Runner:
+               precision: Optional[str] = None, eager: bool = False, **_) -> Runner:
     """Keras weights in the `tensorflow_impl` model under `tf.function` (`eager=True`: eager calls);
     precision fp16 runs under a mixed_float16 policy."""
     import tensorflow as tf
@@ -257,7 +257,7 @@ def read_savedmodel(path: str) -> ModelSpec:
 
 
 def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None, device: str = "cpu",
-                    precision: Optional[str] = None) -> Runner:
+                    precision: Optional[str] = None, **_) -> Runner:
     import tensorflow as tf
     if precision not in (None, "fp32"):
         raise ConversionError(f"{path}: a SavedModel computes in the precision it was written in (fp32); "

@@ -123,7 +123,7 @@ def resize_semantics(module_name: str, how: str):
     """The model with every `F.interpolate` of `pytorch_impl.<module_name>` changed while it runs."""
     def make(spec, knobs):
         import importlib
-        module = importlib.import_module(f"pytorch_impl.{module_name}")
+        module = importlib.import_module(f"bgmv2.pytorch_impl.{module_name}")
         model = build(spec, knobs)
 
         @contextlib.contextmanager

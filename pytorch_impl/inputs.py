@@ -99,7 +99,7 @@ def check_divisible_by_4(src: torch.Tensor) -> None:
     if H % 4 != 0 or W % 4 != 0:
         raise ValueError(
             f"height and width must be divisible by 4; got {H}x{W}. Pad the images, or call "
-            "bgmv2.pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
+            "pytorch_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
 
 
 def check_scaled_size(src: torch.Tensor, scale: float) -> None:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             args.device = devices.choose(args.device, "torch")
         except ConversionError as error:
-            print(f"error: --{error}", file=sys.stderr)
+            print(f"error: {error.as_flag('device') if hasattr(error, 'as_flag') else error}", file=sys.stderr)
             return 1
     try:
         model = describe_file(args.file)

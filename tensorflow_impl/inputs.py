@@ -94,7 +94,7 @@ def check_divisible_by_4(height: Optional[int], width: Optional[int]) -> None:
     if height % 4 != 0 or width % 4 != 0:
         raise ValueError(
             f"height and width must be divisible by 4; got {height}x{width}. Pad the images, or call "
-            "bgmv2.tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
+            "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")
 
 
 def check_scaled_size(height: Optional[int], width: Optional[int], scale: float) -> None:

@@ -34,7 +34,7 @@ def assert_runtime_shapes(src, bgr, scale=None):
             "(same batch, height and width).")),
         tf.debugging.assert_equal(shape[1:3] % 4, 0, message=(
             "height and width must be divisible by 4. Pad the images, or call "
-            "bgmv2.tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")),
+            "tensorflow_impl.matte(model, src, bgr), which pads to a multiple of 4 and crops the outputs back.")),
     ]
     if scale is not None:
         num, den = scale_fraction(float(scale))

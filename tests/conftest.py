@@ -1,5 +1,8 @@
-"""Shared fixtures: realistic probes and weights with populated BatchNorm statistics."""
+"""Shared fixtures: realistic probes and weights with populated BatchNorm statistics. Also a guard: a
+module of the toolkit imported by its folder's bare name (`pytorch_impl`, which works from the
+repository root) instead of `bgmv2.pytorch_impl` fails the test run, since it would be a second copy."""
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,21 @@ import torch
 
 from bgmv2.parity_tests.calibrated import standardise as standardise_output
 from probes import probe_pair
+
+PARTS = ("pytorch_impl", "tensorflow_impl", "converters", "parity_tests", "weights", "scripts")
+
+
+class BareNameGuard:
+    """A meta path finder that refuses the parts' bare top-level names (`bgmv2.<part>` is the one name)."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname.split(".")[0] in PARTS:
+            raise ImportError(f"`{fullname}` imported by its bare name; import bgmv2.{fullname} (one name per module)")
+        return None
+
+
+sys.meta_path.insert(0, BareNameGuard)
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 

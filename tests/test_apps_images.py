@@ -189,10 +189,10 @@ def test_torchscript_and_the_converters_runners(media, models, tmp_path, capsys)
     single = ["--src", str(media / "src" / "a.jpg"), "--bgr", str(media / "bgr.png"), "--output-types", "pha"]
     assert main(["images", *single, "-o", str(tmp_path / "ts"), "--model", str(tmp_path / "scripted.pt"),
                  "--refine-mode", "thresholding", *FAST]) == 0
-    assert "scripted.pt: TorchScript" in capsys.readouterr().err
+    assert "scripted.pt: torchscript via PyTorch" in capsys.readouterr().err
     assert main(["images", *single, "-o", str(tmp_path / "conv"), "--model", str(models / "refine.pth"),
                  "--backend", "converters", *FAST]) == 0
-    assert "pth via converters" in capsys.readouterr().err
+    assert "pth via PyTorch" in capsys.readouterr().err
     assert main(["images", *single, "-o", str(tmp_path / "bf16"), "--model", str(models / "refine.pth"),
                  "--precision", "bf16", *FAST]) == 0
     assert "on cpu (bf16)" in capsys.readouterr().err  # (a random network's bf16 alpha says nothing; see README)

@@ -158,7 +158,7 @@ def test_renderer_outputs_types_and_ranges():
     pha = torch.linspace(0, 1, 6 * 7).view(1, 1, 6, 7)
     fgr = torch.zeros(1, 3, 6, 7)
     fgr[:, 0] = 1  # red subject
-    outputs = {"pha": pha, "fgr": fgr, "err": torch.rand(1, 1, 2, 2), "ref": torch.tensor([[[[0.0, 1.0]]]])}
+    outputs = {"pha": pha, "fgr": fgr, "err_sm": torch.rand(1, 1, 2, 2), "ref_sm": torch.tensor([[[[0.0, 1.0]]]])}
     pictures = Renderer(("com", "pha", "fgr", "err", "ref"), colour=(0, 0, 255))(outputs)
     assert pictures["com"].shape == (6, 7, 3) and pictures["com"].dtype == np.uint8
     assert tuple(pictures["com"][0, 0]) == (0, 0, 255) and tuple(pictures["com"][-1, -1]) == (255, 0, 0)

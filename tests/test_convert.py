@@ -261,7 +261,8 @@ def test_command_converts_shows_info_and_reports_errors(work, capsys):
     assert main(["convert", str(work / "official.pth"), str(dest), "--refine-sample-pixels", "1600",
                  "--probe", "64x96"]) == 0
     out = capsys.readouterr().out
-    assert "check:   safetensors vs source pth" in out and "-> ok" in out and dest.exists()
+    assert "check:   safetensors vs the weights in PyTorch: same alpha by the fp32 rule" in out and "-> ok" in out
+    assert "check:   source pth vs its weights in PyTorch" in out and dest.exists()
     assert main(["convert", "--info", str(dest)]) == 0
     out = capsys.readouterr().out
     assert "refine_sample_pixels:" in out and "1600" in out and "source_sha256:" in out

@@ -336,3 +336,47 @@ def test_cuda_graph_candidate_logic_on_the_cpu(model, tmp_path):
     batch = torch.cat([adapter.prepare(f) for f in clip])
     adapter(batch, adapter.prepare(bgr))
     assert backend.captures == 2
+
+
+def test_choices_timed_on_a_busy_machine_are_provisional(model, tmp_path):
+    """Timed under load: cached for runs beside this one (batch workers share it), timed again when quiet."""
+    clip, bgr = frames(64, 96, count=1)
+    cache, logs = ChoiceCache(tmp_path / "c.json"), []
+    busy = fast_runner(model, "cpu", candidates=[same(model)], cache=cache, log=logs.append, timed_calls=1)
+    busy.busy = lambda: "load average 9.0 on 2 cores"
+    busy.time = lambda src, bgr, runs: {"eager": 2.0, "same": 1.0}
+    run_frames(busy, clip, bgr)
+    entry, = json.loads((tmp_path / "c.json").read_text()).values()
+    assert entry["provisional"] and "busy" in logs[0]
+    beside = fast_runner(model, "cpu", candidates=[same(model)], cache=cache, log=logs.append)
+    beside.busy = lambda: "load average 9.0 on 2 cores"
+    beside.time = lambda *a: pytest.fail("a busy run beside it takes the provisional choice")
+    run_frames(beside, clip, bgr)
+    quiet = fast_runner(model, "cpu", candidates=[same(model)], cache=cache, log=logs.append, timed_calls=1)
+    timed = []
+    quiet.time = lambda src, bgr, runs: timed.append(1) or {"eager": 2.0, "same": 1.0}
+    run_frames(quiet, clip, bgr)
+    entry, = json.loads((tmp_path / "c.json").read_text()).values()
+    assert timed and "provisional" not in entry
+
+
+def test_short_jobs_build_nothing_and_long_ones_everything_cheap_first(model, tmp_path, monkeypatch):
+    from bgmv2.converters.fast import candidates as cands
+    logs = []
+    runner = fast_runner(model, "cpu", cache=ChoiceCache(tmp_path / "c.json"), log=logs.append, frames=1)
+    run_frames(runner, *frames(48, 64, count=1))
+    assert runner.chosen == {(1, 3, 48, 64): "eager"} and "does not repay building" in logs[0]
+    names = lambda n: [c.name for c in cands.for_device(model, torch.device("cpu"), None, "m.pth", {}, "id", n)]  # noqa: E731
+    assert not [n for n in names(None) if n.startswith(("compile", "onnx"))]  # unknown length: the cheap ones
+    assert any(n.startswith("compile") for n in names(10_000)) and not [n for n in names(10_000) if "bf16" in n]
+
+
+def test_a_cached_openvino_conversion_is_reused_and_a_broken_one_rebuilt(model, tmp_path):
+    pytest.importorskip("openvino")
+    from bgmv2.converters.fast.openvino_network import cached_conversion
+    path = tmp_path / "ir" / "m.xml"
+    first = cached_conversion(model, path)
+    assert path.exists() and path.with_suffix(".bin").exists() and first is not None
+    assert cached_conversion(model, path) is not None  # read back
+    path.write_text("<not an IR")
+    assert cached_conversion(model, path) is not None and path.read_text().startswith("<?xml")

@@ -135,8 +135,7 @@ def test_lean_candidate_through_the_fast_runner(tmp_path):
     runner = fast_runner(model, "cpu", candidates=[lean(model, "fp32", "torch")],
                          cache=ChoiceCache(tmp_path / "c.json"), log=logs.append, timed_calls=1)
     src, bgr = inputs(1, 70, 98)  # padded to 72x100 inside, cropped back
-    to_frame = lambda x: (x[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # noqa: E731
-    out = runner(runner.prepare(to_frame(src)), runner.prepare(to_frame(bgr)), size=(70, 98))
+    out = runner.run(src, bgr, to="torch")
     assert "lean-fp32" in logs[0] and "differs" not in logs[0] and "failed" not in logs[0], logs
     assert out["pha"].shape == (1, 1, 70, 98)
 
@@ -146,17 +145,20 @@ def test_cpu_candidates_offer_the_lean_ones(monkeypatch):
     import sys
     from bgmv2.converters.fast.candidates import cpu_bf16_unsupported, for_device
     cpu = torch.device("cpu")
-    names = lambda model, precision=None: [c.name for c in for_device(model, cpu, precision, None, {}, "id")]  # noqa: E731
+    names = lambda model, precision=None, frames=10_000: [  # noqa: E731 - a long job: every candidate
+        c.name for c in for_device(model, cpu, precision, None, {}, "id", frames)]
     sampling, thresholding = MattingRefine("mobilenetv2"), MattingRefine("mobilenetv2", refine_mode="thresholding")
-    compiled = "compile-bf16" if cpu_bf16_unsupported() is None else "compile-fp32"
-    assert {"lean-fp32", compiled} <= set(names(sampling))
-    assert {"lean-fp32", compiled} <= set(names(MattingRefine("mobilenetv2", refine_mode="full")))  # fixed shapes
+    assert {"lean-fp32", "compile-fp32"} <= set(names(sampling))  # float32 unless bf16 is asked
+    assert {"lean-fp32", "compile-fp32"} <= set(names(MattingRefine("mobilenetv2", refine_mode="full")))  # fixed shapes
+    if cpu_bf16_unsupported() is None:
+        assert {"lean-bf16", "compile-bf16"} <= set(names(sampling, "bf16"))
     assert all(name.startswith("lean-") for name in names(thresholding))
     cuda_names = [c.name for c in for_device(MattingRefine("mobilenetv2", refine_mode="full"), torch.device("cuda"),
                                              None, None, {}, "id")]  # built lazily: listing needs no GPU
     assert cuda_names and all("cuda-graph" in name for name in cuda_names)
     assert names(sampling, "fp32")[:2] == (["lean-openvino-fp32", "lean-fp32"] if _has_openvino() else
                                            ["lean-fp32", "compile-fp32"])
+    assert not [n for n in names(sampling, None, None) if n.startswith(("compile", "onnx"))]  # a job of unknown length
     monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: import fails
     assert "lean-openvino-fp32" not in names(sampling) and "lean-fp32" in names(sampling)
 

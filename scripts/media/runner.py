@@ -20,6 +20,7 @@ from .options import model_knobs
 
 # --backend names of earlier versions -> the runtime they meant (None: the file's own).
 OLDER_BACKENDS = {"auto": None, "converters": None, "pt2": "torch"}
+FLAGS = {"device": "device", "runtime": "backend", "precision": "precision"}  # converters' options -> our flags
 
 
 class FrameRunner:
@@ -73,13 +74,28 @@ class FrameRunner:
         return x
 
 
+def describe(runner) -> str:
+    """`file: format via engine on device (precision)`, with the model and its knobs where PyTorch runs it."""
+    text = f"{os.path.basename(runner.path)}: {runner.describe()}"
+    model = getattr(runner, "model", None)
+    refiner = getattr(model, "refiner", None)
+    if model is not None and hasattr(model, "backbone_name"):
+        detail = f"{type(model).__name__} ({model.backbone_name}"
+        if refiner is not None:
+            detail += (f", scale {model.backbone_scale:g}, {refiner.mode}"
+                       + (f" {refiner.sample_pixels} px" if refiner.mode == "sampling" else "")
+                       + (f" threshold {refiner.threshold:g}" if refiner.mode == "thresholding" else ""))
+        text += f"; {detail})"
+    return text
+
+
 def inference_on_cpu(args: argparse.Namespace) -> bool:
     """Whether --device puts inference on the CPU (before the model is loaded: encoders size their threads)."""
     from bgmv2.converters import ConversionError, devices
     try:
         device = devices.parse(getattr(args, "device", "auto"))
     except ConversionError as error:
-        raise MediaError(f"--{error}") from None
+        raise MediaError(error.as_flag("device") if hasattr(error, "as_flag") else str(error)) from None
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
@@ -130,9 +146,11 @@ def load_runner(args: argparse.Namespace, announce: bool = True, frames=None) ->
         check_backbone(path, args.backbone)
         runner = converters.load(path, knobs=model_knobs(args), device=getattr(args, "device", "auto") or "auto",
                                  runtime=runtime, precision=getattr(args, "precision", None), **options)
+    except converters.OptionError as error:  # said with the command's flag: --device, --backend, --precision
+        raise MediaError(error.as_flag(FLAGS.get(error.option, error.option))) from None
     except converters.ConversionError as error:
         raise MediaError(str(error)) from None
-    frame_runner = FrameRunner(runner)
+    frame_runner = FrameRunner(runner, describe(runner))
     if announce:
         print(f"model: {frame_runner.description}", file=sys.stderr)
     return frame_runner

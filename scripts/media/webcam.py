@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .composite import Renderer, checkerboard, over
+from .composite import Renderer, available, checkerboard, over
 from .errors import MediaError
 
 KEY_QUIT = (ord("q"), ord("Q"), 27)
@@ -47,7 +47,7 @@ class WebcamApp:
                  virtual_camera=None, show_fps: bool = True, mirror: bool = False, background: Optional[np.ndarray] = None,
                  view: str = "com", capture_after: Optional[float] = None, clock=time.perf_counter):
         self.camera, self.runner, self.window, self.virtual_camera = camera, runner, window, virtual_camera
-        self.views = [v for v in VIEWS if v in ("com", "pha", "fgr", "src") or v in runner.outputs]
+        self.views = [v for v in VIEWS if v == "src" or available(v, runner.outputs)]
         if view not in self.views:
             raise MediaError(f"view {view!r} is not available with this model; choose one of {', '.join(self.views)}")
         self.view = view
