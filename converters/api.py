@@ -78,8 +78,8 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     if name not in formats.runtimes() or not formats.runs(name, fmt):
         runs = [n for n, m in formats.registry().items()
                 if name in m.RUNTIMES or (name in formats.runtimes() and formats.runs(name, n))]
-        raise OptionError("runtime", name, f"runs {', '.join(runs)} files, not {fmt} files ({path}); leave {{option}} "
-                                           "out, or convert the file (`bgmv2 convert`)")
+        raise OptionError("runtime", name, f"runs {', '.join(runs)} files; leave {{option}} out, or convert the file "
+                                           "(`bgmv2 convert`)", before=f"{path} is a {fmt} file, but ")
     other = formats.runtime_modules()[name]
     missing = other.available() if hasattr(other, "available") else None
     if missing:

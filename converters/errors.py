@@ -20,9 +20,9 @@ class OptionError(ConversionError):
     where `rest` names the option again as `{option}`. Commands name their own flag instead:
     `as_flag("backend")` -> `--backend fast ... leave --backend out`."""
 
-    def __init__(self, option: str, value, rest: str):
-        self.option, self.value, self.rest = option, value, rest
-        super().__init__(f"{option} {value} " + rest.replace("{option}", option))
+    def __init__(self, option: str, value, rest: str, before: str = ""):
+        self.option, self.value, self.rest, self.before = option, value, rest, before
+        super().__init__(f"{before}{option} {value} " + rest.replace("{option}", option))
 
     def as_flag(self, flag: str) -> str:
-        return f"--{flag} {self.value} " + self.rest.replace("{option}", f"--{flag}")
+        return f"{self.before}--{flag} {self.value} " + self.rest.replace("{option}", f"--{flag}")

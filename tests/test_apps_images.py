@@ -96,7 +96,7 @@ def test_background_of_another_size_is_resized_with_a_warning(media, models, tmp
     ("ref_of_base", "has no ref output"),
     ("cuda", "--device cuda was asked for"),
     ("bad_model", "junk.pth is an unrecognised file, not a model file"),
-    ("bad_backend", "is a pth file, but --backend tensorflow runs keras, savedmodel files"),
+    ("bad_backend", "is a pth file, but --backend tensorflow runs keras, savedmodel, tflite files"),
 ])
 def test_bad_inputs_are_clear_errors(media, models, tmp_path, capsys, case, message):
     if case == "cuda" and torch.cuda.is_available():
@@ -265,4 +265,4 @@ def test_a_background_identical_to_the_picture_is_warned_about(media, models, tm
     code = main(["images", "--src", str(media / "bgr.png"), "--bgr", str(media / "bgr.png"), "-o", str(out),
                  "--model", str(models / "refine.pth"), *FAST])
     err = capsys.readouterr().err
-    assert code == 0 and err.count("identical") == 1 and "matte is empty" in err, err
+    assert code == 0 and err.count("are identical") == 1 and "matte is empty" in err, err

@@ -255,7 +255,7 @@ def test_device_errors():
     from bgmv2.converters import ConversionError, devices
     assert devices.choose("cpu", "torch") == "cpu"
     assert devices.choose("auto", "torch") == ("cuda:0" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ConversionError, match="device 'gpu0' is not supported; use cpu, cuda"):
+    with pytest.raises(ConversionError, match="device gpu0 is not a device here; use cpu, cuda"):
         devices.choose("gpu0", "torch")
     if not torch.cuda.is_available():
         with pytest.raises(ConversionError, match="device cuda:0 was asked for, but no CUDA GPU.*Use cpu"):
