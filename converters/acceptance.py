@@ -208,21 +208,23 @@ class Verdict:
 
 
 def judge(reference, run, knobs: Dict[str, object], probes, precision: str = "fp32",
-          on_probe=None) -> Verdict:
+          on_probe=None, expected: str = "fp32") -> Verdict:
     """Run `run(src, bgr) -> named outputs` and `reference` (`converters.reference.Reference`) at `knobs`
     on every probe and judge the candidate by the rule of `precision`. `on_probe(probe, expected, got,
-    classes)` sees each probe's outputs (parity draws its difference pictures from them). Exceptions
-    from `run` propagate: the caller decides what a candidate that cannot run is."""
+    classes)` sees each probe's outputs (parity draws its difference pictures from them). `expected`:
+    the precision the reference computes in (float32, as parity; `convert` compares a low-precision
+    source file with its own weights computing in that precision). Exceptions from `run` propagate:
+    the caller decides what a candidate that cannot run is."""
     from .agreement import ParityMetrics
     rule = rule_for(precision)
     limits = rule.limits(reference.noise(knobs, probes, rule.name))
     metrics = ParityMetrics()
     for probe in probes:
-        expected = reference.run(knobs, probe)
+        want = reference.run_as(knobs, probe, expected)
         got = run(probe.src, probe.bgr)
-        classes = metrics.add(expected, got, knobs, limits.band)
+        classes = metrics.add(want, got, knobs, limits.band)
         if on_probe is not None:
-            on_probe(probe, expected, got, classes)
+            on_probe(probe, want, got, classes)
     violations = limits.violations(metrics)
     pha = metrics.outputs.get("pha")
     share = pha.share_over(LEVELS) if pha is not None else 1.0

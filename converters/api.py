@@ -384,7 +384,8 @@ def validate(source: str, source_format: str, spec: ModelSpec, written: str, fmt
         source_runner, knobs_run = load(source, source_format, knobs=changed or None), target_knobs
     else:
         source_runner, knobs_run = load(source, source_format), source_knobs
-    return [Check(f"source {source_format} vs its weights in PyTorch",
-                  judge(reference, source_runner, knobs_run, probes, source_runner.precision)),
+    own = source_runner.precision  # was it read right? the weights computing as the file does
+    return [Check(f"source {source_format} vs its weights in PyTorch" + (f" ({own})" if own != "fp32" else ""),
+                  judge(reference, source_runner, knobs_run, probes, own, expected=own)),
             Check(f"{fmt} vs the weights in PyTorch", judge(reference, written_runner, target_knobs, probes,
                                                            written_runner.precision))]
