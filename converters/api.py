@@ -60,6 +60,9 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     fmt = fmt or detect(path)
     knobs = check_knobs(knobs or {})
     runtime = options.pop("runtime", None)
+    if runtime == "browser":  # until the runtime registry lands: onnxruntime-web in headless Chromium
+        from . import browser_runtime
+        return browser_runtime.load_other(path, fmt, knobs, **options)
     if runtime is not None:
         if runtime not in formats.runtimes():
             raise ConversionError(f"runtime {runtime!r}; the runtimes that run other formats' files are "
