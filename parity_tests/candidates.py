@@ -32,7 +32,9 @@ def detect_format(path: str) -> str:
 KNOB_ORDER = ("backbone_scale", "refine_mode", "refine_sample_pixels", "refine_threshold",
               "refine_prevent_oversampling")
 KNOBS_AT_LOAD = ("pth", "safetensors", "torchscript", "keras")
-RUN_AS = ("file", "keras-eager", "keras-mixed_float16", "eager-fp16", "openvino", "openvino-bf16")
+RUN_AS = ("file", "keras-eager", "keras-mixed_float16", "eager-fp16", "openvino", "openvino-bf16", "browser",
+          "browser-webgpu")
+BROWSER = ("browser", "browser-webgpu")  # onnxruntime-web in headless Chromium (bgmv2.converters.browser_runtime)
 
 
 class ParityError(ValueError):
@@ -41,7 +43,9 @@ class ParityError(ValueError):
 
 # -- devices ----------------------------------------------------------------------------------------
 def runtime_of(fmt: str, run_as: str = "file") -> str:
-    """The runtime family that runs a format: torch, onnxruntime, tensorflow, tflite or openvino."""
+    """The runtime family that runs a format: torch, onnxruntime, tensorflow, tflite, openvino or browser."""
+    if run_as in BROWSER:
+        return "browser"
     if run_as.startswith("openvino") or fmt in ("openvino", "tflite"):
         return "openvino" if fmt != "tflite" else "tflite"
     if run_as.startswith("keras") or fmt in ("keras", "savedmodel"):
@@ -75,6 +79,8 @@ def cuda_unavailable(runtime: str) -> Optional[str]:
             if not tf.config.list_physical_devices("GPU"):
                 return f"TensorFlow {tf.__version__} sees no GPU (tensorflow-cpu, or no CUDA GPU)"
             return None
+        if runtime == "browser":
+            return "the browser runtime runs on WASM (the CPU) or WebGPU (browser-webgpu:FILE), not on CUDA"
         if runtime in ("tflite", "openvino"):
             return f"{runtime} runs on the CPU here (no GPU runner in bgmv2)"
     except ImportError as error:
@@ -292,6 +298,8 @@ def recorded_knobs(path: str, fmt: str, metadata: Dict[str, str]) -> Tuple[Dict[
 
 
 def runtime_name(fmt: str, run_as: str, device: str, runner=None) -> str:
+    if getattr(runner, "engine", None):  # runners that describe their engine (the browser runtime)
+        return runner.engine
     if getattr(runner, "runtime", None):  # runners that say what runs them (TFLite, OpenVINO)
         return runner.runtime
     if run_as == "keras-eager":
@@ -449,10 +457,13 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
         knobs, sources = resolve_knobs(reference.recorded, recorded, flags,
                                        "candidate " + recorded_from if recorded_from != "none" else "candidate")
         refine = reference.spec.kind == "refine"
-        at_load = fmt in KNOBS_AT_LOAD or run_as != "file"
+        at_load = fmt in KNOBS_AT_LOAD or run_as not in ("file", *BROWSER)
         options = {"providers": onnx_providers(device), "threads": threads} if fmt == "onnx" else {}
         if run_as == "file":
             runner = converters.load(path, fmt, knobs=knobs if at_load and refine else None, **options)
+        elif run_as in BROWSER:
+            runner = converters.load(path, fmt, runtime="browser", threads=threads,
+                                     device="webgpu" if run_as == "browser-webgpu" else None)
         elif run_as.startswith("openvino"):
             runner = converters.load(path, fmt, runtime="openvino", precision="bf16" if run_as.endswith("bf16") else None)
         elif run_as.startswith("keras"):
@@ -482,7 +493,8 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
             notes.append("the file records no knobs (not written by bgmv2-zoo): the reference uses "
                          + ("the flags and " if flags else "") + "the defaults; pass --refine-* flags if it was "
                          "exported with others")
-    candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as, device,
+    candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as,
+                          runner.device if run_as in BROWSER else device,
                           runtime_name(fmt, run_as, device, runner), runner.precision, runner, recorded,
                           recorded_from, at_load, metadata, notes, time.perf_counter() - started,
                           inferred.min_cells if inferred is not None else 0)

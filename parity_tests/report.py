@@ -87,6 +87,8 @@ def text_table(report: Report) -> str:
             lines.append(f"FAIL  {case.label}: {violation}")
         for note in case.notes:
             lines.append(f"note  {case.label}: {note}")
+        if case.run_as.startswith("browser") and case.runtime:
+            lines.append(f"ran   {case.label}: {case.runtime}")
     note = timing_note(report)
     if note:
         lines.append(note)
