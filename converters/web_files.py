@@ -30,13 +30,11 @@ def page_folder() -> Path:
 
 
 def node_modules_candidates() -> List[Path]:
-    """Where node_modules may be: $BGMV2_NODE_MODULES, the repository root, the working folder."""
-    found = []
+    """Where node_modules may be: $BGMV2_NODE_MODULES alone when set, else the repository root and the
+    working folder."""
     if os.environ.get("BGMV2_NODE_MODULES"):
-        found.append(Path(os.environ["BGMV2_NODE_MODULES"]))
-    found.append(PAGE.parent.parent / "node_modules")  # converters/ sits at the repository root
-    found.append(Path.cwd() / "node_modules")
-    return found
+        return [Path(os.environ["BGMV2_NODE_MODULES"])]
+    return [PAGE.parent.parent / "node_modules", Path.cwd() / "node_modules"]  # converters/ is at the root
 
 
 def ort_folder() -> Path:

@@ -35,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
     precisions = ["fp32"] + [p for p in (args.precision or ["fp32", "fp16"]) if p != "fp32"]
     try:
         if not (args.serve and os.path.exists(args.out) and is_app(os.path.abspath(args.out)) and not args.force):
-            if args.serve and os.path.exists(args.out) and not args.force:
-                raise WebAppError(f"{args.out} exists and is not a bgmv2 web app; choose another OUT.")
             build(args.out, args.model, precisions, args.check, args.force)
         elif args.model:
             print(f"note: serving {args.out} as it is (--model applies when it is written; --force rewrites it)",

@@ -47,7 +47,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_app(folder: Path) -> bool:
+def is_app(folder) -> bool:
+    """Whether `folder` is an app `bgmv2 web` wrote (its settings and page are there)."""
+    folder = Path(folder)
     return (folder / CONFIG).is_file() and (folder / "index.html").is_file()
 
 
@@ -151,12 +153,11 @@ def build(out, model: Optional[str] = None, precisions=("fp32", "fp16"), check: 
     say = log or (lambda text: None)
     given = os.fspath(out)
     out = Path(os.path.abspath(given))
-    if out.exists() and not force:
-        what = "an app folder" if is_app(out) else "in the way"
-        raise WebAppError(f"{out} exists ({what}); pass --force to replace it, or --serve to serve it as it is.")
     if out.exists() and not is_app(out):
-        raise WebAppError(f"{out} exists and is not a bgmv2 web app; --force replaces app folders only. Choose "
-                          "another OUT.")
+        raise WebAppError(f"{given} exists and is not a bgmv2 web app; choose another OUT (--force replaces app "
+                          "folders only).")
+    if out.exists() and not force:
+        raise WebAppError(f"{given} exists (a bgmv2 web app); pass --force to write it again, or --serve to serve it.")
     if not out.parent.is_dir():
         raise WebAppError(f"{out.parent}: no such folder for OUT; create it first.")
     problem = web_files.ort_problem()

@@ -34,8 +34,13 @@ function say(stage, loaded = 0, total = 0) {
 }
 
 function plain(error) {
-  const text = String(error && error.message ? error.message : error).trim().split('\n')[0];
-  return text.length > 300 ? text.slice(0, 300) + '...' : text;
+  // onnxruntime's own reason, without its C++ source location and function signature (kept: the end)
+  let text = String(error && error.message ? error.message : error).trim().split('\n')[0];
+  const at = text.indexOf('ERROR_MESSAGE: ');
+  if (at >= 0) text = text.slice(at + 'ERROR_MESSAGE: '.length);
+  const located = text.match(/^\S+\.(?:cc|h|cpp):\d+ .*?\) (\S.*)$/);
+  if (located) text = located[1];
+  return text.length > 400 ? '...' + text.slice(-400) : text;
 }
 
 // -- choosing the model and the backend ---------------------------------------------------------------
