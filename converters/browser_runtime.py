@@ -14,6 +14,7 @@ browser's own message, which `bgmv2 parity` shows as an ERROR row.
 """
 import os
 import threading
+import urllib.parse
 import uuid
 from typing import Dict, Optional
 
@@ -53,8 +54,9 @@ def page_error(error: Exception) -> str:
 
 
 class BrowserModel:
-    """One model loaded in one page: `run(src, bgr)` -> outputs in the model's order; `time(shape,
-    repeat)` -> ms of the model alone in the page; `info` what the page reports; `close()`."""
+    """One model loaded in one page: `run(src, bgr)` -> outputs in the model's order (`last_ms`: the
+    milliseconds of that run of the model in the page, without the transfers); `info` what the page
+    reports; `close()`."""
 
     def __init__(self, path: str, device: str = "wasm", threads: Optional[int] = None):
         from . import chromium, web_files
@@ -63,9 +65,10 @@ class BrowserModel:
         self.browser = chromium.shared(webgpu=device == "webgpu")
         self.thread = threading.get_ident()
         self.site = Site(web_files.site_mounts(model=path), blobs=True).start()
-        query = f"model=/model/{os.path.basename(path)}&backend={device}"
+        settings = {"model": "/model/" + urllib.parse.quote(os.path.basename(path)), "backend": device}
         if threads:
-            query += f"&threads={int(threads)}"
+            settings["threads"] = int(threads)
+        query = urllib.parse.urlencode(settings)
         try:
             self.page = self.browser.open(self.site.url + "index.html?" + query)
             self.info: Dict[str, object] = self.page.evaluate("window.bgmv2.ready")
@@ -122,16 +125,6 @@ class BrowserModel:
                 blobs.pop(name, None)
         self.last_ms = float(answer["ms"])
         return outputs
-
-    def time(self, shape, repeat: int = 5):
-        """Milliseconds of each of `repeat` runs of the model alone in the page (after one warm-up run), on
-        pictures made in the page: what a web app waits for per frame, without Python's transfers."""
-        self.check_thread()
-        try:
-            return [float(t) for t in self.page.evaluate("([dims, repeat]) => window.bgmv2.time(dims, repeat)",
-                                                         [list(shape), int(repeat)])]
-        except Exception as error:  # noqa: BLE001
-            raise ConversionError(f"{self.path} in the browser ({self.engine}): {self.reason(error)}") from None
 
     def problems(self):
         """Console errors, uncaught exceptions and crashes the page has shown so far."""

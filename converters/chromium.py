@@ -7,8 +7,8 @@ component updates, sync, QUIC, first-run pages); each launch gets a new empty pr
 --enable-unsafe-webgpu instead (Linux Chromium offers WebGPU only so; without a GPU its adapter is
 SwiftShader, a software renderer on the CPU, and the runtime says so).
 
-Playwright's sync API belongs to the thread that started it: one browser per (thread, kind), shared
-by the runners of that thread, closed when the process ends.
+Playwright's sync API belongs to the thread that started it: one Playwright per thread, one browser per
+(thread, kind), shared by the runners of that thread, closed when the process ends.
 """
 import atexit
 import os
@@ -64,20 +64,13 @@ class Chromium:
         missing = problems()
         if missing:
             raise ConversionError("the browser runtime cannot start: " + "; ".join(missing) + ".")
-        from playwright.sync_api import sync_playwright
         self.path = executable()
         self.webgpu = webgpu
         self.thread = threading.get_ident()
         try:
-            self.playwright = sync_playwright().start()
-        except Exception as error:  # noqa: BLE001 - e.g. inside a running asyncio loop (Jupyter)
-            raise ConversionError(f"Playwright could not start ({first_line(error)}); its sync API cannot run inside "
-                                  "a running asyncio loop (Jupyter): use a script or another thread.") from None
-        try:
-            self.browser = self.playwright.chromium.launch(executable_path=self.path, headless=True,
-                                                           args=flags(webgpu), timeout=60_000)
+            self.browser = driver().chromium.launch(executable_path=self.path, headless=True, args=flags(webgpu),
+                                                    timeout=60_000)
         except Exception as error:  # noqa: BLE001
-            self.playwright.stop()
             raise ConversionError(f"{self.path} did not start headless ({first_line(error, 300)}); check that it runs: "
                                   f"`{self.path} --headless --no-sandbox --version`.") from None
         self.version = self.browser.version
@@ -100,14 +93,29 @@ class Chromium:
         return page
 
     def close(self) -> None:
-        try:
-            self.browser.close()
-        finally:
-            self.playwright.stop()
+        self.browser.close()
 
 
 _browsers: Dict[Tuple[int, bool], Chromium] = {}
+_drivers: Dict[int, object] = {}
 _lock = threading.Lock()
+
+
+def driver():
+    """This thread's Playwright (one per thread: a second sync_playwright() in a thread refuses to start)."""
+    thread = threading.get_ident()
+    with _lock:
+        found = _drivers.get(thread)
+    if found is None:
+        from playwright.sync_api import sync_playwright
+        try:
+            found = sync_playwright().start()
+        except Exception as error:  # noqa: BLE001 - e.g. inside a running asyncio loop (Jupyter)
+            raise ConversionError(f"Playwright could not start ({first_line(error)}); its sync API cannot run inside "
+                                  "a running asyncio loop (Jupyter): use a script or another thread.") from None
+        with _lock:
+            _drivers[thread] = found
+    return found
 
 
 def shared(webgpu: bool = False) -> Chromium:
@@ -124,12 +132,20 @@ def shared(webgpu: bool = False) -> Chromium:
 
 @atexit.register
 def close_all() -> None:
+    """Close this thread's browsers and stop its Playwright (at exit: the main thread's)."""
+    here = threading.get_ident()
     with _lock:
-        browsers = list(_browsers.items())
-        _browsers.clear()
-    for (thread, _), browser in browsers:
-        if thread == threading.get_ident():
-            try:
-                browser.close()
-            except Exception:  # noqa: BLE001 - leaving anyway; Playwright ends its browsers with its driver
-                pass
+        browsers = [b for key, b in _browsers.items() if key[0] == here]
+        for key in [key for key in _browsers if key[0] == here]:
+            del _browsers[key]
+        playwright = _drivers.pop(here, None)
+    for browser in browsers:
+        try:
+            browser.close()
+        except Exception:  # noqa: BLE001 - leaving anyway; Playwright ends its browsers with its driver
+            pass
+    if playwright is not None:
+        try:
+            playwright.stop()
+        except Exception:  # noqa: BLE001
+            pass

@@ -11,6 +11,7 @@ import mimetypes
 import os
 import secrets
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -63,7 +64,9 @@ class Site:
 
     def resolve(self, url_path: str) -> Optional[Path]:
         """The file a URL path names, or None (outside every mount, a folder without index.html)."""
-        path = url_path.split("?", 1)[0].split("#", 1)[0]
+        path = urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0])
+        if "\x00" in path:
+            return None
         for prefix, target in self.mounts:
             if target.is_file():
                 if path == prefix:

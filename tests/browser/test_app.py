@@ -200,3 +200,25 @@ def test_out_is_complete_or_absent(tmp_path, shipped_onnx, monkeypatch, capsys):
     assert "exists and is not a bgmv2 web app" in capsys.readouterr().err
     assert main(["web", str(out), "--serve"]) == 1
     assert "is not a bgmv2 web app" in capsys.readouterr().err and (out / "mine.txt").exists()
+
+
+@pytest.mark.slow
+def test_the_webcam_captures_a_plate_and_a_photo(site, monkeypatch):
+    """Chromium's fake camera (a moving test pattern): start it, capture the plate, capture a photo."""
+    from bgmv2.converters import chromium
+    monkeypatch.setenv("BGMV2_CHROMIUM_FLAGS", "--use-fake-device-for-media-stream --use-fake-ui-for-media-stream")
+    browser = chromium.Chromium()
+    try:
+        page = browser.open(site.url)
+        page.evaluate("window.bgmv2.ready")
+        page.click("#webcam")
+        page.wait_for_function("!document.getElementById('capture-plate').disabled")
+        page.click("#capture-plate")
+        page.click("#capture-photo")
+        page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)")
+        assert page.evaluate("document.body.dataset.state") == "done", page.inner_text("#message")
+        size = page.evaluate("[document.getElementById('composite').width, document.getElementById('composite').height]")
+        assert size[0] > 0 and size[1] > 0
+        assert browser.page_problems[page] == []
+    finally:
+        browser.close()
