@@ -31,9 +31,11 @@ def export_key() -> str:
     """What the export depends on: the weights, the exporting and model code, the framework versions."""
     from importlib import metadata
     digest = hashlib.sha256(SHIPPED.read_bytes())
+    browser_side = ("browser_runtime.py", "chromium.py", "web_files.py", "web_server.py")  # not the export's
     for folder in ("converters", "pytorch_impl"):
         for path in sorted((ROOT / folder).glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
+            if path.name not in browser_side:
+                digest.update(path.name.encode() + path.read_bytes())
     for name in ("torch", "onnx", "onnxscript"):
         digest.update(f"{name} {metadata.version(name)}".encode())
     return digest.hexdigest()[:16]
