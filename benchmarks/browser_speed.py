@@ -171,13 +171,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         say("checking the file in the browser on the bundled sample (bgmv2 parity's rule) ...")
         accuracy = sample_parity(path)
     load_after = load_text()
+    busy = max(os.getloadavg()[0], float(load_before.split(" / ")[0])) > cores
+    load_note = (f" Here the load exceeded the {cores} cores: every row ran slower than on a quiet machine, and the "
+                 "all-threads rows most (their threads wait for cores other jobs hold), so they can come out slower "
+                 "than one thread." if busy else "")
     import onnxruntime
     command = "python benchmarks/browser_speed.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
     template = DOC.read_text()
     template = template.split("\n", 1)[1] if template.startswith("<!--") else template
     page = template.format(
         command=command, date=started.strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_name(), cores=cores,
-        load_before=load_before, load_after=load_after, table=table(configs), rounds=args.rounds,
+        load_before=load_before, load_after=load_after, load_note=load_note, table=table(configs), rounds=args.rounds,
         ort=onnxruntime.__version__, ort_web=web_files.ORT_WEB_VERSION, webgpu=webgpu_note, accuracy=accuracy,
         python=platform.python_version())
     out = Path(args.out)
