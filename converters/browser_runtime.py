@@ -16,6 +16,7 @@ import os
 import threading
 import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -53,19 +54,34 @@ def page_error(error: Exception) -> str:
     return line
 
 
+_site = {}
+
+
+def shared_site():
+    """The runtime's one local server (one origin for every page, so Chromium compiles onnxruntime-web's
+    WASM once and reuses it); each model is mounted under its own /model/ID/ folder."""
+    from . import web_files
+    from .web_server import Site
+    if "site" not in _site:
+        _site["site"] = Site(web_files.site_mounts(), blobs=True).start()
+    return _site["site"]
+
+
 class BrowserModel:
     """One model loaded in one page: `run(src, bgr)` -> outputs in the model's order (`last_ms`: the
     milliseconds of that run of the model in the page, without the transfers); `info` what the page
     reports; `close()`."""
 
     def __init__(self, path: str, device: str = "wasm", threads: Optional[int] = None):
-        from . import chromium, web_files
-        from .web_server import Site
+        from . import chromium
         self.path, self.device = path, device
         self.browser = chromium.shared(webgpu=device == "webgpu")
         self.thread = threading.get_ident()
-        self.site = Site(web_files.site_mounts(model=path), blobs=True).start()
-        settings = {"model": "/model/" + urllib.parse.quote(os.path.basename(path)), "backend": device}
+        self.site = shared_site()
+        folder = f"/model/{uuid.uuid4().hex[:12]}/"
+        self.mounted = folder + os.path.basename(path)
+        self.site.mount(self.mounted, Path(path))
+        settings = {"model": folder + urllib.parse.quote(os.path.basename(path)), "backend": device}
         if threads:
             settings["threads"] = int(threads)
         query = urllib.parse.urlencode(settings)
@@ -139,7 +155,7 @@ class BrowserModel:
                 pass
             self.browser.page_problems.pop(page, None)
             self.page = None
-        self.site.close()
+        self.site.unmount(self.mounted)
 
 
 def device_of(device: Optional[str]) -> str:

@@ -48,6 +48,15 @@ class Site:
     def blob_prefix(self) -> str:
         return f"/blob/{self.token}/"
 
+    def mount(self, prefix: str, path: Path) -> None:
+        """Serve `path` (a file or folder) under `prefix` from now on."""
+        with self.lock:
+            self.mounts = sorted([*self.mounts, (prefix, Path(path))], key=lambda m: -len(m[0]))
+
+    def unmount(self, prefix: str) -> None:
+        with self.lock:
+            self.mounts = [m for m in self.mounts if m[0] != prefix]
+
     def start(self) -> "Site":
         self.thread = threading.Thread(target=self.server.serve_forever, name="bgmv2-web-site", daemon=True)
         self.thread.start()
@@ -91,11 +100,13 @@ class Site:
             def log_message(self, *args):  # quiet: the page reports its own problems
                 pass
 
-            def headers_out(self, status: int, length: int, kind: str) -> None:
+            def headers_out(self, status: int, length: int, kind: str, tag: Optional[str] = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(length))
-                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Cache-Control", "no-cache")  # revalidated by ETag: reloads reuse the browser's
+                if tag:                                         # cache, and V8's compiled WASM with it
+                    self.send_header("ETag", tag)
                 for name, value in ISOLATION.items():
                     self.send_header(name, value)
                 self.end_headers()
@@ -131,8 +142,12 @@ class Site:
                 if path is None:
                     return self.fail(404, "not found")
                 kind = TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                size = path.stat().st_size
-                self.headers_out(200, size, kind)
+                stat = path.stat()
+                tag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+                if self.headers.get("If-None-Match") == tag:
+                    return self.headers_out(304, 0, kind, tag)
+                size = stat.st_size
+                self.headers_out(200, size, kind, tag)
                 if body:
                     with open(path, "rb") as f:
                         while True:

@@ -72,7 +72,7 @@ def test_parity_passes_the_export_and_fails_a_planted_bug_in_the_browser(browser
     out = tmp_path / "report"
     code = main(["parity", "--reference", str(SHIPPED), "--candidate", f"browser:{shipped_onnx}",
                  "--candidate", f"browser:{broken}", "--candidate", f"browser:{strange}",
-                 "--src", str(SAMPLE / "src.jpg"), "--bgr", str(SAMPLE / "bgr.jpg"), "--max-side", "320",
+                 "--src", str(SAMPLE / "src.jpg"), "--bgr", str(SAMPLE / "bgr.jpg"), "--max-side", "256",
                  "--repeat", "0", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 1, printed
