@@ -84,7 +84,9 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     missing = other.available() if hasattr(other, "available") else None
     if missing:
         raise ConversionError(f"the {name} runtime cannot run here: {missing}")
-    return other.load_other(path, fmt, knobs, device=devices.choose(device, name), precision=precision, **options)
+    # a runtime with devices of its own (the browser: wasm, webgpu) reads the name itself
+    where = device if hasattr(other, "DEVICES") else devices.choose(device, name)
+    return other.load_other(path, fmt, knobs, device=where, precision=precision, **options)
 
 
 def check_kernel_size(path: str, fmt: str, kernel) -> None:

@@ -49,6 +49,8 @@ A runtime that is no format's own (the fast path, the browser) is one module lis
     NAME: str                 'fast'; the name users pass as runtime= / --backend / NAME:FILE
     DESCRIPTION: str          one line
     RUNS: tuple[str] | None   the formats whose files it runs (None: every format `read` can read)
+    DEVICES: tuple[str]       (optional) device names of its own, read by it (the browser: wasm, webgpu);
+                              without it the device is cpu / cuda:N, resolved by `converters.devices`
     available() -> str|None   None where it can run here, else what to install, in one line
     load_other(path, fmt, knobs=None, device="cpu", precision=None, **options) -> Runner
 """
@@ -73,6 +75,7 @@ FORMAT_MODULES = (
 # The runtimes that are no format's own, one module each.
 RUNTIME_MODULES = (
     "bgmv2.converters.fast",
+    "bgmv2.converters.browser_runtime",
 )
 
 FACE = ("NAME", "DESCRIPTION", "LAYOUT", "SIDE", "SUFFIXES", "PRECISIONS", "RUNTIMES", "KNOBS_AT_LOAD",

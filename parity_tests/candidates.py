@@ -36,7 +36,8 @@ KNOB_ORDER = FILE_KNOBS  # the knobs a file records, compared here
 PRECISIONS = ("fp32", "fp16", "bf16")
 # The older run_as names -> (runtime, precision, load options).
 NAMED_RUN_AS = {"file": (None, None, {}), "keras-eager": (None, None, {"eager": True}),
-                "keras-mixed_float16": (None, "fp16", {}), "eager-fp16": (None, "fp16", {})}
+                "keras-mixed_float16": (None, "fp16", {}), "eager-fp16": (None, "fp16", {}),
+                "browser-webgpu": ("browser", None, {"device": "webgpu"})}
 
 
 class ParityError(ValueError):
@@ -200,10 +201,12 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
                                        "candidate " + recorded_from if recorded_from != "none" else "candidate")
         module = formats.get(fmt)
         at_load = (module.KNOBS_AT_LOAD and runtime in (None, *module.RUNTIMES)) or runtime == "fast"
+        options = dict(options)
         if threads:
-            options = dict(options, threads=threads)
+            options["threads"] = threads
+        where = options.pop("device", device)  # a runtime's own device (browser-webgpu)
         runner = converters.load(path, fmt, knobs=knobs if at_load and reference.spec.kind == "refine" else None,
-                                 device=device, runtime=runtime, precision=precision, **options)
+                                 device=where, runtime=runtime, precision=precision, **options)
     except converters.ConversionError as error:
         raise ParityError(str(error)) from None
     notes = []

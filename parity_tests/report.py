@@ -87,6 +87,8 @@ def text_table(report: Report) -> str:
             lines.append(f"FAIL  {case.label}: {violation}")
         for note in case.notes:
             lines.append(f"note  {case.label}: {note}")
+        if case.run_as != "file" and case.runtime:  # run another way than the file's own: say by what
+            lines.append(f"ran   {case.label}: {case.runtime}")
     note = timing_note(report)
     if note:
         lines.append(note)

@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "batch": ("bgmv2.scripts.cmd_batch", "matte many pictures and videos on Ray (local or a cluster); resumable, with a ledger"),
     "bench": ("bgmv2.scripts.cmd_bench", "model-only and end-to-end video pipeline throughput, as a table"),
     "parity": ("bgmv2.scripts.cmd_parity", "check model files against a reference: accuracy per output and speed, JSON/Markdown/PNG reports"),
+    "web": ("bgmv2.scripts.cmd_web", "write a static web app that mattes in the browser (onnxruntime-web); --serve serves it"),
     "demo": ("bgmv2.scripts.cmd_demo", "matte the bundled sample with the shipped model; writes outputs and a preview"),
 }
 

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   bgmv2 parity --reference pytorch_mobilenetv2.pth --candidate mobilenetv2.onnx --candidate mobilenetv2_savedmodel
   bgmv2 parity --reference pytorch_resnet50.pth --candidate torchscript_resnet50_fp32.pth --src me.jpg --bgr bg.jpg
   bgmv2 parity --reference model.pth --candidate model_fp16.onnx --device cuda
+  bgmv2 parity --reference model.pth --candidate browser:model.onnx     (onnxruntime-web in headless Chromium)
   bgmv2 parity --zoo bgmv2-mobilenetv2-synthetic --precision fp32 --precision fp16
 The reference runs in PyTorch eager, fp32, on the CPU, with the knobs the candidate records (bgmv2
 metadata, TorchScript attributes), else the model's defaults; --refine-* / --backbone-scale flags
@@ -33,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--candidate", action="append", default=[], metavar="FILE",
                       help="a model file to check (repeatable); RUNTIME[-PRECISION]:FILE runs it with a runtime of "
                            f"the registry ({', '.join(formats.runtime_names())}), e.g. openvino:m.onnx, "
-                           "openvino-bf16:m.xml, fast:m.pth, torch-fp16:m.pth; also keras-eager:, "
-                           "keras-mixed_float16: (Keras weights)")
+                           "openvino-bf16:m.xml, fast:m.pth, torch-fp16:m.pth, browser:m.onnx; also keras-eager:, "
+                           "keras-mixed_float16: (Keras weights), browser-webgpu: (WebGPU in Chromium)")
     what.add_argument("--zoo", metavar="NAME", help="check a zoo entry: convert it to every format of the matrix "
                                                     "and check each file (the reference is the entry's file)")
     what.add_argument("--formats", nargs="+", metavar="LABEL",
