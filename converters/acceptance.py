@@ -178,7 +178,10 @@ RULES: Dict[str, Rule] = {
 
 
 def rule_for(precision: str) -> Rule:
-    return RULES.get(precision, RULES["fp32"])
+    """The rule of a precision (fp32, fp16, bf16); ValueError naming them for any other."""
+    if precision not in RULES:
+        raise ValueError(f"precision {precision!r} has no acceptance rule; choose one of {', '.join(RULES)}")
+    return RULES[precision]
 
 
 def fixed_limits(precision: str, noise: Optional[object] = None) -> Limits:

@@ -170,10 +170,14 @@ def time_runner(run: Callable, probe: Probe, repeat: int) -> Optional[float]:
 def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str, object], sources: Dict[str, str],
                     probes: Sequence[Probe], repeat: int = 0) -> CaseResult:
     """Run `candidate` and the reference (at `knobs`) on every probe and measure; no exceptions escape."""
-    rule = rule_for(candidate.precision)
     result = CaseResult(candidate.label, candidate.path, candidate.format, candidate.run_as, candidate.runtime,
                         candidate.precision, candidate.device, dict(knobs), dict(sources), candidate.recorded_from,
-                        rule.name, notes=list(candidate.notes))
+                        candidate.precision, notes=list(candidate.notes))
+    try:
+        rule = rule_for(candidate.precision)
+    except ValueError as error:
+        result.error = str(error)
+        return result
     try:
         reference.noise(knobs, probes, rule.name)
     except Exception as error:  # noqa: BLE001
