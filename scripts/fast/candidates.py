@@ -200,7 +200,8 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
     fp32 = precision in (None, "fp32")
     found = []
     try:
-        import openvino  # noqa: F401
+        from bgmv2.converters.openvino_core import openvino
+        openvino()  # ImportError without it (imported without telemetry)
         converted = shared_conversion(model)
         if precision in (None, "bf16") and openvino_bf16_unsupported() is None:
             found.append(lean(model, "bf16", "openvino", converted))
