@@ -2,6 +2,7 @@
 non-zero exit status (2: usage, 1: error) and one line naming the problem, never a traceback, and
 leaves nothing behind (no partial file, no output). Commands run in-process (scripts.cli.main), so the
 whole catalogue takes seconds; signals are covered by subprocess tests in test_apps_robust.py."""
+import importlib.util
 import re
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def place(tmp_path_factory, models):
     write_video(folder / "clip.mp4", clip, fps=10)
     (folder / "empty").mkdir()
     (folder / "file").write_text("a file, not a folder")
+    (folder / "nothing.jsonl").write_text("\n# a manifest without items\n")
     (folder / "junk.png").write_bytes(b"\x89PNG but nothing else")
     (folder / "junk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage" * 8)
     (folder / "junk.pth").write_bytes(b"not a model" * 20)
@@ -54,6 +56,8 @@ BENCH = ["bench", "--model", "{model}", "--size", "64x48", "--frames", "2", "--r
          "--device", "cpu"]
 CONVERT = ["convert", "{model}", "{out}/x.pth"]
 PARITY = ["parity", "--reference", "{model}", "--candidate", "{model}", "--repeat", "0", "--out", "{out}"]
+BATCH = ["batch", "--src", "{src}", "--bgr", "{bgr}", "-o", "{out}", "--model", "{model}", *FAST]
+HAS_RAY = importlib.util.find_spec("ray") is not None
 USAGE, ERROR = 2, 1
 
 # (command line, exit status, what the one line must say: a regular expression)
@@ -227,6 +231,19 @@ CASES = [
     (["nosuchcommand"], USAGE, "nosuchcommand"),
     (["images"], USAGE, "required"),
 ]
+if HAS_RAY:  # batch: every option refused before Ray starts
+    CASES += [
+        (BATCH + ["--cpus-per-worker", "nan"], ERROR, "--cpus-per-worker nan: give a number above 0"),
+        (BATCH + ["--gpus-per-worker", "inf"], ERROR, "--gpus-per-worker inf"),
+        (BATCH + ["--connect-timeout", "inf"], ERROR, "--connect-timeout inf: give a number above 0"),
+        (BATCH + ["--start-timeout", "-1"], ERROR, "--start-timeout -1: give a number above 0"),
+        (BATCH + ["--address", ""], ERROR, "--address '' is empty"),
+        (BATCH + ["--address", "local"], ERROR, "--address local: expected HOST:PORT"),
+        (["batch", "--manifest", "{nothing_jsonl}", "-o", "{out}", "--model", "{model}", *FAST], ERROR,
+         "nothing.jsonl: no items in it"),
+    ]
+if NO_GPU and HAS_RAY:
+    CASES += [(BATCH + ["--device", "cuda"], ERROR, "--device cuda was asked for")]
 if NO_GPU:
     CASES += [(IMAGES + ["--device", "cuda"], ERROR, "--device cuda was asked for"),
               (VIDEO + ["--device", "cuda"], ERROR, "--device cuda was asked for"),
