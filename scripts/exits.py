@@ -35,7 +35,7 @@ _signal = {"received": None, "pid": None}
 
 
 def on_sigterm(signum, frame) -> None:
-    if os.getpid() != _signal["pid"]:  # a forked child (e.g. OpenVINO's telemetry sender): die as SIGTERM says
+    if _signal["pid"] not in (None, os.getpid()):  # a forked child (e.g. OpenVINO's telemetry sender): die as SIGTERM says
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return
