@@ -17,6 +17,7 @@ from .compare import Comparison, compare, lower_precision
 from .detection import content_kind, detect
 from .errors import ConversionError, first_line
 from .formats import PRECISIONS, guess_format
+from .limits import check_frame
 from .meta import ModelSpec
 from .probe import DEFAULT_SIZE, probe_pair
 from .runner import Runner
@@ -182,6 +183,53 @@ def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precis
     formats.get(fmt).write(spec, path, metadata, job)
 
 
+# A destination named like another format is refused, except where the other name is a convention:
+# upstream's TorchScript files end in .pth.
+NAME_CONVENTIONS = {("pth", "torchscript")}
+ONNX_ONLY = "ONNX export options"
+
+
+def check_name_and_format(dest: str, fmt: str) -> None:
+    """`--to` and the suffix of the destination's name agree (`x.tflite --to onnx` would write ONNX named
+    .tflite); a name without a format's suffix takes any --to."""
+    name = os.path.basename(os.path.normpath(dest)).lower()
+    named = next((fmt_ for suffix, fmt_ in formats.SUFFIXES if name.endswith(suffix)), None)
+    if named is not None and named != fmt and (named, fmt) not in NAME_CONVENTIONS:
+        suffixes = formats.get(fmt).SUFFIXES
+        fix = f"name it with {suffixes[0]}" if suffixes else "name it without a format suffix (a folder)"
+        raise ConversionError(f"{dest} is named as a {named} file, but {fmt} was asked (--to {fmt}): {fix}, or leave "
+                              f"--to out to write {named}.")
+
+
+def check_onnx_options(fmt: str, onnx_variant, simplify, onnx_from, topk_limit) -> None:
+    """The ONNX exporter's options are refused for other targets, which would ignore them."""
+    given = [flag for flag, value in (("--onnx-variant", onnx_variant), ("--simplify", simplify),
+                                      ("--onnx-from", onnx_from), ("topk_limit", topk_limit)) if value]
+    if given and fmt != "onnx":
+        raise ConversionError(f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of ONNX "
+                              f"files; a {fmt} file is not made by the ONNX exporter (nothing to simplify or choose): "
+                              "leave it out, or write a .onnx file.")
+
+
+def check_variant_fits(onnx_variant: str, target: ModelSpec, onnx_from, source_format: str) -> None:
+    """A variant asked for is one the graph will have, never another one silently (a dense `full` graph has
+    static shapes and no NonZero, as static and tensorrt promise)."""
+    from .onnx_format import via_tensorflow
+    if via_tensorflow(Job("", source_format, target, target, "onnx", onnx_from=onnx_from)):
+        raise ConversionError(f"--onnx-variant {onnx_variant} chooses the PyTorch exporter's sampling graph; tf2onnx "
+                              "converts the SavedModel's graph as it is: leave --onnx-variant out, or pass --onnx-from "
+                              "pytorch.")
+    mode = target.knob_values().get("refine_mode", "sampling") if target.kind == "refine" else None
+    if mode is None:
+        raise ConversionError(f"--onnx-variant {onnx_variant} chooses how the refiner samples cells; a MattingBase has "
+                              "no refiner: leave --onnx-variant out.")
+    if mode == "thresholding" and onnx_variant != "nonzero":
+        raise ConversionError(f"--onnx-variant {onnx_variant} has no NonZero, but with refine_mode thresholding the "
+                              "graph needs it (how many cells pass a threshold depends on the data): leave "
+                              "--onnx-variant out (or give nonzero), or pass --refine-mode sampling for a "
+                              f"{onnx_variant} graph.")
+
+
 def refuse_overlap(source: str, dest: str) -> None:
     """ConversionError when writing `dest` could touch `source`: the same path, a folder holding the
     source, or a path inside a source folder (a SavedModel)."""
@@ -220,6 +268,8 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         raise ConversionError(f"cannot tell the format from the name {dest!r}; pass --to with one of "
                               f"{', '.join(formats.registry())}")
     module = formats.get(fmt)
+    check_name_and_format(dest, fmt)
+    check_onnx_options(fmt, onnx_variant, simplify, onnx_from, topk_limit)
     if precision not in PRECISIONS:
         raise ConversionError(f"precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision not in module.PRECISIONS:
@@ -233,7 +283,11 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         if not getattr(module, "TAKES_SIZE", False):
             raise ConversionError(f"a fixed size (--size) is for {', '.join(formats.size_formats())} files; {fmt} "
                                   "files take any size. Leave it out.")
+        check_frame(size, f"--size {size[1]}x{size[0]}", probe_batch)
         probe_size = size
+    if not isinstance(probe_batch, int) or isinstance(probe_batch, bool) or probe_batch < 1:
+        raise ConversionError(f"probe_batch={probe_batch!r}: give a whole number of 1 or more")
+    probe_size = check_frame(probe_size, f"probe_size={probe_size!r}", probe_batch)
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
     refuse_overlap(source, dest)
@@ -248,6 +302,11 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
                                   "folders only. Choose another destination.")
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
+        above = folder
+        while not os.path.exists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise ConversionError(f"{dest}: {above} is a file, not a folder; write the destination into a folder.")
         raise ConversionError(f"{folder}: no such folder for the destination; create it first.")
 
     source_format = detect(source)
@@ -260,6 +319,8 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     if knobs and spec.kind != "refine":
         raise ConversionError(f"{source} is a MattingBase (no refiner): knobs ({', '.join(knobs)}) do not apply.")
     target = replace(spec, knobs={**spec.knob_values(), **knobs}, notes=list(spec.notes))
+    if fmt == "onnx" and onnx_variant is not None:
+        check_variant_fits(onnx_variant, target, onnx_from, source_format)
     job = Job(source, source_format, spec, target, fmt, precision, onnx_variant, simplify, topk_limit, onnx_from,
               dict(options or {}), size)
     extra = dict(module.prepare(job))
