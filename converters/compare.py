@@ -39,6 +39,10 @@ class Comparison:
 
 def compare(reference: Dict[str, np.ndarray], candidate: Dict[str, np.ndarray], precision: str = "fp32",
             label: str = "compare") -> Comparison:
+    if precision not in TOLERANCES:
+        from .errors import ConversionError
+        raise ConversionError(f"precision {precision!r}: the tolerances are for {', '.join(TOLERANCES)}; compare at "
+                              "the lower precision of the two runs")
     a, b = reference.get("pha"), candidate.get("pha")
     if a is None or b is None or a.shape != b.shape:
         return Comparison(label, precision, float("inf"), float("inf"), 1.0, 0.0, False)
