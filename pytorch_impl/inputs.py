@@ -33,6 +33,9 @@ def check_image(name: str, x: torch.Tensor) -> None:
         raise ValueError(
             f"{name} must have 3 channels (RGB) in dimension 1 (NCHW); got shape {shape}. "
             f"For channels-last (NHWC) data use {name}.permute(0, 3, 1, 2); for RGBA drop alpha with {name}[:, :3].")
+    if x.numel() == 0:
+        raise ValueError(
+            f"{name} is empty (shape {shape}); give at least one picture (batch 1 or more) of at least 1x1 pixels.")
     if not x.is_floating_point():
         raise TypeError(
             f"{name} has dtype {dtype_text(x.dtype)}; the model takes floating-point RGB in [0, 1]. "
