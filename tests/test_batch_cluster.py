@@ -163,3 +163,25 @@ def test_head_killed_mid_run_is_one_line_a_summary_and_a_ledger_to_resume_from(h
     again = {item["name"]: item["status"] for item in json.loads((out / "batch-summary.json").read_text())["items"]}
     assert {n for n, s in again.items() if s == "up to date"} == {n for n, s in statuses.items() if s == "done"}
     assert {n for n, s in again.items() if s == "done"} == {n for n, s in statuses.items() if s == "not done"}
+
+
+@pytest.mark.slow
+def test_head_killed_while_the_batch_joins_is_one_line_and_a_summary(home, models, tmp_path):
+    """`ray.init` alone would retry for minutes: the batch asks the head while it joins."""
+    from test_batch_ray import make_media
+    media = make_media(tmp_path / "media", clips=1, frames=(8,))
+    manifest = media / "jobs.jsonl"
+    manifest.write_text(json.dumps({"src": "src/c0.mp4", "bgr": "bgr/c0.png"}) + "\n")
+    out, port = tmp_path / "out", free_port()
+    with ray_head(home, port) as head:
+        process = batch_process(home, out, manifest, models / "refine.pth", port, wait=False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not (out / "batch-ledger.jsonl").exists():
+            time.sleep(0.05)  # the ledger's first records come just before the join
+        stop_head(head)
+        started = time.monotonic()
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 1 and time.monotonic() - started < 60, err
+    assert err.strip().splitlines()[-1].startswith("error: the Ray cluster's head"), err
+    assert json.loads((out / "batch-summary.json").read_text())["counts"]["not done"] == 1
+    assert not (out / ".bgmv2-batch.lock").exists()

@@ -22,6 +22,7 @@ from .work import CRASH_ENV, Matter, error_text
 POLL = 0.5
 HEAD_CHECK = 1.0  # seconds between questions to the head while a batch runs
 HEAD_LOST = 5.0  # seconds without an answer from the head: the cluster is lost (Ray itself gives up at 60)
+JOIN_LIMIT = 60.0  # seconds `ray.init` may take to join a head that answers (plus --connect-timeout)
 _restore: Dict[str, Optional[str]] = {}  # environment variables `use_token_auth` changed
 
 
@@ -36,11 +37,52 @@ def connect(args, token: bool = False) -> bool:
         return True
     if token:
         use_token_auth()
-    try:
-        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=True)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise MediaError(f"--address {args.address}: could not join the Ray cluster ({first_line(error)})") from None
+    join(args.address, args.connect_timeout)
     return True
+
+
+def join(address: str, timeout: float) -> None:
+    """`ray.init(address)`, which has no time limit of its own (a head that dies meanwhile leaves it
+    retrying for minutes): run in a thread while the head is asked every second (ClusterLost when it
+    is gone) and given at most JOIN_LIMIT s."""
+    import logging
+    import threading
+    import time
+    from .address import parse
+    outcome: Dict[str, BaseException] = {}
+
+    def init():
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = error
+    scheme, host, port = parse(address)
+    head = HeadWatch(f"{host}:{port}" if scheme == "gcs" else None, timeout)
+    quiet = QuietThreadWarning()
+    logging.getLogger("ray").addFilter(quiet)
+    try:
+        thread = threading.Thread(target=init, daemon=True, name="bgmv2-ray-join")
+        started = time.monotonic()
+        thread.start()
+        while thread.is_alive():
+            thread.join(POLL)
+            head.check()
+            if thread.is_alive() and time.monotonic() - started > JOIN_LIMIT + timeout:
+                raise MediaError(f"--address {address}: joining the Ray cluster took more than "
+                                 f"{JOIN_LIMIT + timeout:g} s; is the cluster overloaded, or its nodes unreachable from "
+                                 "here (the head's node IP)?")
+    finally:
+        logging.getLogger("ray").removeFilter(quiet)
+    error = outcome.get("error")
+    if error is not None:
+        raise MediaError(f"--address {address}: could not join the Ray cluster ({first_line(error)})") from None
+
+
+class QuietThreadWarning:
+    """Drops Ray's warning that a join from a thread sets no SIGTERM handler (the batch sets its own)."""
+
+    def filter(self, record) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def use_token_auth() -> None:
@@ -160,14 +202,20 @@ class Pool:
         self.on_ready(index, info)
         return index
 
-    def start(self, count: int, timeout: float) -> None:
+    def start(self, count: int, timeout: float, head: Optional["HeadWatch"] = None) -> None:
+        """`count` workers, waiting up to `timeout` s for them; `head` is asked meanwhile (ClusterLost)."""
+        import time
         for _ in range(count):
             self.spawn()
         self.replacements_left = count
-        ready, late = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=timeout)
-        errors = 0
-        for ref in ready:
-            errors += self.admit(ref) is None
+        deadline = time.monotonic() + timeout
+        late, errors = list(self.starting), 0
+        while late and time.monotonic() < deadline:
+            ready, late = ray.wait(late, num_returns=len(late), timeout=min(POLL * 2, deadline - time.monotonic()))
+            for ref in ready:
+                errors += self.admit(ref) is None
+            if head is not None:
+                head.check()
         for ref in late:
             ray.kill(self.starting.pop(ref)[1])
         if late:

@@ -277,13 +277,16 @@ class Batch:
         from bgmv2.scripts.exits import on_sigterm
         from . import cluster
         args = self.args
-        started = cluster.connect(args, self.token)
-        pool, lost = None, None
+        started, pool, lost = False, None, None
         self.joiner = ThreadPoolExecutor(1, thread_name_prefix="bgmv2-join")
-        # after Ray's own: SIGTERM ends the batch as Ctrl-C does (exit 143)
-        previous = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() \
-            else None
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
+            if main:
+                signal.signal(signal.SIGTERM, on_sigterm)  # SIGTERM ends the batch as Ctrl-C does (exit 143)
+            started = cluster.connect(args, self.token)
+            if main:
+                signal.signal(signal.SIGTERM, on_sigterm)  # again: a local Ray sets its own
             if args.gpus_per_worker is None:
                 args.gpus_per_worker = cluster.default_gpus_per_worker(args)
             if str(args.device).startswith("cuda") and not args.gpus_per_worker:
@@ -293,14 +296,14 @@ class Batch:
             if args.threads is None and not args.gpus_per_worker:
                 args.threads = max(1, int(args.cpus_per_worker))
             count = min(args.workers or cluster.default_workers(args), len(tasks))
+            head = cluster.HeadWatch(cluster.head_address(), args.connect_timeout)
             pool = cluster.Pool(args, self.report.worker)
-            pool.start(count, args.start_timeout)
+            pool.start(count, args.start_timeout, head)
             self.report.working()
             if args.progress:
                 first = next(iter(self.report.workers.values()))
                 print(f"[batch] {len(pool.actors)} worker(s), model {first['model']}; {len(self.images)} picture(s), "
                       f"{len(self.videos)} video(s) in {len(tasks)} task(s)", file=sys.stderr)
-            head = cluster.HeadWatch(cluster.head_address(), args.connect_timeout)
             cluster.run_tasks(pool, tasks, self.on_result, self.on_failure, self.on_tick, self.skip, head)
             while self.joins:
                 self.joins_wait()
