@@ -186,7 +186,6 @@ def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precis
 # A destination named like another format is refused, except where the other name is a convention:
 # upstream's TorchScript files end in .pth.
 NAME_CONVENTIONS = {("pth", "torchscript")}
-ONNX_ONLY = "ONNX export options"
 
 
 def check_name_and_format(dest: str, fmt: str) -> None:
@@ -201,33 +200,18 @@ def check_name_and_format(dest: str, fmt: str) -> None:
                               f"--to out to write {named}.")
 
 
-def check_onnx_options(fmt: str, onnx_variant, simplify, onnx_from, topk_limit) -> None:
-    """The ONNX exporter's options are refused for other targets, which would ignore them."""
+def check_exporter_options(module, onnx_variant, simplify, onnx_from, topk_limit) -> None:
+    """The ONNX exporter's options are refused for targets it does not make (`EXPORTER_OPTIONS` of a
+    format module), which would ignore them."""
     given = [flag for flag, value in (("--onnx-variant", onnx_variant), ("--simplify", simplify),
                                       ("--onnx-from", onnx_from), ("topk_limit", topk_limit)) if value]
-    if given and fmt != "onnx":
-        raise ConversionError(f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of ONNX "
-                              f"files; a {fmt} file is not made by the ONNX exporter (nothing to simplify or choose): "
-                              "leave it out, or write a .onnx file.")
-
-
-def check_variant_fits(onnx_variant: str, target: ModelSpec, onnx_from, source_format: str) -> None:
-    """A variant asked for is one the graph will have, never another one silently (a dense `full` graph has
-    static shapes and no NonZero, as static and tensorrt promise)."""
-    from .onnx_format import via_tensorflow
-    if via_tensorflow(Job("", source_format, target, target, "onnx", onnx_from=onnx_from)):
-        raise ConversionError(f"--onnx-variant {onnx_variant} chooses the PyTorch exporter's sampling graph; tf2onnx "
-                              "converts the SavedModel's graph as it is: leave --onnx-variant out, or pass --onnx-from "
-                              "pytorch.")
-    mode = target.knob_values().get("refine_mode", "sampling") if target.kind == "refine" else None
-    if mode is None:
-        raise ConversionError(f"--onnx-variant {onnx_variant} chooses how the refiner samples cells; a MattingBase has "
-                              "no refiner: leave --onnx-variant out.")
-    if mode == "thresholding" and onnx_variant != "nonzero":
-        raise ConversionError(f"--onnx-variant {onnx_variant} has no NonZero, but with refine_mode thresholding the "
-                              "graph needs it (how many cells pass a threshold depends on the data): leave "
-                              "--onnx-variant out (or give nonzero), or pass --refine-mode sampling for a "
-                              f"{onnx_variant} graph.")
+    if given and not getattr(module, "EXPORTER_OPTIONS", False):
+        makers = [m for m in formats.registry().values() if getattr(m, "EXPORTER_OPTIONS", False)]
+        names = " or ".join(f"{m.NAME} ({m.SUFFIXES[0]})" if m.SUFFIXES else m.NAME for m in makers)
+        raise ConversionError(f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
+                              f"exporter that writes {names} files; a {module.NAME} file is not made by it (nothing to "
+                              f"simplify or choose): leave {'it' if len(given) == 1 else 'them'} out, or write "
+                              f"{names}.")
 
 
 def refuse_overlap(source: str, dest: str) -> None:
@@ -269,7 +253,7 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
                               f"{', '.join(formats.registry())}")
     module = formats.get(fmt)
     check_name_and_format(dest, fmt)
-    check_onnx_options(fmt, onnx_variant, simplify, onnx_from, topk_limit)
+    check_exporter_options(module, onnx_variant, simplify, onnx_from, topk_limit)
     if precision not in PRECISIONS:
         raise ConversionError(f"precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision not in module.PRECISIONS:
@@ -319,8 +303,6 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
     if knobs and spec.kind != "refine":
         raise ConversionError(f"{source} is a MattingBase (no refiner): knobs ({', '.join(knobs)}) do not apply.")
     target = replace(spec, knobs={**spec.knob_values(), **knobs}, notes=list(spec.notes))
-    if fmt == "onnx" and onnx_variant is not None:
-        check_variant_fits(onnx_variant, target, onnx_from, source_format)
     job = Job(source, source_format, spec, target, fmt, precision, onnx_variant, simplify, topk_limit, onnx_from,
               dict(options or {}), size)
     extra = dict(module.prepare(job))
