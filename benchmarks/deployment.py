@@ -84,10 +84,10 @@ def build(work: Path, name: str, options: Dict[str, object], say: Callable[[str]
 
 def unpinned_openvino(path: str, threads: int):
     """An IR compiled with the CPU plugin's defaults (bf16 on bf16-capable CPUs): what the issue measured."""
-    import openvino as ov
+    from bgmv2.converters.openvino_core import core as openvino_core
     from bgmv2.converters.runner import Runner
     from bgmv2.converters.formats import OUTPUTS_REFINE
-    core = ov.Core()
+    core = openvino_core()
     compiled = core.compile_model(core.read_model(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     by_name = {p.get_any_name(): p for p in compiled.outputs}

@@ -55,8 +55,8 @@ def decimal_text(value: float) -> str:
 def empty_problem(name: str, shape: List[int]) -> str:
     """'' when every dimension holds something; else the message (an empty batch, a 0x0 picture)."""
     if len(shape) == 4 and (shape[0] == 0 or shape[2] == 0 or shape[3] == 0):
-        return (name + " is empty (shape " + shape_text(shape) + "); give at least one picture of at least "
-                "4x4 pixels.")
+        return (name + " is empty (shape " + shape_text(shape) + "); give at least one picture (batch 1 or more) "
+                "of at least 1x1 pixels.")
     return ""
 
 

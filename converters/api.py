@@ -17,6 +17,7 @@ from .acceptance import Verdict
 from .detection import content_kind, detect
 from .errors import ConversionError, OptionError, first_line
 from .formats import PRECISIONS, guess_format
+from .limits import check_frame
 from .meta import ModelSpec
 from .runner import Runner
 
@@ -238,6 +239,37 @@ def write(spec: ModelSpec, path: str, fmt: str, metadata: Dict[str, str], precis
     formats.get(fmt).write(spec, path, metadata, job)
 
 
+# A destination named like another format is refused, except where the other name is a convention:
+# upstream's TorchScript files end in .pth.
+NAME_CONVENTIONS = {("pth", "torchscript")}
+
+
+def check_name_and_format(dest: str, fmt: str) -> None:
+    """`--to` and the suffix of the destination's name agree (`x.tflite --to onnx` would write ONNX named
+    .tflite); a name without a format's suffix takes any --to."""
+    name = os.path.basename(os.path.normpath(dest)).lower()
+    named = next((fmt_ for suffix, fmt_ in formats.SUFFIXES if name.endswith(suffix)), None)
+    if named is not None and named != fmt and (named, fmt) not in NAME_CONVENTIONS:
+        suffixes = formats.get(fmt).SUFFIXES
+        fix = f"name it with {suffixes[0]}" if suffixes else "name it without a format suffix (a folder)"
+        raise ConversionError(f"{dest} is named as a {named} file, but {fmt} was asked (--to {fmt}): {fix}, or leave "
+                              f"--to out to write {named}.")
+
+
+def check_exporter_options(module, onnx_variant, simplify, onnx_from, topk_limit) -> None:
+    """The ONNX exporter's options are refused for targets it does not make (`EXPORTER_OPTIONS` of a
+    format module), which would ignore them."""
+    given = [flag for flag, value in (("--onnx-variant", onnx_variant), ("--simplify", simplify),
+                                      ("--onnx-from", onnx_from), ("topk_limit", topk_limit)) if value]
+    if given and not getattr(module, "EXPORTER_OPTIONS", False):
+        makers = [m for m in formats.registry().values() if getattr(m, "EXPORTER_OPTIONS", False)]
+        names = " or ".join(f"{m.NAME} ({m.SUFFIXES[0]})" if m.SUFFIXES else m.NAME for m in makers)
+        raise ConversionError(f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
+                              f"exporter that writes {names} files; a {module.NAME} file is not made by it (nothing to "
+                              f"simplify or choose): leave {'it' if len(given) == 1 else 'them'} out, or write "
+                              f"{names}.")
+
+
 def refuse_overlap(source: str, dest: str) -> None:
     """ConversionError when writing `dest` could touch `source`: the same path, a folder holding the
     source, or a path inside a source folder (a SavedModel)."""
@@ -277,6 +309,8 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         raise ConversionError(f"cannot tell the format from the name {dest!r}; pass --to with one of "
                               f"{', '.join(formats.registry())}")
     module = formats.get(fmt)
+    check_name_and_format(dest, fmt)
+    check_exporter_options(module, onnx_variant, simplify, onnx_from, topk_limit)
     if precision not in PRECISIONS:
         raise ConversionError(f"precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision not in module.PRECISIONS:
@@ -290,7 +324,12 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
         if not getattr(module, "TAKES_SIZE", False):
             raise ConversionError(f"a fixed size (--size) is for {', '.join(formats.size_formats())} files; {fmt} "
                                   "files take any size. Leave it out.")
+        check_frame(size, f"--size {size[1]}x{size[0]}", probe_batch)
         probe_size = size
+    if not isinstance(probe_batch, int) or isinstance(probe_batch, bool) or probe_batch < 1:
+        raise ConversionError(f"probe_batch={probe_batch!r}: give a whole number of 1 or more")
+    if probe_size is not None:  # None: parity's default probes
+        probe_size = check_frame(probe_size, f"probe_size={probe_size!r}", probe_batch)
     if not os.path.exists(source):
         raise ConversionError(f"{source}: no such file or folder")
     refuse_overlap(source, dest)
@@ -305,6 +344,11 @@ def convert(source, dest, to: Optional[str] = None, *, backbone: Optional[str] =
                                   "folders only. Choose another destination.")
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
+        above = folder
+        while not os.path.exists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise ConversionError(f"{dest}: {above} is a file, not a folder; write the destination into a folder.")
         raise ConversionError(f"{folder}: no such folder for the destination; create it first.")
 
     source_format = detect(source)

@@ -38,6 +38,9 @@ The face of a format module (Polygraphy's backends and timm's registry have the 
                                           (`convert(..., size=...)`, `bgmv2 convert --size`, in
                                           `job.size` as (height, width)); `convert` refuses a size for
                                           every other format before anything is written
+    EXPORTER_OPTIONS: bool                whether the ONNX exporter's options (onnx_variant, simplify,
+                                          onnx_from, topk_limit) make this format; `convert` refuses them
+                                          for every other format
     load_other(path, fmt, knobs=None, device="cpu", precision=None, **options) -> Runner
                                           run another format's file with this format's runtime
                                           (`converters.load(path, runtime=NAME)`; OpenVINO runs ONNX

@@ -43,6 +43,7 @@ SUFFIXES = (".onnx",)
 PRECISIONS = ("fp32", "fp16")
 RUNTIMES = ("onnxruntime",)
 KNOBS_AT_LOAD = False
+EXPORTER_OPTIONS = True  # --onnx-variant, --simplify, --onnx-from are for this format (refused for others)
 
 SAMPLING_VARIANTS = ("static", "nonzero", "tensorrt")
 DEFAULT_VARIANT = "static"
@@ -91,12 +92,33 @@ def variant_of(job) -> str:
     return job.onnx_variant or DEFAULT_VARIANT
 
 
+def check_variant_fits(job) -> None:
+    """A variant asked for is the one the graph will have, never another one silently (a dense `full`
+    graph has static shapes and no NonZero, as static and tensorrt promise)."""
+    variant = job.onnx_variant
+    if variant is None:
+        return
+    if via_tensorflow(job):
+        raise ConversionError(f"--onnx-variant {variant} chooses the PyTorch exporter's sampling graph; tf2onnx "
+                              "converts the SavedModel's graph as it is: leave --onnx-variant out, or pass --onnx-from "
+                              "pytorch.")
+    if job.spec.kind != "refine":
+        raise ConversionError(f"--onnx-variant {variant} chooses how the refiner samples cells; a MattingBase has "
+                              "no refiner: leave --onnx-variant out.")
+    if job.spec.knob_values().get("refine_mode") == "thresholding" and variant != "nonzero":
+        raise ConversionError(f"--onnx-variant {variant} has no NonZero, but with refine_mode thresholding the "
+                              "graph needs it (how many cells pass a threshold depends on the data): leave "
+                              "--onnx-variant out (or give nonzero), or pass --refine-mode sampling for a "
+                              f"{variant} graph.")
+
+
 def prepare(job) -> Dict[str, str]:
     """Check the ONNX options of a conversion; the metadata they add (variant, exporter, opset...)."""
     if job.onnx_variant is not None and job.onnx_variant not in SAMPLING_VARIANTS:
         raise ConversionError(f"onnx variant {job.onnx_variant!r}; choose one of {', '.join(SAMPLING_VARIANTS)}")
     if job.onnx_from not in (None, "pytorch", "tensorflow"):
         raise ConversionError(f"onnx_from={job.onnx_from!r}; choose pytorch or tensorflow")
+    check_variant_fits(job)
     extra = {"simplified": "yes" if job.simplify else "no", "onnx_variant": variant_of(job)}
     if via_tensorflow(job):
         if job.source_format != "savedmodel":

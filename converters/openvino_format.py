@@ -27,6 +27,7 @@ import numpy as np
 from .errors import ConversionError, first_line
 from .formats import INPUTS, OUTPUTS_BASE, OUTPUTS_REFINE
 from .meta import ModelSpec
+from .openvino_core import convert_model, core, openvino
 from .runner import Runner
 
 NAME = "openvino"
@@ -47,8 +48,7 @@ HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP1
 
 def require():
     try:
-        import openvino
-        return openvino
+        return openvino()
     except ImportError:
         raise ConversionError("OpenVINO is not installed: pip install 'bgmv2-zoo[openvino]'.") from None
 
@@ -91,7 +91,7 @@ def read_ir(path: str):
     ov = require()
     check_ir(path)
     try:
-        return ov.Core().read_model(path)
+        return core().read_model(path)
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{path} is an OpenVINO IR that OpenVINO cannot read ({first_line(error)}); the .xml "
                               "or .bin is probably truncated: copy both again.") from None
@@ -181,7 +181,7 @@ def write(spec: ModelSpec, path, metadata: Optional[Dict[str, str]] = None, job=
     outputs = OUTPUTS_REFINE if spec.kind == "refine" else OUTPUTS_BASE
     try:
         write_onnx(spec, onnx_path, {}, "fp32", "static")
-        model = any_frame_size(ov.convert_model(onnx_path), outputs)
+        model = any_frame_size(convert_model(onnx_path), outputs)
     finally:
         if os.path.exists(onnx_path):
             os.remove(onnx_path)
@@ -202,13 +202,13 @@ def write(spec: ModelSpec, path, metadata: Optional[Dict[str, str]] = None, job=
 # -- running -----------------------------------------------------------------------------------------
 def check_precision(precision: Optional[str]) -> str:
     """The runner precision asked for (fp32 when none), refused when unknown or when the CPU lacks it."""
-    ov = require()
+    require()
     precision = precision or "fp32"
     if precision not in HINTS:
         raise ConversionError(f"OpenVINO precision {precision!r}; choose one of {', '.join(HINTS)}.")
     if precision != "fp32":
         capability = HINTS[precision][1]
-        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        capabilities = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if capability not in capabilities:
             raise ConversionError(f"this CPU has no {capability} support in OpenVINO (it offers "
                                   f"{', '.join(capabilities)}); run with precision fp32.")
@@ -217,15 +217,13 @@ def check_precision(precision: Optional[str]) -> str:
 
 def compile_pinned(model, precision: Optional[str], threads: Optional[int], label: str):
     """Compile for the CPU with the inference precision pinned (f32 unless asked); (compiled, precision)."""
-    import openvino as ov
     precision = check_precision(precision)
     hint = HINTS[precision][0]
-    core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": hint}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
-        compiled = core.compile_model(model, "CPU", config)
+        compiled = core().compile_model(model, "CPU", config)
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{label}: OpenVINO cannot compile it for the CPU ({first_line(error)}).") from None
     used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
@@ -304,7 +302,7 @@ def load_other(path, fmt: str, knobs: Optional[Dict[str, object]] = None, device
     metadata = module.info(path)
     layout = metadata.get("layout", module.LAYOUT)  # ONNX made from a SavedModel says NHWC
     try:
-        model = ov.convert_model(path)
+        model = convert_model(path)
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{path}: OpenVINO cannot convert this {fmt} file ({first_line(error)}).") from None
     runner = openvino_runner(model, fmt, path, layout, metadata, precision, threads,

@@ -204,6 +204,7 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
     `kind`: 'base' loads only the base network (also from a refine checkpoint); default from the file.
     `options`: `MattingRefine` arguments (`backbone_scale`, `refine_mode`, `refine_sample_pixels`, ...).
     """
+    device, dtype = placement(device, dtype)
     if isinstance(source, Mapping):
         name, state = "the state dict", unwrap(source, "the state dict")
     else:
@@ -216,6 +217,33 @@ def load_model(source: Union[str, os.PathLike, Mapping[str, torch.Tensor]], *, k
     check_finite(state, name)
     model.load_state_dict(state, strict=True)
     return model.to(device=device, dtype=dtype).eval()
+
+
+def placement(device, dtype):
+    """`device` and `dtype` checked before anything is read: (torch.device or None, floating dtype or None);
+    CheckpointError saying what to give instead."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        hint = {"fp32": "torch.float32", "fp16": "torch.float16", "bf16": "torch.bfloat16", "float16": "torch.float16",
+                "float32": "torch.float32", "bfloat16": "torch.bfloat16"}.get(str(dtype).lower())
+        raise CheckpointError(f"dtype={dtype!r}: give a floating-point torch dtype"
+                              + (f" ({hint})" if hint else " (torch.float32, torch.float16 or torch.bfloat16)"))
+    if device is None:
+        return None, dtype
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise CheckpointError(f"device={device!r} is not a device PyTorch knows; give 'cpu', 'cuda' or 'cuda:N'") \
+            from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "this PyTorch is a CPU-only build" if torch.version.cuda is None else \
+                "PyTorch was built for CUDA but sees no GPU (driver missing, or CUDA_VISIBLE_DEVICES hides it)"
+            raise CheckpointError(f"device={str(device)!r} was asked for, but {build}; use device='cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CheckpointError(f"device={str(device)!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type not in ("cpu", "mps", "xpu", "meta"):
+        raise CheckpointError(f"device={str(device)!r} is not supported here; give 'cpu' or 'cuda'")
+    return device, dtype
 
 
 def zoo_path(source: str) -> str:

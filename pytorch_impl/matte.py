@@ -4,6 +4,8 @@ from typing import Tuple
 import torch
 from torch.nn import functional as F
 
+from .inputs import check_image, shape_text
+
 
 def as_batch(name: str, x: torch.Tensor) -> torch.Tensor:
     """(3, H, W) or (B, 3, H, W) float in [0, 1]; uint8 is divided by 255."""
@@ -23,12 +25,19 @@ def matte(model: torch.nn.Module, src: torch.Tensor, bgr: torch.Tensor) -> Tuple
     model runs without autograd, and every output at the padded full resolution is cropped back; the
     coarse outputs of `MattingRefine` stay as the model computed them (on the padded frame).
     """
+    given = (tuple(src.shape), tuple(bgr.shape)) if isinstance(src, torch.Tensor) and isinstance(bgr, torch.Tensor) \
+        else None
     src, bgr = as_batch("src", src), as_batch("bgr", bgr)
     if src.dim() != 4 or bgr.dim() != 4:
-        raise ValueError(f"src and bgr must be (3, H, W) or (B, 3, H, W); got {tuple(src.shape)} and {tuple(bgr.shape)}")
+        raise ValueError(f"src and bgr must be (3, H, W) or (B, 3, H, W); got {given[0]} and {given[1]}")
     if src.shape != bgr.shape:
-        raise ValueError(f"src and bgr must have the same shape; got {tuple(src.shape)} and {tuple(bgr.shape)}. "
+        raise ValueError(f"src and bgr must have the same shape; got {given[0]} and {given[1]}. "
                          "Resize the background shot to the source frame.")
+    for name, x, shape in (("src", src, given[0]), ("bgr", bgr, given[1])):
+        try:  # here, on the caller's tensors: the model would see (and name) the padded ones
+            check_image(name, x)
+        except (TypeError, ValueError) as error:
+            raise type(error)(str(error).replace(shape_text(list(x.shape)), shape_text(list(shape)))) from None
     H, W = src.shape[-2:]
     pad_h, pad_w = -H % 4, -W % 4
     if pad_h or pad_w:

@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "and outputs no batch here wrote are not replaced: that item fails)")
     add_alignment_arguments(parser)
     ray_group = parser.add_argument_group("Ray")
-    ray_group.add_argument("--address", help="a Ray cluster to join (HOST:PORT, ray://HOST:10001 or auto); "
-                                             "default: start Ray here, in this process")
+    ray_group.add_argument("--address", help="a Ray cluster to join: HOST:PORT of its head (`ray start --head --port "
+                                             "PORT`; token authentication included: see docs/batch.md), "
+                                             "ray://HOST:10001 or auto; default: start Ray here, in this process")
     ray_group.add_argument("--workers", type=int, help="worker actors, one model each (default: the GPUs, or the "
                                                        "CPUs / --cpus-per-worker)")
     ray_group.add_argument("--cpus-per-worker", type=float, default=1.0,
@@ -53,22 +54,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray_group.add_argument("--object-store-mb", type=int, default=256,
                            help="local Ray's object store in MB (only paths and small results travel; default: 256)")
     ray_group.add_argument("--connect-timeout", type=float, default=5.0,
-                           help="seconds to reach --address before giving up (default: 5)")
+                           help="seconds to reach --address and hear from its head before giving up (default: 5)")
     ray_group.add_argument("--start-timeout", type=float, default=300.0,
                            help="seconds to wait for the workers to load the model (default: 300)")
     ray_group.add_argument("--progress-interval", type=float, default=5.0, help=argparse.SUPPRESS)
 
 
+# (option, the least value, whether the least is allowed, the largest, unit): finite numbers only
+NUMBERS = (("cpus_per_worker", 0, False, 1024, ""), ("gpus_per_worker", 0, True, 64, ""),
+           ("connect_timeout", 0, False, 3600, " seconds"), ("start_timeout", 0, False, 86400, " seconds"),
+           ("progress_interval", 0, False, 3600, " seconds"))
+
+
 def check(args: argparse.Namespace) -> None:
+    import math
     from bgmv2.scripts.media.errors import MediaError
     for name in ("workers", "segment_frames", "batch_size", "object_store_mb"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise MediaError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.cpus_per_worker <= 0 or (args.gpus_per_worker is not None and args.gpus_per_worker < 0):
-        raise MediaError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
-    if args.connect_timeout <= 0:
-        raise MediaError("--connect-timeout must be above 0 seconds")
+    for name, low, low_allowed, high, unit in NUMBERS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or not (low <= value if low_allowed else low < value) or value > high:
+            bound = "at least" if low_allowed else "above"
+            raise MediaError(f"--{name.replace('_', '-')} {value:g}: give a number {bound} {low:g} and at most "
+                             f"{high:g}{unit}")
+    if args.address is not None:
+        from bgmv2.scripts.batch.address import parse
+        parse(args.address)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1280x720, recorded in the file; the probe then has that size (default: any size)")
     add_knob_arguments(parser, "model knobs (default: the source's, else sampling, 80,000 pixels, scale 0.25)")
     onnx = parser.add_argument_group("ONNX")
-    onnx.add_argument("--onnx-variant", choices=("static", "nonzero", "tensorrt"), default="static",
+    onnx.add_argument("--onnx-variant", choices=("static", "nonzero", "tensorrt"), default=None,
                       help="sampling graph: static = top-k indices, no NonZero, fastest in ONNX Runtime (default); "
                            "nonzero = upstream's data-dependent graph; tensorrt = static with every TopK k <= 3840")
     onnx.add_argument("--onnx-from", choices=("pytorch", "tensorflow"),
@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
         from bgmv2.converters import convert
         from bgmv2.scripts.media.outputs import clean_stale
         clean_stale([os.path.dirname(os.path.abspath(args.dest))])  # what killed conversions left there
-        options = {"probe_size": (args.probe[1], args.probe[0])} if args.probe else {}  # (height, width)
+        options = {}
+        if args.probe:  # (height, width), checked here to be named as given
+            from bgmv2.converters.limits import check_frame
+            options["probe_size"] = check_frame((args.probe[1], args.probe[0]), f"--probe {args.probe[0]}x{args.probe[1]}")
         convert(args.source, args.dest, args.to, backbone=args.backbone, precision=args.precision,
                 knobs=knobs, onnx_variant=args.onnx_variant,
                 simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,

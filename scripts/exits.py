@@ -31,10 +31,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C would be, so every clean-up path for Ctrl-C runs for it too."""
 
 
-_signal = {"received": None}
+_signal = {"received": None, "pid": None}
 
 
 def on_sigterm(signum, frame) -> None:
+    if _signal["pid"] not in (None, os.getpid()):  # a forked child (e.g. OpenVINO's telemetry sender): die as SIGTERM says
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     _signal["received"] = signum
     raise Terminated()
 
@@ -42,7 +46,7 @@ def on_sigterm(signum, frame) -> None:
 def install_signal_handlers():
     """SIGTERM -> Terminated (a KeyboardInterrupt) on the main thread; Ctrl-C keeps Python's own.
     Returns the previous SIGTERM handler (for `restore_signal_handlers`), or None if none was set."""
-    _signal["received"] = None
+    _signal["received"], _signal["pid"] = None, os.getpid()
     if threading.current_thread() is threading.main_thread():
         try:
             return signal.signal(signal.SIGTERM, on_sigterm)

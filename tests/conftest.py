@@ -110,3 +110,15 @@ def models(tmp_path_factory):
     torch.save(MattingBase("mobilenetv2").eval().state_dict(), folder / "base.pth")
     torch.set_num_threads(threads)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def signal_stack_intact():
+    """A test that leaves the main thread's signal stack unmapped fails here, by name, and the stack is
+    switched off, instead of the suite dying with SIGSEGV at the next signal (tests/signal_stack.py)."""
+    yield
+    import signal_stack
+    problem = signal_stack.dangling()
+    if problem:
+        signal_stack.disable()
+        pytest.fail(problem)

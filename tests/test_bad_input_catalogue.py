@@ -2,6 +2,7 @@
 non-zero exit status (2: usage, 1: error) and one line naming the problem, never a traceback, and
 leaves nothing behind (no partial file, no output). Commands run in-process (scripts.cli.main), so the
 whole catalogue takes seconds; signals are covered by subprocess tests in test_apps_robust.py."""
+import importlib.util
 import re
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def place(tmp_path_factory, models):
     write_video(folder / "clip.mp4", clip, fps=10)
     (folder / "empty").mkdir()
     (folder / "file").write_text("a file, not a folder")
+    (folder / "nothing.jsonl").write_text("\n# a manifest without items\n")
+    import shutil
+    shutil.copyfile(models / "refine.pth", folder / "m.pth")
     (folder / "junk.png").write_bytes(b"\x89PNG but nothing else")
     (folder / "junk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage" * 8)
     (folder / "junk.pth").write_bytes(b"not a model" * 20)
@@ -54,6 +58,8 @@ BENCH = ["bench", "--model", "{model}", "--size", "64x48", "--frames", "2", "--r
          "--device", "cpu"]
 CONVERT = ["convert", "{model}", "{out}/x.pth"]
 PARITY = ["parity", "--reference", "{model}", "--candidate", "{model}", "--repeat", "0", "--out", "{out}"]
+BATCH = ["batch", "--src", "{src}", "--bgr", "{bgr}", "-o", "{out}", "--model", "{model}", *FAST]
+HAS_RAY = importlib.util.find_spec("ray") is not None
 USAGE, ERROR = 2, 1
 
 # (command line, exit status, what the one line must say: a regular expression)
@@ -198,6 +204,25 @@ CASES = [
     (CONVERT + ["--refine-threshold", "5"], USAGE, "refine_threshold"),
     (CONVERT + ["--refine-mode", "magic"], USAGE, "--refine-mode"),
     (CONVERT + ["--onnx-variant", "fast"], USAGE, "--onnx-variant"),
+    # convert: a bound for every target's size and the probe; only what was asked
+    (["convert", "{model}", "{out}/x.tflite", "--size", "100000x100000"], ERROR,
+     "--size 100000x100000: .* cells of 4x4 pixels.* give a smaller size"),
+    (["convert", "{model}", "{out}/x.onnx", "--probe", "100000x100000"], ERROR, "--probe 100000x100000: .* cells"),
+    (["convert", "{model}", "{out}/x.pth", "--probe", "16384x16384"], ERROR, "--probe 16384x16384: .* cells"),
+    (["convert", "{model}", "{out}/x.tflite", "--to", "onnx"], ERROR,
+     "x.tflite is named as a tflite file, but onnx was asked .*name it with .onnx"),
+    (["convert", "{model}", "{out}/x.onnx", "--to", "savedmodel"], ERROR, "named as a onnx file, but savedmodel"),
+    (["convert", "{model}", "{out}/x.tflite", "--simplify"], ERROR, "--simplify is an option of the exporter that writes onnx \\(.onnx\\) files; a tflite file.*leave it out"),
+    (["convert", "{model}", "{out}/x.xml", "--simplify"], ERROR, "--simplify is an option of the exporter that writes onnx"),
+    (["convert", "{model}", "{out}/x.pth", "--onnx-variant", "nonzero"], ERROR, "--onnx-variant is an option of the exporter that writes onnx"),
+    (["convert", "{model}", "{out}/x.pt2", "--onnx-from", "pytorch"], ERROR, "--onnx-from is an option of the exporter that writes onnx"),
+    (["convert", "{model}", "{empty}/x.onnx", "--onnx-variant", "tensorrt", "--refine-mode", "thresholding"], ERROR,
+     "--onnx-variant tensorrt has no NonZero.*thresholding.*leave --onnx-variant out"),
+    (["convert", "{model}", "{empty}/x.onnx", "--onnx-variant", "static", "--refine-mode", "thresholding"], ERROR,
+     "--onnx-variant static has no NonZero"),
+    (["convert", "{base}", "{empty}/x.onnx", "--onnx-variant", "tensorrt"], ERROR, "a MattingBase has no refiner"),
+    (["convert", "{model}", "{file}/x.onnx"], ERROR, "file is a file, not a folder"),
+    (["convert", "{model}", "{file}/deeper/x.onnx"], ERROR, "file is a file, not a folder"),
     (["convert", "--info", "{empty}/missing.onnx"], ERROR, "missing.onnx"),
     # parity
     (["parity"], ERROR, "--reference"),
@@ -216,6 +241,10 @@ CASES = [
     # weights, train, webcam, the command itself
     (["weights", "info", "no-such-entry"], ERROR, "no-such-entry"),
     (["weights", "verify", "{empty}/none.pth"], ERROR, "none.pth"),
+    (["weights", "fetch", "pytorch-mobilenetv2", "--from", "{empty}/nothere", "--dir", "{out}"], ERROR,
+     "--from .*nothere: no such file or folder"),
+    (["weights", "fetch", "pytorch-mobilenetv2", "--from", "{empty}", "--dir", "{out}"], ERROR,
+     "--from .*empty is a folder without pytorch_mobilenetv2.pth"),
     (["train", "base", "--checkpoint", "{out}/c.pth", "--size", "63x64"], USAGE, "--size.*multiples of 4"),
     (["train", "base", "--checkpoint", "{out}/c.pth", "--size", "0x0"], USAGE, "--size"),
     (["train", "base", "--checkpoint", "{out}/c.pth", "--fgr-dir", "{empty}"], USAGE, "--fgr-dir"),
@@ -227,6 +256,19 @@ CASES = [
     (["nosuchcommand"], USAGE, "nosuchcommand"),
     (["images"], USAGE, "required"),
 ]
+if HAS_RAY:  # batch: every option refused before Ray starts
+    CASES += [
+        (BATCH + ["--cpus-per-worker", "nan"], ERROR, "--cpus-per-worker nan: give a number above 0"),
+        (BATCH + ["--gpus-per-worker", "inf"], ERROR, "--gpus-per-worker inf"),
+        (BATCH + ["--connect-timeout", "inf"], ERROR, "--connect-timeout inf: give a number above 0"),
+        (BATCH + ["--start-timeout", "-1"], ERROR, "--start-timeout -1: give a number above 0"),
+        (BATCH + ["--address", ""], ERROR, "--address '' is empty"),
+        (BATCH + ["--address", "local"], ERROR, "--address local: expected HOST:PORT"),
+        (["batch", "--manifest", "{nothing_jsonl}", "-o", "{out}", "--model", "{model}", *FAST], ERROR,
+         "nothing.jsonl: no items in it"),
+    ]
+if NO_GPU and HAS_RAY:
+    CASES += [(BATCH + ["--device", "cuda"], ERROR, "--device cuda was asked for")]
 if NO_GPU:
     CASES += [(IMAGES + ["--device", "cuda"], ERROR, "--device cuda was asked for"),
               (VIDEO + ["--device", "cuda"], ERROR, "--device cuda was asked for"),
@@ -268,6 +310,8 @@ def test_catalogue_is_large():
 
 def api_cases():
     from bgmv2.converters import ConversionError, convert
+    from bgmv2.converters.acceptance import rule_for
+    from bgmv2.pytorch_impl import load_model, matte
     from bgmv2.scripts.arg_types import parse_size
     from bgmv2.scripts.knob_options import check_knob_values
     from bgmv2.scripts.media import decode, encode, outputs
@@ -290,10 +334,35 @@ def api_cases():
         (lambda p: encode.SequenceWriter(p / "file" / "seq"), MediaError, "cannot write"),
         (lambda p: outputs.check_output_dir(p / "file"), MediaError, "is a file"),
         (lambda p: convert(p / "junk.pth", p / "never.onnx", log=None), ConversionError, "junk.pth"),
-    ]
+        (lambda p: convert(p / "m.pth", p / "never.onnx", probe_size=(0, 0), log=None), ConversionError,
+         r"probe_size=\(0, 0\): give a \(height, width\) pair of positive"),
+        (lambda p: convert(p / "m.pth", p / "never.onnx", probe_size=(288.5, 512), log=None), ConversionError,
+         "probe_size"),
+        (lambda p: convert(p / "m.pth", p / "never.onnx", probe_batch=0, log=None), ConversionError, "probe_batch=0"),
+        (lambda p: convert(p / "m.pth", p / "never.tflite", size=(100_000, 100_000), log=None), ConversionError,
+         "--size 100000x100000: .* cells"),
+        (lambda p: rule_for("fp8"), ValueError, "precision 'fp8' has no acceptance rule; choose one of fp32"),
+        (lambda p: matte(refine(), torch.rand(1, 4, 10, 10), torch.rand(1, 4, 10, 10)), ValueError,
+         r"3 channels .*got shape \(1, 4, 10, 10\)\."),
+        (lambda p: matte(refine(), torch.rand(4, 10, 10), torch.rand(4, 10, 10)), ValueError, r"got shape \(4, 10, 10\)\."),
+        (lambda p: matte(refine(), torch.rand(0, 3, 8, 8), torch.rand(0, 3, 8, 8)), ValueError,
+         r"src is empty \(shape \(0, 3, 8, 8\)\); give at least one picture"),
+        (lambda p: matte(refine(), torch.rand(1, 3, 0, 0), torch.rand(1, 3, 0, 0)), ValueError, "src is empty"),
+        (lambda p: refine()(torch.rand(0, 3, 8, 8), torch.rand(0, 3, 8, 8)), ValueError, "src is empty"),
+        (lambda p: load_model(p / "m.pth", device="tpu"), ValueError, "device='tpu' is not a device PyTorch knows"),
+        (lambda p: load_model(p / "m.pth", dtype="fp16"), ValueError,
+         "dtype='fp16': give a floating-point torch dtype \\(torch.float16\\)"),
+        (lambda p: load_model(p / "m.pth", dtype=torch.int8), ValueError, "floating-point torch dtype"),
+    ] + ([(lambda p: load_model(p / "m.pth", device="cuda"), ValueError, "device='cuda' was asked for, but")]
+         if NO_GPU else [])
 
 
-API_CASES = list(range(16))  # (their count; built lazily so collection imports nothing heavy)
+def refine():
+    from bgmv2.pytorch_impl import MattingRefine
+    return MattingRefine("mobilenetv2").eval()
+
+
+API_CASES = list(range(30 if NO_GPU else 29))  # (their count; built lazily so collection imports nothing heavy)
 
 
 @pytest.mark.parametrize("index", API_CASES)

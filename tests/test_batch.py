@@ -162,11 +162,22 @@ def test_option_and_input_errors_are_one_line(media, capsys):
                            (["--manifest", str(media / "nope.jsonl")], "--manifest .*nope.jsonl: no such file"),
                            (["--manifest", "m", "--src", "s"], "either --manifest or --src/--bgr"),
                            (["--src", str(media / "src"), "--bgr", str(media / "one.png"), "--workers", "0"],
-                            "--workers must be at least 1")]:
+                            "--workers must be at least 1")] + [
+                          (["--src", str(media / "src"), "--bgr", str(media / "one.png"), flag, value], message)
+                          for flag, value, message in [
+                              ("--cpus-per-worker", "nan", "--cpus-per-worker nan: give a number above 0"),
+                              ("--cpus-per-worker", "inf", "--cpus-per-worker inf"),
+                              ("--gpus-per-worker", "-1", "--gpus-per-worker -1: give a number at least 0"),
+                              ("--connect-timeout", "inf", "--connect-timeout inf: give a number above 0"),
+                              ("--start-timeout", "-1", "--start-timeout -1: give a number above 0"),
+                              ("--start-timeout", "nan", "--start-timeout nan"),
+                              ("--address", "", "--address '' is empty: .* or leave --address out"),
+                              ("--address", "local", "--address local: expected HOST:PORT"),
+                              ("--address", "http://h:1", "expected HOST:PORT")]]:
         assert main(base + extra) == 1
         err = capsys.readouterr().err
         import re
-        assert re.search(message, err) and "Traceback" not in err, err
+        assert re.search(message, err) and "Traceback" not in err and err.count("error:") == 1, err
     assert not (media / "out").exists()
 
 
@@ -192,3 +203,183 @@ def test_an_output_folder_in_use_is_refused(media, models, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"is being written by another batch (PID {sleeper.pid} on {socket.gethostname()}" in err
     assert sorted(p.name for p in out.iterdir()) == [".bgmv2-batch.lock"]  # nothing else touched
+
+
+def test_names_are_output_folders_compared_after_normalising(media):
+    """`x/p3`, `x/./p3` and `x//p3/` are one output folder: the later ones are refused, nothing is lost."""
+    manifest = media / "jobs.jsonl"
+    manifest.write_text("\n".join(json.dumps({"src": "src/a.png", "bgr": "bgr/a.png", "name": name})
+                                  for name in ("x/p3", "x/./p3", "x//p3/", "./y")) + "\n")
+    items, problems = from_manifest(manifest)
+    assert [i.name for i in items] == ["x/p3", "y"]
+    assert len(problems) == 2 and all("already used by" in p.message and "jobs.jsonl:1" in p.message for p in problems)
+    assert "'x/./p3' (output folder 'x/p3')" in problems[0].message
+
+
+def test_items_carry_absolute_paths(media, monkeypatch):
+    """Workers of a cluster do not share the driver's current folder: every path they get is absolute."""
+    monkeypatch.chdir(media)
+    (media / "jobs.jsonl").write_text(json.dumps({"src": "src/a.png", "bgr": "bgr/a.png"}) + "\n")
+    for items, _ in (from_manifest("jobs.jsonl"), from_folders("src", "bgr", "out")):
+        assert items and all(i.src.is_absolute() and i.bgr.is_absolute() for i in items)
+
+
+def test_odd_ledger_lines_are_skipped_and_named(tmp_path, capsys):
+    """Valid JSON of the wrong shape (edited by hand) is ignored with its line named; it never makes every
+    rerun fail, and the records around it count."""
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = [{"event": "done", "name": "a", "fingerprint": "fa"}, {"event": "start", "name": ["p0"]}, ["a", "list"],
+             {"event": 3, "name": "b"}, {"event": "done", "name": "c", "fingerprint": {"x": 1}}, "text", None,
+             {"event": "done", "name": "d", "fingerprint": "fd"}]
+    (out / "batch-ledger.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ledger = Ledger(out)
+    assert ledger.up_to_date("a", "fa", []) and ledger.up_to_date("d", "fd", [])
+    assert not ledger.owns("c") and not ledger.owns("b")
+    err = capsys.readouterr().err
+    assert "6 line(s) that are not batch records ignored (line 2, 3, 4, 5, 6, ...)" in err
+    ledger.append("done", "e", fingerprint="fe")
+    assert Ledger(out).up_to_date("e", "fe", [])
+
+
+@pytest.mark.parametrize("content", [{"pid": 10 ** 30, "host": "HOST"}, {"pid": 0, "host": "HOST"},
+                                     {"pid": -1, "host": "HOST"}, {"pid": "12", "host": "HOST"},
+                                     {"pid": True, "host": "HOST"}, {"pid": 12}, ["pid", 12], 7])
+def test_a_lock_without_a_valid_pid_is_taken_over_with_a_warning(tmp_path, capsys, content):
+    lock = OutputLock(tmp_path)
+    text = json.dumps(content).replace("HOST", socket.gethostname())
+    lock.path.write_text(text)
+    with lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    assert "is not a lock a batch wrote" in capsys.readouterr().err
+
+
+def test_cluster_lost_report_lists_no_worker_as_running(tmp_path):
+    """At the end a worker is ok, restarted (a new PID), died or lost, never `running`."""
+    from bgmv2.scripts.batch.report import Report
+    report = Report(tmp_path, show=False)
+    report.add("a", "image", "a.png")
+    for index in range(4):
+        report.worker(index, {"host": "h", "pid": 100 + index})
+    report.task_done(0, "a", 1, 0.1, pid=100)
+    report.task_done(1, "a", 1, 0.1, pid=555)  # Ray restarted worker 1
+    report.worker_died(2)
+    report.survey({0: {"pid": 100}, 1: {"pid": 555}, 2: None, 3: None})
+    workers = {w["index"]: w for w in report.summary()["workers"]}
+    assert [workers[i]["status"] for i in range(4)] == ["ok", "ok", "died", "died"]
+    assert workers[1]["restarts"] == 1 and workers[1]["pid"] == 555
+    report.worker(4, {"host": "h", "pid": 200})
+    report.cluster_lost()
+    assert report.summary()["workers"][-1]["status"] == "lost"
+
+
+class FakeServer:
+    """A local TCP server that never answers (`silent`) or answers HTTP (`http`)."""
+
+    def __init__(self, kind: str):
+        import http.server
+        import threading
+        if kind == "http":
+            self.server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+            self.port = self.server.server_port
+            threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        else:
+            self.server = socket.socket()
+            self.server.bind(("127.0.0.1", 0))
+            self.server.listen(8)
+            self.port = self.server.getsockname()[1]
+
+    def close(self):
+        if not isinstance(self.server, socket.socket):
+            self.server.shutdown()
+            self.server.server_close()
+        else:
+            self.server.close()
+
+
+@pytest.mark.parametrize("kind, message", [("silent", "did not answer as a Ray cluster"),
+                                           ("http", "answers, but not as a Ray cluster")])
+def test_an_address_that_is_not_a_ray_head_is_refused_within_the_connect_timeout(media, capsys, kind, message):
+    """A web server or a port that never answers: one line within --connect-timeout, before Ray or the model."""
+    server = FakeServer(kind)
+    try:
+        start = time.monotonic()
+        code = main(["batch", "--src", str(media / "src" / "a.png"), "--bgr", str(media / "one.png"), "-o",
+                     str(media / "out"), "--address", f"127.0.0.1:{server.port}", "--connect-timeout", "2",
+                     "--no-progress"])
+        took = time.monotonic() - start
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert code == 1 and took < 15, (took, err)
+    assert err.count("error:") == 1 and message in err and "Traceback" not in err, err
+    assert not (media / "out").exists()
+
+
+def fake_head(token=None):
+    """A gRPC server answering Ray's cluster-id question, wanting `token` when given."""
+    import grpc
+    from concurrent import futures
+    from bgmv2.scripts.batch.gcs import METHOD
+
+    def cluster_id(request, context):
+        sent = dict(context.invocation_metadata()).get("authorization")
+        if token and sent != f"Bearer {token}":
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "InvalidAuthToken: Authentication token is missing")
+        return b"\n\x1cid"
+    handler = grpc.method_handlers_generic_handler("ray.rpc.NodeInfoGcsService", {
+        "GetClusterId": grpc.unary_unary_rpc_method_handler(cluster_id, request_deserializer=lambda b: b,
+                                                            response_serializer=lambda b: b)})
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    assert METHOD == "/ray.rpc.NodeInfoGcsService/GetClusterId"
+    return server, f"127.0.0.1:{port}"
+
+
+def test_a_head_with_token_authentication_is_joined_with_the_token_found_as_ray_finds_it(tmp_path, monkeypatch):
+    pytest.importorskip("grpc")
+    from bgmv2.scripts.batch.gcs import prepare_join
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    server, address = fake_head()
+    try:
+        assert prepare_join(address, 2) is None  # no authentication: nothing to send
+    finally:
+        server.stop(None)
+    server, address = fake_head("s3cret")
+    try:
+        with pytest.raises(MediaError, match=r"uses token authentication .* no token was found here \(.*auth_token\)"):
+            prepare_join(address, 2)
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("s3cret\n")  # the head's file, copied here
+        assert prepare_join(address, 2) == "s3cret"
+        monkeypatch.setenv("RAY_AUTH_TOKEN", "wrong")  # the environment first, as Ray reads it
+        with pytest.raises(MediaError, match="refused the token from RAY_AUTH_TOKEN"):
+            prepare_join(address, 2)
+        monkeypatch.delenv("RAY_AUTH_TOKEN")
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        with pytest.raises(MediaError, match="RAY_AUTH_MODE=disabled is set here"):
+            prepare_join(address, 2)
+    finally:
+        server.stop(None)
+
+
+def test_a_head_that_stops_answering_is_a_lost_cluster(monkeypatch):
+    pytest.importorskip("grpc")
+    from bgmv2.scripts.batch import gcs
+    from bgmv2.scripts.batch.address import parse
+    server, address = fake_head()
+    assert gcs.alive(address, 1)
+    server.stop(None)
+    assert not gcs.alive(address, 1)
+    assert parse(address)[0] == "gcs"
+    cluster = pytest.importorskip("bgmv2.scripts.batch.cluster")
+    monkeypatch.setattr(cluster, "HEAD_LOST", 1.0)
+    watch = cluster.HeadWatch(address, 1.0)
+    start = time.monotonic()
+    with pytest.raises(gcs.ClusterLost, match="has not answered for"):
+        watch.check(confirm=True)
+    assert time.monotonic() - start < 10

@@ -129,7 +129,7 @@ def test_batch_end_to_end(ray_session, models, tmp_path, capsys):
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".mov", ".png")}
     assert main(argv) == 3  # a rerun: nothing to make but the failures
-    assert summary(out)["counts"] == {"done": 0, "failed": 4, "up to date": 6, "pending": 0}
+    assert summary(out)["counts"] == {"done": 0, "failed": 4, "up to date": 6, "pending": 0, "not done": 0}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".mp4", ".mov", ".png")} == before
     assert "failed (4):" in capsys.readouterr().err
 
@@ -216,4 +216,29 @@ def test_a_worker_dying_mid_item_is_retried_once(ray_session, models, tmp_path, 
     assert result.pop("c1") == "failed" and set(result.values()) == {"done"}
     assert "c1: the worker process died" in capsys.readouterr().err
     workers = summary(tmp_path / "always")["workers"]
-    assert any(w["status"] == "died" for w in workers) and any(w["status"] == "running" for w in workers)
+    assert any(w["status"] == "died" for w in workers) and any(w["status"] == "ok" for w in workers)
+    assert not any(w["status"] == "running" for w in workers)  # the batch is over: nothing runs
+    once = summary(tmp_path / "once")["workers"]
+    assert sum(w["restarts"] for w in once) == 1 and {w["status"] for w in once} == {"ok"}
+
+
+def test_sigterm_mid_run_is_exit_143_as_help_and_docs_say(ray_session, models, tmp_path, monkeypatch, capsys):
+    """SIGTERM mid-run (here as the workers start): exit 143 (as `--help` and docs/batch.md say), one line,
+    the lock and every temporary name gone."""
+    from bgmv2.scripts.batch import cluster
+    from bgmv2.scripts.exits import EPILOG
+    media = make_media(tmp_path / "media", clips=1)
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the batch")
+    monkeypatch.setattr(cluster.Pool, "start", terminated)
+    out = tmp_path / "out"
+    assert batch(media, out, "--model", str(models / "refine.pth"), "--no-progress") == 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM):") and "Traceback" not in err
+    assert not (out / ".bgmv2-batch.lock").exists() and not [p for p in out.rglob("*") if "partial" in p.name]
+    assert "143 terminated (SIGTERM)" in EPILOG
+    docs = (REPO / "docs" / "batch.md").read_text()
+    assert "SIGTERM: exit 143" in docs and "130" not in docs.replace("Ctrl-C: exit 130", "")

@@ -162,7 +162,7 @@ def test_tensorrt_variant_at_the_hd_preset(weights, model, tmp_path):
 @pytest.mark.onnx
 @pytest.mark.parametrize("knobs, variant, has_nonzero", [
     ({}, "nonzero", True),
-    ({"refine_mode": "thresholding"}, "static", True),
+    ({"refine_mode": "thresholding"}, None, True),
     ({"refine_mode": "full"}, "static", False),
 ], ids=["sampling-nonzero", "thresholding", "full"])
 def test_other_refine_modes_and_variants(weights, model, tmp_path, knobs, variant, has_nonzero):

@@ -258,7 +258,7 @@ def test_weights_command(capsys, tmp_path):
     assert main(["weights", "verify", str(shipped.shipped_path)]) == 0
     assert ": ok" in capsys.readouterr().out
     assert main(["weights", "fetch", "pytorch-resnet50", "--from", str(tmp_path / "missing.pth")]) == 1
-    assert "could not get pytorch_resnet50.pth" in capsys.readouterr().err
+    assert "missing.pth: no such file or folder; give the downloaded pytorch_resnet50.pth" in capsys.readouterr().err
 
 
 def test_a_damaged_shipped_file_is_reported_not_removed(monkeypatch):

@@ -135,6 +135,12 @@ def candidates(entry: ModelEntry, source: Optional[str]):
     if source.startswith(("http://", "https://")):
         return [("url", source + entry.file if source.endswith("/") else source)]
     path = Path(source)
+    if not path.exists():
+        raise ZooError(f"--from {source}: no such file or folder; give the downloaded {entry.file}, the folder that "
+                       "holds it, or a mirror URL (http:// or https://)")
+    if path.is_dir() and not (path / entry.file).is_file():
+        raise ZooError(f"--from {source} is a folder without {entry.file} in it; give the file itself, the folder "
+                       "that holds it, or a mirror URL")
     return [("file", path / entry.file if path.is_dir() else path)]
 
 
@@ -151,10 +157,11 @@ def fetch(name: str, source: Optional[str] = None, directory: Optional[Path] = N
     if destination.exists() and source is None:
         check(destination, entry, registry, where=f"the cached copy {destination}", identify_file=identify_file)
         return destination
+    places = candidates(entry, source)  # a --from that is not there: said before anything is made
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     tried = []
-    for kind, where in candidates(entry, source):
+    for kind, where in places:
         try:
             if kind == "file":
                 shutil.copyfile(where, partial)

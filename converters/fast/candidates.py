@@ -222,7 +222,8 @@ def for_device(model: torch.nn.Module, device: torch.device, precision: Optional
     long_job = frames is not None and frames >= EXPENSIVE_FRAMES
     found = []
     try:
-        import openvino  # noqa: F401
+        from bgmv2.converters.openvino_core import openvino
+        openvino()  # ImportError without it (imported without telemetry)
         converted = shared_conversion(model, model_id)
         if precision == "bf16" and openvino_bf16_unsupported() is None:
             found.append(lean(model, "bf16", "openvino", converted))

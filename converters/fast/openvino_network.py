@@ -14,10 +14,9 @@ bf16 24 ms. `OpenVinoNetwork(model, precision)` maps a float32 (B, 6, h, w) torc
   width) and compiled by OpenVINO per input shape, with the inference precision hint `precision`
   (`fp32` -> f32, pinned because the plugin defaults to bf16 on CPUs that have it, or `bf16`).
 
-Why not the OpenVINO format's `compile_pinned` (one Core per compile, precision verified afterwards):
-tried, and the test process then died with SIGSEGV when TensorFlow ran later in it (reproduced with
-`pytest tests/test_fast_lean.py::test_openvino_base_network_matches_pytorch parity_tests/test_command.py`);
-this class, holding one Core and compiling with it, does not.
+The Core is the process's one (`converters.openvino_core.core()`): Cores made and dropped here and
+there leave a thread with a freed signal stack, and the next SIGTERM or Ctrl-C is a SIGSEGV (the
+reason is in that module's docstring).
 """
 import warnings
 from typing import Dict, Tuple
@@ -40,12 +39,13 @@ class _AfterStem(nn.Module):
 
 def convert(model: nn.Module):
     """`run_after_stem` of `model` as an OpenVINO model with dynamic batch, height and width."""
-    import openvino as ov
+    from bgmv2.converters.openvino_core import convert_model, openvino
+    ov = openvino()
     example = torch.zeros(1, 6, 64, 64)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # its TorchScript trace is deprecated in torch
         example_stem = model.backbone.stem(example)
-        return ov.convert_model(
+        return convert_model(
             _AfterStem(model).eval(), example_input=(example, example_stem),
             input=[(ov.PartialShape([-1, 6, -1, -1]), ov.Type.f32),
                    (ov.PartialShape([-1, example_stem.shape[1], -1, -1]), ov.Type.f32)])
@@ -56,10 +56,11 @@ def cached_conversion(model: nn.Module, path=None):
     names renamed when complete (the .bin before the .xml); a cached IR that cannot be read is removed
     and converted again."""
     import os
-    import openvino as ov
+    from bgmv2.converters.openvino_core import core, openvino
+    ov = openvino()
     if path is not None and path.exists():
         try:
-            return ov.Core().read_model(str(path))
+            return core().read_model(str(path))
         except Exception:  # noqa: BLE001 - broken cache entry: rebuilt below
             for stale in (path, path.with_suffix(".bin")):
                 if stale.exists():
@@ -85,10 +86,10 @@ class OpenVinoNetwork:
     MAX_SHAPES = 8
 
     def __init__(self, model: nn.Module, precision: str, threads: int = 0, graph=None):
-        import openvino as ov
+        from bgmv2.converters.openvino_core import core
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: the OpenVINO base network runs fp32 or bf16")
-        self.core, self.stem = ov.Core(), model.backbone.stem
+        self.core, self.stem = core(), model.backbone.stem
         self.graph = graph if graph is not None else convert(model)
         self.config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:

@@ -2,7 +2,9 @@
 
 Exit status: 0 when every item is done or up to date, 3 when some failed (all listed at the end and
 in batch-summary.json; the others are complete), 1 when the batch cannot start (options, model,
-lock, cluster), 130 on Ctrl-C / SIGTERM (finished items are kept and recorded; a rerun goes on).
+lock, cluster) or the cluster is lost on the way (the summary first, then one line; the ledger records
+the items not done), 130 on Ctrl-C, 143 on SIGTERM (finished items are kept and recorded; a rerun
+goes on).
 """
 import argparse
 import hashlib
@@ -63,7 +65,7 @@ def sweep(output_dir: Path) -> None:
 class Batch:
     def __init__(self, args):
         self.args = args
-        self.out = Path(args.output_dir)
+        self.out = Path(os.path.abspath(args.output_dir))  # as every node opens it
         self.report = Report(self.out, interval=args.progress_interval, show=args.progress)
         self.problems: List[Problem] = []  # lines and files that never became items
         self.ledger = None
@@ -71,6 +73,7 @@ class Batch:
         self.images: Dict[str, dict] = {}
         self.joins = {}  # future -> name
         self.stop = threading.Event()
+        self.token = False  # joining --address sends our Ray token
 
     # -- planning ------------------------------------------------------------------------------
     def inputs(self):
@@ -169,7 +172,7 @@ class Batch:
     def on_result(self, task: dict, result, index: int) -> None:
         if task["kind"] == "images":
             for one in result:
-                self.report.task_done(index, one["name"], one["frames"], one["seconds"])
+                self.report.task_done(index, one["name"], one["frames"], one["seconds"], one.get("pid"))
                 if one["ok"]:
                     self.done(one["name"], self.images[one["name"]], 1)
                 else:
@@ -177,7 +180,7 @@ class Batch:
             return
         name = task["name"]
         entry = self.videos[name]
-        self.report.task_done(index, name, result["frames"], result["seconds"])
+        self.report.task_done(index, name, result["frames"], result["seconds"], result.get("pid"))
         if entry["failed"]:
             return
         if not result["ok"]:
@@ -225,12 +228,19 @@ class Batch:
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
         args = self.args
-        if args.address:  # before anything else: a wrong address is known in seconds
-            from .address import check_reachable
-            check_reachable(args.address, args.connect_timeout)
+        if args.address is not None:  # before anything else: a wrong address is known in seconds
+            from .address import check_join
+            self.token = check_join(args.address, args.connect_timeout)
+        else:
+            check_local_device(args)
         items, self.problems = self.inputs()
+        if not items and not self.problems:
+            raise MediaError(f"--manifest {args.manifest}: no items in it (each line is "
+                             '{"src": ..., "bgr": ..., "name": ...}); nothing to do')
         for problem in self.problems:
             print(f"error: {problem.origin}: {problem.message}", file=sys.stderr)
+        if args.com_bg and os.path.exists(args.com_bg):
+            args.com_bg = os.path.abspath(args.com_bg)  # as every node opens it
         kinds = {item.kind for item in items}
         args.model = model_file(args)
         if items:
@@ -243,37 +253,63 @@ class Batch:
             tasks = self.tasks()
             # from here, outputs of these names are this batch's own (a rerun may replace them)
             self.ledger.append_many("start", [*self.videos, *self.images])
-            if tasks:
-                self.execute(tasks)
+            lost = self.execute(tasks) if tasks else None
+            if lost is not None:
+                self.record_lost(lost)
         summary = self.report.write(self.problems)
+        if lost is not None:
+            counts = summary["counts"]
+            raise MediaError(f"{lost}: the batch stopped with {counts['done']} item(s) done, {counts['not done']} not done "
+                             f"(recorded in {self.ledger.path}); rerun the same command when the cluster is back to make "
+                             "only those")
         return EXIT_FAILURES if summary["failures"] else 0
 
-    def execute(self, tasks: List[dict]) -> None:
+    def record_lost(self, lost) -> None:
+        """Items not finished when the cluster was lost: `stopped` in the ledger (a rerun makes them)."""
+        names = [name for name, item in self.report.items.items() if item["status"] == "pending"]
+        self.ledger.append_many("stopped", names, reason=str(lost))
+        for name in names:
+            self.report.finish(name, "not done", error=str(lost), quiet=True)
+        self.report.cluster_lost()
+
+    def execute(self, tasks: List[dict]):
+        """Run the tasks on Ray; the ClusterLost when the cluster's head went away (else None)."""
+        from bgmv2.scripts.exits import on_sigterm
         from . import cluster
         args = self.args
-        started = cluster.connect(args)
-        pool = None
+        started, pool, lost = False, None, None
         self.joiner = ThreadPoolExecutor(1, thread_name_prefix="bgmv2-join")
-        previous = signal.signal(signal.SIGTERM, interrupt) if threading.current_thread() is threading.main_thread() \
-            else None
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
+            if main:
+                signal.signal(signal.SIGTERM, on_sigterm)  # SIGTERM ends the batch as Ctrl-C does (exit 143)
+            started = cluster.connect(args, self.token)
+            if main:
+                signal.signal(signal.SIGTERM, on_sigterm)  # again: a local Ray sets its own
             if args.gpus_per_worker is None:
                 args.gpus_per_worker = cluster.default_gpus_per_worker(args)
             if str(args.device).startswith("cuda") and not args.gpus_per_worker:
                 raise MediaError(f"--device {args.device} needs GPUs for the workers: --gpus-per-worker 1 (or 0.5 "
                                  "to share one); Ray found no GPU to give them")
+            cluster.check_placeable(args)
             if args.threads is None and not args.gpus_per_worker:
                 args.threads = max(1, int(args.cpus_per_worker))
             count = min(args.workers or cluster.default_workers(args), len(tasks))
+            head = cluster.HeadWatch(cluster.head_address(), args.connect_timeout)
             pool = cluster.Pool(args, self.report.worker)
-            pool.start(count, args.start_timeout)
+            pool.start(count, args.start_timeout, head)
             self.report.working()
             if args.progress:
                 first = next(iter(self.report.workers.values()))
                 print(f"[batch] {len(pool.actors)} worker(s), model {first['model']}; {len(self.images)} picture(s), "
                       f"{len(self.videos)} video(s) in {len(tasks)} task(s)", file=sys.stderr)
-            cluster.run_tasks(pool, tasks, self.on_result, self.on_failure, self.on_tick, self.skip)
+            cluster.run_tasks(pool, tasks, self.on_result, self.on_failure, self.on_tick, self.skip, head)
             while self.joins:
+                self.joins_wait()
+        except cluster.ClusterLost as error:
+            lost = error
+            while self.joins:  # the joins need no cluster: the videos whose segments all came back are written
                 self.joins_wait()
         except BaseException:
             self.stop.set()
@@ -285,13 +321,16 @@ class Batch:
                 (self.out / SCRATCH).rmdir()  # empty once every video is joined or failed
             except OSError:
                 pass
-            if pool is not None:
+            if pool is not None and lost is None:
+                if not self.stop.is_set():
+                    self.report.survey(pool.survey())
                 pool.stop()
-            cluster.disconnect(started)
-            if self.stop.is_set():
+            cluster.disconnect(started, lost=lost is not None)
+            if self.stop.is_set() or lost is not None:
                 sweep(self.out)  # what stopped workers were writing (pictures, segments)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        return lost
 
     def joins_wait(self) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -299,8 +338,11 @@ class Batch:
         self.on_tick()
 
 
-def interrupt(signum, frame):
-    raise KeyboardInterrupt
+def check_local_device(args) -> None:
+    """Ray on this machine: a device it lacks is refused now, as `bgmv2 images` refuses it (the workers would
+    each fail to start, after Ray's start-up)."""
+    from bgmv2.scripts.media.runner import resolve_device
+    resolve_device(args.device)
 
 
 def run_batch(args) -> int:

@@ -6,6 +6,7 @@ the background of the same relative path (any picture or video suffix) under --b
 for all. A bad line or file is a `Problem` naming it; the other items go on.
 """
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import List, Optional, Tuple
@@ -22,6 +23,7 @@ class Item:
     bgr: Path
     kind: str  # "image" or "video"
     origin: str  # the manifest line or the file it came from, for messages
+    given: str = ""  # the name as given, when it differs from `name` (x/./p3 -> x/p3)
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,23 @@ def kind_of(path: Path) -> Optional[str]:
 
 def check_name(name: str) -> Optional[str]:
     """Why `name` cannot be an output folder's name, or None."""
-    parts = PurePosixPath(name).parts
-    if not name or PurePosixPath(name).is_absolute() or any(p in ("..", ".") or p.startswith(".") for p in parts):
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or name.startswith("/") or any(p.startswith(".") or not p.strip() for p in parts):
         return f"name {name!r} must be a relative path without '..' or hidden parts"
-    if parts[0] in ("batch-ledger.jsonl", "batch-summary.json"):
+    if normal_name(name).split("/")[0] in ("batch-ledger.jsonl", "batch-summary.json"):
         return f"name {name!r} is the batch's own file"
     return None
 
 
+def normal_name(name: str) -> str:
+    """The output folder a name means: `x/./p3`, `x//p3/` and `x/p3` are one folder."""
+    return PurePosixPath(name).as_posix()
+
+
 def make_item(src: Path, bgr: Path, name: str, origin: str):
-    """An Item, or a Problem saying what is wrong with these paths."""
+    """An Item (paths absolute, as every node opens them; the name normalised), or a Problem saying what is
+    wrong with these paths."""
+    src, bgr = Path(os.path.abspath(src)), Path(os.path.abspath(bgr))
     for role, path in (("src", src), ("bgr", bgr)):
         if not path.exists():
             return Problem(origin, f"{role} {path}: no such file")
@@ -60,7 +69,7 @@ def make_item(src: Path, bgr: Path, name: str, origin: str):
     bad = check_name(name)
     if bad:
         return Problem(origin, bad)
-    return Item(name, src, bgr, kind, origin)
+    return Item(normal_name(name), src, bgr, kind, origin, name)
 
 
 def from_manifest(manifest) -> Tuple[List[Item], List[Problem]]:
@@ -142,8 +151,10 @@ def split(results) -> Tuple[List[Item], List[Problem]]:
         if isinstance(result, Problem):
             problems.append(result)
         elif result.name in seen:
-            problems.append(Problem(result.origin, f"name {result.name!r} is already used by {seen[result.name]}; "
-                                                   "give it another name"))
+            given = f"{result.given!r} (output folder {result.name!r})" if result.given not in ("", result.name) \
+                else repr(result.name)
+            problems.append(Problem(result.origin, f"name {given} is already used by {seen[result.name]}; give it "
+                                                   "another name"))
         else:
             seen[result.name] = result.origin
             items.append(result)

@@ -8,7 +8,8 @@ says exactly what was finished. Records:
 - `done`: every output of the item is complete under its final name, with the item's fingerprint:
   the inputs' sizes and modification times, the model file's sha256 and the options that shape the
   outputs;
-- `failed`: the item failed, with the message.
+- `failed`: the item failed, with the message;
+- `stopped`: the item was not finished when the Ray cluster was lost, with the reason.
 
 An item is up to date when its last record is `done` with the fingerprint it would have now and
 its outputs exist; everything else is made (again) by the next run. A torn last line (a kill
@@ -56,6 +57,13 @@ def fingerprint(inputs: dict, model_sha256: str, options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def is_record(record) -> bool:
+    """A record this ledger writes: an object with a string name and event (a `done` one with a string
+    fingerprint). Anything else (edited by hand, another tool's file) is ignored, never trusted."""
+    return (isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("event"), str)
+            and (record["event"] != "done" or isinstance(record.get("fingerprint"), str)))
+
+
 class Ledger:
     def __init__(self, folder):
         self.path = Path(folder) / LEDGER_NAME
@@ -67,19 +75,29 @@ class Ledger:
         if not self.path.exists():
             return
         data = self.path.read_bytes()
-        torn = 0
-        for line in data.decode("utf-8", errors="replace").splitlines():
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        torn, odd = 0, []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
-                name, event = record["name"], record["event"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except json.JSONDecodeError:
                 torn += 1
                 continue
+            if not is_record(record):
+                odd.append(number)
+                continue
+            name, event = record["name"], record["event"]
             if event in ("start", "done"):
                 self.seen.add(name)
             self.last[name] = record
         if torn:
             warn(f"{self.path}: {torn} unreadable line(s) ignored (a run was stopped while writing)")
+        if odd:
+            shown = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
+            warn(f"{self.path}: {len(odd)} line(s) that are not batch records ignored (line {shown}); the items they "
+                 "name, if any, are made again")
         if data and not data.endswith(b"\n"):
             with open(self.path, "ab") as f:  # the next record starts on its own line
                 f.write(b"\n")

@@ -5,6 +5,7 @@ longer running on this host is stale (a killed batch) and is taken over, with a 
 another host cannot be checked from here and is refused with what to do.
 """
 import json
+import math
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ from bgmv2.scripts.media.errors import MediaError, warn
 
 LOCK_NAME = ".bgmv2-batch.lock"
 YOUNG = 10.0  # seconds: an unreadable lock this young may be one being written right now
+PID_MAX = 1 << 22  # the most Linux allows (/proc/sys/kernel/pid_max); 0, -1 and beyond are no process
+INVALID = "invalid"
 
 
 def pid_alive(pid: int) -> bool:
@@ -49,11 +52,17 @@ class OutputLock:
         raise MediaError(f"{self.path}: could not take the lock (another batch keeps taking it)")
 
     def holder(self):
+        """(pid, host, since) of the lock's writer; None when unreadable (perhaps being written now);
+        INVALID when it is whole JSON but not a lock a batch wrote (a PID outside 1..PID_MAX, no host)."""
         try:
             info = json.loads(self.path.read_text())
-            return int(info["pid"]), str(info["host"]), float(info.get("since", 0))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError):
             return None
+        pid, host = (info.get("pid"), info.get("host")) if isinstance(info, dict) else (None, None)
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 1 <= pid <= PID_MAX or not isinstance(host, str):
+            return INVALID
+        since = info.get("since", 0)
+        return pid, host, float(since) if isinstance(since, (int, float)) and math.isfinite(since) else 0.0
 
     def reclaim_stale(self) -> bool:
         holder = self.holder()
@@ -65,6 +74,8 @@ class OutputLock:
             if age < YOUNG:
                 return False
             warn(f"{self.path} was unreadable and {age:.0f} s old; taken over")
+        elif holder is INVALID:
+            warn(f"{self.path} is not a lock a batch wrote (no valid PID and host in it); taken over")
         else:
             pid, host, _ = holder
             if host != socket.gethostname() or pid_alive(pid):
@@ -78,10 +89,13 @@ class OutputLock:
 
     def refusal(self) -> str:
         holder = self.holder()
-        if holder is None:
+        if holder is None or holder is INVALID:
             return f"{self.path.parent} is locked by another batch ({self.path} is being written); try again"
         pid, host, since = holder
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "?"
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "?"
+        except (OverflowError, OSError, ValueError):
+            when = "?"
         return (f"{self.path.parent} is being written by another batch (PID {pid} on {host}, since {when}); "
                 f"wait for it to finish, or if that process is gone, delete {self.path}")
 

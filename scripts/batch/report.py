@@ -8,6 +8,12 @@ from pathlib import Path
 from typing import Dict, Optional
 
 SUMMARY_NAME = "batch-summary.json"
+# a worker in the summary: served to the end ("ok"), died (twice on one task; replaced), lost with the cluster
+FINAL_STATUS = {"running": "ok"}
+
+
+def final_status(worker: dict) -> str:
+    return FINAL_STATUS.get(worker["status"], worker["status"])
 
 
 def duration(seconds: Optional[float]) -> str:
@@ -45,9 +51,9 @@ class Report:
     def worker(self, index: int, info: dict) -> None:
         self.workers[index] = {"index": index, "host": info.get("host", "?"), "pid": info.get("pid"),
                                "model": info.get("model", ""), "tasks": 0, "frames": 0, "busy": 0.0,
-                               "status": "running"}
+                               "restarts": 0, "status": "running"}
 
-    def task_done(self, index: Optional[int], name: str, frames: int, seconds: float) -> None:
+    def task_done(self, index: Optional[int], name: str, frames: int, seconds: float, pid: Optional[int] = None):
         self.frames_done += frames
         item = self.items[name]
         item["seconds"] += seconds
@@ -55,6 +61,9 @@ class Report:
             if index not in item["workers"]:
                 item["workers"].append(index)
             worker = self.workers[index]
+            if pid is not None and worker["pid"] is not None and pid != worker["pid"]:
+                worker["restarts"] += 1  # its process died and Ray started it again (the task was run again)
+                worker["pid"] = pid
             worker["tasks"] += 1
             worker["frames"] += frames
             worker["busy"] += seconds
@@ -63,19 +72,36 @@ class Report:
         if index in self.workers:
             self.workers[index]["status"] = "died"
 
-    def finish(self, name: str, status: str, frames: int = 0, error: str = "") -> None:
+    def survey(self, found: Dict[int, Optional[dict]]) -> None:
+        """What the workers said at the end (None: gone): a new PID is a restart Ray made; no answer, died."""
+        for index, info in found.items():
+            worker = self.workers.get(index)
+            if worker is None:
+                continue
+            if info is None:
+                worker["status"] = "died"
+            elif info.get("pid") not in (None, worker["pid"]):
+                worker["restarts"] += 1
+                worker["pid"] = info["pid"]
+
+    def cluster_lost(self) -> None:
+        for worker in self.workers.values():
+            if worker["status"] == "running":
+                worker["status"] = "lost"
+
+    def finish(self, name: str, status: str, frames: int = 0, error: str = "", quiet: bool = False) -> None:
         item = self.items[name]
         item.update(status=status, error=error)
         if frames:
             item["frames"] = frames
-        if self.show:
+        if self.show and not quiet:
             shown = f"{status}: {name}" + (f" ({frames} frames)" if frames and status == "done" else "")
             print(shown + (f": {error}" if error else ""), file=sys.stderr)
             self.line(force=True)
 
     # -- progress ------------------------------------------------------------------------------
     def counts(self) -> Dict[str, int]:
-        counts = {"done": 0, "failed": 0, "up to date": 0, "pending": 0}
+        counts = {"done": 0, "failed": 0, "up to date": 0, "pending": 0, "not done": 0}
         for item in self.items.values():
             counts[item["status"]] = counts.get(item["status"], 0) + 1
         return counts
@@ -110,7 +136,7 @@ class Report:
                 "startup_seconds": round(self.working_since - self.start, 3) if self.working_since else None,
                 "working_frames_per_second": round(self.frames_done / working, 3) if working else None,
                 "workers": [dict(w, fps=round(w["frames"] / w["busy"], 3) if w["busy"] else 0.0,
-                                 busy=round(w["busy"], 3)) for w in self.workers.values()],
+                                 busy=round(w["busy"], 3), status=final_status(w)) for w in self.workers.values()],
                 "items": [dict(i, seconds=round(i["seconds"], 3)) for i in self.items.values()],
                 "failures": [{"name": i["name"], "origin": i["origin"], "error": i["error"]}
                              for i in self.items.values() if i["status"] == "failed"]}
@@ -129,16 +155,16 @@ class Report:
         out = sys.stderr
         counts = summary["counts"]
         print(f"\nbatch: {counts['done']} done, {counts['up to date']} up to date (skipped), {counts['failed']} "
-              f"failed; {summary['frames']} frames in {duration(summary['seconds'])} "
+              f"failed" + (f", {counts['not done']} not done" if counts["not done"] else "") + f"; {summary['frames']} frames in {duration(summary['seconds'])} "
               f"({summary['frames_per_second']:.2f} frames/s"
               + (f"; {summary['working_frames_per_second']:.2f} after {summary['startup_seconds']:.1f} s of start-up"
                  if summary["working_frames_per_second"] else "") + ")", file=out)
         if summary["workers"]:
-            print("| worker | host | pid | tasks | frames | busy s | frames/s | status |", file=out)
-            print("|---|---|---|---|---|---|---|---|", file=out)
+            print("| worker | host | pid | tasks | frames | busy s | frames/s | restarts | status |", file=out)
+            print("|---|---|---|---|---|---|---|---|---|", file=out)
             for w in summary["workers"]:
                 print(f"| {w['index']} | {w['host']} | {w['pid']} | {w['tasks']} | {w['frames']} | {w['busy']:.1f} | "
-                      f"{w['fps']:.2f} | {w['status']} |", file=out)
+                      f"{w['fps']:.2f} | {w['restarts']} | {w['status']} |", file=out)
         if summary["failures"]:
             print(f"failed ({len(summary['failures'])}):", file=out)
             for failure in summary["failures"]:
