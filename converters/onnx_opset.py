@@ -13,14 +13,15 @@ converter has no Pad adapter). What changed after opset 13 in the operators this
   and cell counts, never 0 (batch >= 1, sides >= 8).
 - For onnx2torch 1.5, which lacks them: Clip with computed bounds becomes Max and Min, and
   ScatterElements becomes ScatterND with full coordinates (the same values and writes).
-Type-only revisions (Where-16, GreaterOrEqual-16, Add/Mul/Relu-14) need nothing. Anything else new is refused (ConversionError), and the result is checked with
-`onnx.checker` (full check: shape inference under the target opset's schemas).
+Type-only revisions (Where-16, GreaterOrEqual-16, Add/Mul/Relu-14) need nothing. Anything else new
+is refused (ConversionError), and the result is checked with `onnx.checker` (full check: shape
+inference under the target opset's schemas).
 """
 from typing import Dict, List
 
 from .errors import ConversionError, first_line
 
-OPSETS = (14, 15, 16, 17, 18)  # 13 lacks Reshape's allowzero, which the exporter sets on one node
+OPSETS = (14, 15, 16, 17, 18)  # not 13: its Reshape has no allowzero attribute (not rewritten here)
 DEFAULT = 18
 INT64_MAX = 2 ** 63 - 1
 RESIZE_DEFAULTS = {"antialias": 0, "keep_aspect_ratio_policy": b"stretch"}
