@@ -140,10 +140,11 @@ onnx2torch needs. onnx2torch 1.5.15 implements GreaterOrEqual only up to version
 ### Giving shapes to tools that need them
 
 The inputs' batch, height and width are dynamic. Tools that invent shapes when given none get a useless
-run: polygraphy feeds 1x3x1x1 (and gets 1x1 outputs without complaint). Give the shapes:
+run: polygraphy 0.53 (`polygraphy run m.onnx --onnxrt`) warns "Will generate data of shape: [1, 3, 1, 1]",
+runs the graph on 1x1 frames, gets 1x1 outputs and reports PASSED. Give the shapes (measured: outputs
+(1, 1, 720, 1280) ... (1, 1, 180, 320)):
 
     polygraphy run m.onnx --onnxrt --input-shapes src:[1,3,720,1280] bgr:[1,3,720,1280]
 
-onnx2tf: `-ois src:1,3,720,1280 bgr:1,3,720,1280` (it fails on the dynamic graph, see above); trtexec:
-`--shapes=src:1x3x720x1280,bgr:1x3x720x1280` (with `--onnx-variant tensorrt`).
+onnx2tf takes them as `-ois src:1,3,720,1280 bgr:1,3,720,1280` (see above: it needs them).
 """

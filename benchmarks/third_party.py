@@ -81,26 +81,64 @@ def declare_torchvision_ops() -> None:
         declare_torchvision_ops.library = library  # kept alive
 
 
-def parity_of_module(module, label: str) -> str:
-    """The parity engine's verdict for an in-memory torch module (NCHW in, the six outputs out)."""
-    import torch
+def parity_of(run, label: str, probes=None) -> str:
+    """The parity engine's verdict (`check_candidate`, the rule of `bgmv2 parity`) for `run(src, bgr)`:
+    NCHW float32 in, the six outputs in contract order out."""
     from bgmv2.converters.formats import OUTPUTS_REFINE
     from bgmv2.converters.runner import Runner
     from bgmv2.parity_tests.candidates import Candidate, Reference
     from bgmv2.parity_tests.engine import check_candidate
     from bgmv2.parity_tests.probes import default_probes
+    runner = Runner(run, label, label, OUTPUTS_REFINE, "NCHW", {}, "fp32", None, any_size=True)
+    reference = Reference(str(SHIPPED))
+    knobs = dict(reference.recorded)
+    candidate = Candidate(label, label, label, "file", "cpu", label, "fp32", runner, {}, "none", False)
+    result = check_candidate(reference, candidate, knobs, {k: "reference" for k in knobs}, probes or default_probes())
+    return verdict_text(result)
+
+
+def parity_of_module(module, label: str) -> str:
+    """An in-memory torch module (NCHW in, the six outputs out), checked by the parity engine."""
+    import torch
 
     def run(src, bgr):
         with torch.inference_mode():
             return module(torch.from_numpy(src), torch.from_numpy(bgr))
+    return parity_of(run, label)
 
-    runner = Runner(run, "onnx2torch", label, OUTPUTS_REFINE, "NCHW", {}, "fp32", module, any_size=True)
-    reference = Reference(str(SHIPPED))
-    knobs = dict(reference.recorded)
-    candidate = Candidate(label, label, "onnx2torch", "file", "cpu", "PyTorch (onnx2torch module)", "fp32", runner,
-                          {}, "none", False)
-    result = check_candidate(reference, candidate, knobs, {k: "reference" for k in knobs}, default_probes())
-    return verdict_text(result)
+
+def as_nchw(value) -> np.ndarray:
+    """onnx2tf leaves some outputs NCHW and turns others NHWC: channels (1 or 3) second means NCHW."""
+    value = np.asarray(value)
+    return value if value.shape[1] in (1, 3) else value.transpose(0, 3, 1, 2)
+
+
+def parity_of_onnx2tf(out: Path) -> List[str]:
+    """onnx2tf's SavedModel and float32 TFLite with each output's layout fixed by hand (`as_nchw`),
+    by the parity engine at the file's fixed size: are the numbers right, whatever the layouts?"""
+    import tensorflow as tf
+    from bgmv2.converters.formats import OUTPUTS_REFINE
+    from bgmv2.parity_tests.probes import synthetic_probe
+    height, width = (int(v) for v in STATIC.split(",")[2:])
+    probes = [synthetic_probe(height, width, 1, seed=15)]
+    verdicts = []
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    # onnx2tf's command names the SavedModel's outputs output_0 ... output_5 (in the ONNX order)
+    names = OUTPUTS_REFINE if "pha" in serve.structured_outputs else [f"output_{i}" for i in range(6)]
+
+    def saved(src, bgr):
+        got = serve(src=tf.constant(src.transpose(0, 2, 3, 1)), bgr=tf.constant(bgr.transpose(0, 2, 3, 1)))
+        return [as_nchw(got[n].numpy()) for n in names]
+    verdicts.append(f"SavedModel, layouts fixed by hand: {parity_of(saved, 'onnx2tf SavedModel', probes)}")
+    for path in sorted(out.glob("*_float32.tflite")):
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+        runner = interpreter.get_signature_runner()
+
+        def lite(src, bgr, runner=runner):
+            got = runner(src=src.transpose(0, 2, 3, 1), bgr=bgr.transpose(0, 2, 3, 1))
+            return [as_nchw(got[n]) for n in OUTPUTS_REFINE]
+        verdicts.append(f"{path.name}, layouts fixed by hand: {parity_of(lite, path.name, probes)}")
+    return verdicts
 
 
 def verdict_text(result) -> str:
@@ -162,10 +200,18 @@ def onnx2tf_row(source: Path, folder: Path, static: bool, shim: bool) -> Dict[st
     if done.returncode != 0:
         return {"result": f"fails ({seconds:.0f} s): {last_error(done.stdout + done.stderr)}{changed}", "parity": "-"}
     made = sorted(p.name for p in (folder / "out").iterdir())
-    verdicts = []
-    for candidate in [folder / "out"] + sorted((folder / "out").glob("*float32.tflite")):
-        verdicts.append(f"{candidate.name}: {parity_cli(candidate)}")
-    return {"result": f"converts ({seconds:.0f} s): {', '.join(made)}{changed}", "parity": "; ".join(verdicts)}
+    return {"result": f"converts ({seconds:.0f} s): {', '.join(made)}{changed}", "parity": onnx2tf_verdicts(folder)}
+
+
+def onnx2tf_verdicts(folder: Path) -> str:
+    """`bgmv2 parity` on what onnx2tf wrote, then the same files with their layouts fixed by hand."""
+    verdicts = [f"`bgmv2 parity --candidate {c.name}`: {parity_cli(c)}"
+                for c in [folder / "out"] + sorted((folder / "out").glob("*_float32.tflite"))]
+    try:
+        verdicts += parity_of_onnx2tf(folder / "out")
+    except Exception as error:  # noqa: BLE001 - a file the runtime refuses is a result
+        verdicts.append(f"running it: {type(error).__name__}: {str(error)[:160]}")
+    return "; ".join(verdicts)
 
 
 def write_calibration(path: Path) -> None:
@@ -178,10 +224,14 @@ def parity_cli(candidate: Path) -> str:
     """`bgmv2 parity --reference SHIPPED --candidate FILE --size 512x288` (its verdict line)."""
     bgmv2 = shutil.which("bgmv2", path=str(Path(sys.executable).parent)) or "bgmv2"
     done = subprocess.run([bgmv2, "parity", "--reference", str(SHIPPED), "--candidate", str(candidate), "--size", SIZE,
-                           "--repeat", "0", "--threads", "1"], capture_output=True, text=True, timeout=3600)
+                           "--repeat", "0", "--threads", "1", "--out", str(candidate.parent / "parity-report")],
+                          capture_output=True, text=True, timeout=3600)
     text = (done.stdout + done.stderr).strip()
-    rows = [line for line in text.splitlines() if any(k in line for k in (" ok ", "FAIL", "ERROR"))]
-    return (rows[-1] if rows else text.splitlines()[-1] if text else f"exit {done.returncode}")[:220].replace("|", "/")
+    summary = [line for line in text.splitlines() if "candidates within tolerance" in line]
+    reasons = [line.split(":", 1)[1].strip() for line in text.splitlines()
+               if line.startswith(("FAIL  ", "ERROR  ")) and ":" in line]
+    found = (summary[-1].split("->")[-1].strip() if summary else f"exit {done.returncode}")
+    return (found + (f" ({'; '.join(reasons[:3])})" if reasons else ""))[:400].replace("|", "/")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -189,6 +239,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--work", required=True, help="folder for the ONNX files (shared with deployment.py)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "third_party.json"))
     parser.add_argument("--only", choices=("onnx2torch", "onnx2tf"), help="run one converter")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the onnx2tf runs already in --work (their results.json), check them again")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -204,8 +256,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 how = ("`-ois` " + STATIC if static else "dynamic shapes") + (", TopK int() patched" if shim else "")
                 print(f"onnx2tf on {path.name}, {how} ...", file=sys.stderr, flush=True)
                 folder = work / f"onnx2tf-{opset}-{'static' if static else 'dynamic'}{'-shim' if shim else ''}"
-                results.append({"tool": f"onnx2tf ({how})", "input": given,
-                                **onnx2tf_row(path, folder, static, shim)})
+                kept = folder / "result.json"
+                if args.reuse and kept.exists():
+                    row = json.loads(kept.read_text())
+                    if (folder / "out" / "saved_model.pb").exists():
+                        row["parity"] = onnx2tf_verdicts(folder)
+                else:
+                    row = onnx2tf_row(path, folder, static, shim)
+                kept.write_text(json.dumps(row))
+                results.append({"tool": f"onnx2tf ({how})", "input": given, **row})
     found = {"stamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
              "command": "python benchmarks/third_party.py " + " ".join(argv if argv is not None else sys.argv[1:]),
              "versions": versions(), "results": results, "notes": NOTES}

@@ -78,3 +78,17 @@ def test_the_page_is_interleaved_threaded_quiet_and_eager_is_near_the_readme():
     full = next(r for r in rows if int(r[3]) == threads[-1])
     assert float(full[8]) <= 2 * 139.2, f"eager {full[8]} ms per frame"
     assert re.search(r"onnx2torch \| opset 15", text) and "onnx2tf" in text
+
+
+def test_onnx2tf_outputs_are_put_back_to_nchw_by_their_channel_axis():
+    import numpy as np
+    from benchmarks.third_party import as_nchw
+    assert as_nchw(np.zeros((1, 72, 128, 1))).shape == (1, 1, 72, 128)  # onnx2tf turned it NHWC
+    assert as_nchw(np.zeros((1, 3, 288, 512))).shape == (1, 3, 288, 512)  # left NCHW
+
+
+def test_the_page_says_what_each_api_lists_and_how_to_give_shapes():
+    text = PAGE.read_text()
+    assert "saved_model_cli show" in text and "get_signature_list()" in text and "get_output_details()" in text
+    assert "pha: batch, 1, height, width" in text and "ref_sm: batch, 1, ceil(height/4), ceil(width/4)" in text
+    assert "--input-shapes src:[1,3,720,1280] bgr:[1,3,720,1280]" in text
