@@ -32,7 +32,8 @@ def machine_lines(machine: Dict[str, object], args, busy: bool, rows) -> str:
              f"(the timing itself keeps about {args.threads} cores busy). Other processes used "
              f"{cores(machine['others_before'])} just before and {cores(machine['others_during'])} during the "
              f"{machine['seconds']:.0f} s of timing (`benchmarks/machine_load.py`: /proc/stat less this process; "
-             f"the page is refused above {args.max_others} cores)."]
+             f"the page is refused above {args.max_others} cores during the timing). The benchmark ran at "
+             f"niceness {machine.get('niceness', 0)}."]
     if busy:
         lines.append("- **Busy machine: other processes took CPU time around the timing. The ms columns are "
                      "disturbed; only the ratios to eager (same round) and the accuracy columns hold.**")
