@@ -1,24 +1,33 @@
 """Every deployment runtime x format on the shipped model: does it load, does it give PyTorch's alpha, how fast.
 
-    python benchmarks/deployment.py                      # writes docs/deployment.md
-    python benchmarks/deployment.py --size 1280x720 --runs 5 --work /tmp/deploy --out docs/deployment.md
+    python benchmarks/deployment.py --work /tmp/deploy-work     # writes docs/deployment.md when the machine is quiet
 
 Converts the shipped MobileNetV2 (`weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors`, HD preset:
 backbone_scale 0.25, 80,000 sampled pixels) with `converters.convert` (each conversion validated as
 `bgmv2 convert` does) into every format, loads each file in each runtime that runs it, and runs all of
-them on one realistic composite (`bgmv2.parity_tests.probes.synthetic_probe`: the distribution the model was
-trained on, so its alpha is a real matte). Against PyTorch eager fp32 on the same frame it reports
-max |d alpha|, the share of 8-bit alpha values that differ, the share of refined 4x4 cells that agree,
-and the median ms per frame (after one warm-up run; every runtime on the same number of threads).
+them on one realistic composite (`bgmv2.parity_tests.probes.synthetic_probe`). Against PyTorch eager
+fp32 on the same frame it reports max |d alpha|, the share of 8-bit alpha values that differ and the
+share of refined 4x4 cells that agree.
+
+Timing (`interleaved`): every row, PyTorch eager included, is timed once per round, round after
+round, so a change in load hits all rows alike; each row's median ms and its median ratio to eager
+in the same round. Every runtime gets --threads threads (PyTorch, ONNX Runtime, OpenVINO, TFLite;
+TensorFlow intra-op, inter-op 1); the rows marked 1 thread run single-threaded. The machine is
+checked before (other processes' CPU use over 5 s, load average), during (CPU used by other
+processes, `machine_load.Sampler`) and after the timing (load average); when other processes got more
+than --max-others cores during the timing the page is not written (exit 3) unless `--busy flag`, which
+writes it marked as disturbed. On a shared machine `nice -n -20` (root) keeps other jobs off the cores
+for the minute the timing takes; the page states the niceness it ran at.
 A file that fails to convert or load is a row with its error, not a crash. Files are kept in --work
-(default: a temporary folder) and reused when present.
+(default: a temporary folder) and reused when present. The third-party converter section comes from
+`benchmarks/third_party.py` (its JSON, `--third-party`).
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -32,28 +41,41 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so `python benchmarks/...` works
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHIPPED = ROOT / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
+from benchmarks.deployment_page import page  # noqa: E402
+from benchmarks.interleaved import interleaved  # noqa: E402
+from benchmarks.machine_load import Sampler, load_average, wait_for_quiet  # noqa: E402
 
-# (label, runtime, file name in --work, convert options, load options)
+SHIPPED = ROOT / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
+THIRD_PARTY = ROOT / "benchmarks" / "third_party.json"
+EAGER = None  # the file name of the eager rows: the shipped weights themselves
+
+# (runtime, format / how, file name in --work, convert options, load options, threads: None = --threads)
 ROWS = [
-    ("PyTorch", "eager fp32 (safetensors)", None, None, {}),
-    ("PyTorch", "TorchScript", "m.pt", {}, {}),
-    ("PyTorch", "torch.export program (pt2)", "m.pt2", {}, {}),
-    ("ONNX Runtime", "ONNX `static`", "m_static.onnx", {"onnx_variant": "static"}, {}),
-    ("ONNX Runtime", "ONNX `tensorrt`", "m_tensorrt.onnx", {"onnx_variant": "tensorrt"}, {}),
-    ("ONNX Runtime", "ONNX `nonzero`", "m_nonzero.onnx", {"onnx_variant": "nonzero"}, {}),
-    ("ONNX Runtime", "ONNX from SavedModel (tf2onnx, NHWC)", "m_tf2onnx.onnx", {"from": "m_savedmodel"}, {}),
-    ("OpenVINO", "ONNX `static`, f32 pinned", "m_static.onnx", {"onnx_variant": "static"}, {"runtime": "openvino"}),
-    ("OpenVINO", "IR fp32, f32 pinned", "m.xml", {}, {}),
-    ("OpenVINO", "IR fp32, bf16 asked", "m.xml", {}, {"precision": "bf16"}),
-    ("OpenVINO", "IR fp32, plugin default (unpinned; not what bgmv2 runs)", "m.xml", {}, {"unpinned": True}),
-    ("OpenVINO", "IR fp16 weights, f32 pinned", "m_fp16.xml", {"precision": "fp16"}, {}),
-    ("OpenVINO", "SavedModel, f32 pinned", "m_savedmodel", {}, {"runtime": "openvino"}),
-    ("TensorFlow", "Keras weights (tf.function)", "m.weights.h5", {}, {}),
-    ("TensorFlow", "SavedModel", "m_savedmodel", {}, {}),
-    ("TFLite", "LiteRT interpreter", "m.tflite", {}, {"interpreter": "litert"}),
-    ("TFLite", "tf.lite interpreter", "m.tflite", {}, {"interpreter": "tensorflow"}),
+    ("PyTorch", "eager fp32 (safetensors)", EAGER, None, {}, None),
+    ("PyTorch", "eager fp32 (safetensors)", EAGER, None, {}, 1),
+    ("PyTorch", "TorchScript", "m.pt", {}, {}, None),
+    ("PyTorch", "torch.export program (pt2)", "m.pt2", {}, {}, None),
+    ("ONNX Runtime", "ONNX `static`", "m_static.onnx", {"onnx_variant": "static"}, {}, None),
+    ("ONNX Runtime", "ONNX `static`", "m_static.onnx", {"onnx_variant": "static"}, {}, 1),
+    ("ONNX Runtime", "ONNX `static`, opset 15", "m_static_15.onnx", {"onnx_variant": "static", "options": {"opset": 15}},
+     {}, None),
+    ("ONNX Runtime", "ONNX `tensorrt`", "m_tensorrt.onnx", {"onnx_variant": "tensorrt"}, {}, None),
+    ("ONNX Runtime", "ONNX `nonzero`", "m_nonzero.onnx", {"onnx_variant": "nonzero"}, {}, None),
+    ("ONNX Runtime", "ONNX from SavedModel (tf2onnx, NHWC)", "m_tf2onnx.onnx", {"from": "m_savedmodel"}, {}, None),
+    ("OpenVINO", "ONNX `static`, f32 pinned", "m_static.onnx", {"onnx_variant": "static"}, {"runtime": "openvino"},
+     None),
+    ("OpenVINO", "IR fp32, f32 pinned", "m.xml", {}, {}, None),
+    ("OpenVINO", "IR fp32, f32 pinned", "m.xml", {}, {}, 1),
+    ("OpenVINO", "IR fp32, bf16 asked", "m.xml", {}, {"precision": "bf16"}, None),
+    ("OpenVINO", "IR fp32, plugin default (unpinned; not what bgmv2 runs)", "m.xml", {}, {"unpinned": True}, None),
+    ("OpenVINO", "IR fp16 weights, f32 pinned", "m_fp16.xml", {"precision": "fp16"}, {}, None),
+    ("OpenVINO", "SavedModel, f32 pinned", "m_savedmodel", {}, {"runtime": "openvino"}, None),
+    ("TensorFlow", "Keras weights (tf.function)", "m.weights.h5", {}, {}, None),
+    ("TensorFlow", "SavedModel", "m_savedmodel", {}, {}, None),
+    ("TFLite", "LiteRT interpreter", "m.tflite", {}, {"interpreter": "litert"}, None),
+    ("TFLite", "tf.lite interpreter", "m.tflite", {}, {"interpreter": "tensorflow"}, None),
 ]
+TORCH_FORMATS = (EAGER, "m.pt", "m.pt2")
 
 
 def versions() -> Dict[str, str]:
@@ -96,9 +118,9 @@ def unpinned_openvino(path: str, threads: int):
         result = request.infer({"src": src, "bgr": bgr})
         return [np.array(result[by_name[n]]) for n in OUTPUTS_REFINE]
 
-    runner = Runner(run, "openvino", path, OUTPUTS_REFINE, "NCHW", {}, "fp32", compiled, any_size=True)
-    runner.runtime = f"OpenVINO, inference precision {compiled.get_property('INFERENCE_PRECISION_HINT')}"
-    return runner
+    return Runner(run, "openvino", path, OUTPUTS_REFINE, "NCHW", {}, "fp32", compiled, any_size=True,
+                  runtime="openvino",
+                  engine=f"OpenVINO, inference precision {compiled.get_property('INFERENCE_PRECISION_HINT')}")
 
 
 def load(path: str, options: Dict[str, object], threads: int):
@@ -111,14 +133,18 @@ def load(path: str, options: Dict[str, object], threads: int):
     return converters.load(path, **options)
 
 
-def timed(runner, src, bgr, runs: int):
-    runner(src, bgr)  # warm-up (graph optimisation, allocation)
-    times, out = [], None
-    for _ in range(runs):
-        started = time.perf_counter()
-        out = runner(src, bgr)
-        times.append(time.perf_counter() - started)
-    return out, 1000 * statistics.median(times)
+def with_torch_threads(runner, threads: int):
+    """`runner` run with PyTorch's intra-op pool at `threads` (restored afterwards)."""
+    import torch
+
+    def run(src, bgr):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return runner(src, bgr)
+        finally:
+            torch.set_num_threads(before)
+    return run
 
 
 def compare(reference: Dict[str, np.ndarray], out: Dict[str, np.ndarray]) -> Dict[str, str]:
@@ -131,13 +157,58 @@ def compare(reference: Dict[str, np.ndarray], out: Dict[str, np.ndarray]) -> Dic
     return {"d": f"{d:.1e}", "share": f"{100 * share:.3f}%", "cells": f"{100 * cells:.2f}%"}
 
 
-def table(rows: List[Dict[str, str]]) -> str:
-    lines = ["| runtime | format / how | loads | max abs d alpha | 8-bit alpha values differing | refined cells agree | ms / frame |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['runtime']} | {r['what']} | {r['loads']} | {r.get('d', '-')} | {r.get('share', '-')} | "
-                     f"{r.get('cells', '-')} | {r.get('ms', '-')} |")
-    return "\n".join(lines)
+def set_tensorflow_threads(threads: int) -> None:
+    try:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except (ImportError, RuntimeError):
+        pass  # not installed, or already initialised (its own defaults then)
+
+
+def prepare_rows(args, work: Path, src, bgr, say) -> List[Dict[str, object]]:
+    """Every row built, loaded and run once (its accuracy against eager); `call` for the timing."""
+    from bgmv2 import converters
+    from bgmv2.converters.errors import first_line
+    reference = converters.load(str(SHIPPED))
+    expected = reference(src, bgr)
+    rows = []
+    for runtime, what, name, convert_options, load_options, threads in ROWS:
+        threads = threads or args.threads
+        if args.only and not any(k in f"{runtime} {what}" for k in args.only.split(",")):
+            continue
+        row = {"runtime": runtime, "what": what, "threads": threads}
+        say(f"{runtime}: {what}, {threads} thread(s)")
+        try:
+            runner = reference if name is EAGER else load(build(work, name, convert_options, say), load_options,
+                                                           threads)
+            run = with_torch_threads(runner, threads) if name in TORCH_FORMATS else runner
+            row.update(loads="yes", **compare(expected, run(src, bgr)))
+            row["call"] = lambda run=run: run(src, bgr)
+            if name is not EAGER and getattr(runner, "runtime", None):
+                row["what"] += f" ({runner.runtime})"
+        except Exception as error:  # noqa: BLE001 - a row with its error
+            row["loads"] = f"no: {first_line(error, 160)}".replace("|", "/")
+        rows.append(row)
+    return rows
+
+
+def listing(work: Path, say) -> Dict[str, Dict[str, List[str]]]:
+    """How each API lists the outputs of this run's files (`io_listing`), for the page."""
+    from benchmarks import io_listing
+    from bgmv2.converters.errors import first_line
+    found = {}
+    for title, name, how in (("ONNX (`m_static.onnx`) dims", "m_static.onnx", io_listing.onnx_dims),
+                             ("ONNX opset 15 (`m_static_15.onnx`) dims", "m_static_15.onnx", io_listing.onnx_dims),
+                             ("SavedModel (`m_savedmodel`)", "m_savedmodel", io_listing.savedmodel),
+                             ("TFLite (`m.tflite`)", "m.tflite", io_listing.tflite)):
+        if (work / name).exists():
+            try:
+                found[title] = how(str(work / name))
+            except Exception as error:  # noqa: BLE001 - a listing that fails is said, not fatal
+                found[title] = {"could not be listed": [first_line(error, 160)]}
+                say(f"listing {name}: {first_line(error, 160)}")
+    return found
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -145,85 +216,61 @@ def main(argv: Optional[List[str]] = None) -> int:
     from bgmv2.scripts.arg_types import size_type
     parser.add_argument("--size", type=size_type(4), default=(1280, 720), metavar="WIDTHxHEIGHT",
                         help="frame size, WIDTHxHEIGHT as in every command (default 1280x720)")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per row, after one warm-up (default 5)")
+    parser.add_argument("--runs", type=int, default=7, help="timed rounds (every row once per round; default 7)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every runtime")
     parser.add_argument("--work", help="folder for the converted files (kept; reused when present)")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "deployment.md"), help="the Markdown report to write")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "deployment.md"), help="the Markdown page to write")
     parser.add_argument("--only", help="comma-separated substrings: run only rows whose label contains one")
+    parser.add_argument("--max-others", type=float, default=0.25,
+                        help="cores other processes may get during the timing (default 0.25)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to this long for a quiet machine before timing (default: do not wait)")
+    parser.add_argument("--busy", choices=("refuse", "flag"), default="refuse",
+                        help="when the machine was busy: refuse to write the page (default) or write it flagged")
+    parser.add_argument("--third-party", default=str(THIRD_PARTY),
+                        help="results of benchmarks/third_party.py to include (default benchmarks/third_party.json)")
     args = parser.parse_args(argv)
     width, height = args.size
     warnings.simplefilter("ignore")
     import torch
     torch.set_num_threads(args.threads)
+    set_tensorflow_threads(args.threads)
     from bgmv2.scripts.allocator import keep_freed_memory
     keep_freed_memory()
-    from bgmv2 import converters
     from bgmv2.converters.probes import synthetic_probe
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     work = Path(args.work or tempfile.mkdtemp(prefix="bgmv2-deploy-"))
     work.mkdir(parents=True, exist_ok=True)
     probe = synthetic_probe(height, width, 1, seed=15)
-    src, bgr = probe.src, probe.bgr
-    reference, reference_ms = timed(converters.load(str(SHIPPED)), src, bgr, args.runs)
-    rows = []
-    for runtime, what, name, convert_options, load_options in ROWS:
-        if args.only and not any(k in f"{runtime} {what}" for k in args.only.split(",")):
-            continue
-        row = {"runtime": runtime, "what": what}
-        say(f"{runtime}: {what}")
-        if name is None:
-            row.update(loads="yes", ms=f"{reference_ms:.0f}", **compare(reference, reference))
-            rows.append(row)
-            continue
-        try:
-            path = build(work, name, convert_options, say)
-            runner = load(path, load_options, args.threads)
-            out, ms = timed(runner, src, bgr, args.runs)
-            row.update(loads="yes", ms=f"{ms:.0f}", **compare(reference, out))
-            if getattr(runner, "runtime", None):
-                row["what"] += f" ({runner.runtime})"
-        except Exception as error:  # noqa: BLE001 - a row with its error
-            from bgmv2.converters.errors import first_line
-            row["loads"] = f"no: {first_line(error, 160)}".replace("|", "/")
-        say(f"  -> {row}")
-        rows.append(row)
-        runner = None
-    from benchmarks.pytorch_speed import cpu_name
-    loadavg = os.getloadavg()
-    command = "python benchmarks/deployment.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"""# Deployment: every runtime x format on the shipped model
-
-Generated by `{command.strip()}` on {stamp}. Do not edit by hand; rerun the command.
-
-- Model: the shipped MobileNetV2 (`weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors`), HD preset
-  (backbone_scale 0.25, `sampling` with 80,000 pixels: 5,000 refined cells), batch 1.
-- Input: one realistic composite, {width}x{height} (WIDTHxHEIGHT; `bgmv2.parity_tests.probes.synthetic_probe`, seed 15: soft edges,
-  strands, shadow, a shifted and re-exposed background shot).
-- Reference: PyTorch eager fp32 on the same frame. "8-bit alpha values differing": share of pixels whose
-  alpha rounds to another 8-bit value. "refined cells agree": share of the 4x4-cell map `ref_sm` that is
-  equal. ms / frame: median of {args.runs} runs after one warm-up, {args.threads} threads for every runtime.
-- Machine: {cpu_name()}, {os.cpu_count()} cores, load average {loadavg[0]:.1f} / {loadavg[1]:.1f} / {loadavg[2]:.1f} at the end.
-  The machine was shared with other jobs: timings are indicative only; the accuracy columns are not
-  affected.
-- Versions: {", ".join(f"{k} {v}" for k, v in versions().items())}, Python {platform.python_version()}.
-
-{table(rows)}
-
-How each runs (`converters.load`, the runner the apps, conversions and `bgmv2 parity` use):
-- OpenVINO: the runner pins `INFERENCE_PRECISION_HINT` to f32 (the CPU plugin's default on CPUs with
-  AVX-512 BF16 or AMX is bf16); bf16 only when asked (`converters.load(path, precision="bf16")`), and
-  refused on a CPU without it. The "plugin default" row compiles the same IR without the hint, as a plain
-  `core.compile_model(path, "CPU")` does. ONNX files and SavedModels run in OpenVINO with
-  `converters.load(path, runtime="openvino")`.
-- TFLite: builtin ops only (no Flex), any frame size, inputs `src`, `bgr` NHWC; LiteRT (`ai-edge-litert`)
-  by default, `interpreter="tensorflow"` for `tf.lite.Interpreter`.
-"""
+    rows = prepare_rows(args, work, probe.src, probe.bgr, say)
+    timed = [r for r in rows if "call" in r]
+    machine = {"load_before": load_average()}
+    machine["others_before"] = wait_for_quiet(args.max_others, args.wait, say)
+    machine["load_before"] = load_average()
+    say(f"timing {len(timed)} rows x {args.runs} rounds, interleaved ...")
+    with Sampler() as sampler:
+        results = interleaved([r["call"] for r in timed], args.runs, baseline=0)
+    machine.update(load_after=load_average(), others_during=sampler.result.others, seconds=sampler.result.seconds)
+    for row, result in zip(timed, results):
+        row.update(ms=f"{result['ms']:.0f}", ratio=f"{result['ratio']:.2f}", spread=f"{100 * result['spread']:.0f}%")
+    machine["niceness"] = os.nice(0)
+    # What decides: the CPU other processes got while the rows were timed (before and after are stated).
+    busy = [v for v in (machine["others_during"],) if v is not None and v > args.max_others]
+    command = "python benchmarks/deployment.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    third_party = json.loads(Path(args.third_party).read_text()) if Path(args.third_party).exists() else None
+    text = page(rows, machine, args, command.strip(), busy=bool(busy), versions=versions(),
+                python=platform.python_version(), third_party=third_party, listing=listing(work, say),
+                stamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    print(text)
+    if busy and args.busy == "refuse":
+        say(f"not written: other processes used {max(busy):.2f} cores (limit {args.max_others}) around the timing. "
+            "Run again when the machine is quiet (--wait 600 waits for it), or pass --busy flag to write it marked.")
+        return 3
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     partial = Path(args.out).with_name(f".partial-{os.getpid()}-{Path(args.out).name}")
     partial.write_text(text)
     os.replace(partial, args.out)
-    print(text)
     return 0
 
 

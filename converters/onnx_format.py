@@ -1,12 +1,13 @@
 """ONNX: exported from PyTorch (NCHW) with a pinned exporter, run with ONNX Runtime, read back.
 
 Exporter (pinned): `torch.onnx.export(..., dynamo=True)` on a `torch.export` program of
-`bgmv2.converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18, one file (no
-external data), the exporter's optimiser on (it folds each BatchNorm into the convolution before
+`bgmv2.converters.exportable.Exportable` (the same program `.pt2` files hold), opset 18 (14-17 on
+request, for converters that lack 18: `onnx_opset`), one file (no external data), the exporter's optimiser on (it folds each BatchNorm into the convolution before
 it). Inputs `src`, `bgr` (float, NCHW) with dynamic batch, height and width (any size: the graph
 pads the frame to a multiple of 4 by repeating its edges and crops the outputs, as `bgmv2.pytorch_impl.matte`);
 outputs `pha`, `fgr`, `pha_sm`, `fgr_sm`, `err_sm`, `ref_sm` (`pha`, `fgr`, `err`, `hid` for
-MattingBase). The knobs are fixed at export; the metadata records them. Written without the
+MattingBase), their dynamic dims named from the input's (`onnx_dims`: batch, height, width,
+ceil(height/4), ...). The knobs are fixed at export; the metadata records them. Written without the
 exporter's debug metadata (stack traces, FX node text), with doc strings on the model, inputs and
 outputs, serialised deterministically (same model and versions: same bytes).
 
@@ -33,6 +34,7 @@ from . import meta as meta_mod
 from .errors import ConversionError, first_line
 from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
 from .meta import ModelSpec
+from .onnx_dims import name_dims
 from .runner import Runner
 
 NAME = "onnx"
@@ -130,30 +132,37 @@ def prepare(job) -> Dict[str, str]:
             raise ConversionError("a SavedModel's knobs are fixed: tf2onnx converts its graph as it is. Write a new "
                                   "SavedModel with the knobs first, or pass --onnx-from pytorch.")
         import tf2onnx
-        from .tf_formats import OPSET as TF_OPSET
         extra.update({"layout": "NHWC", "exporter": f"tf2onnx {tf2onnx.__version__} (SavedModel serving_default)",
-                      "opset": TF_OPSET})
+                      "opset": opset_of_job(job)})
         return extra
     # Any height and width: the graph pads to a multiple of 4 and crops, as pytorch_impl.matte.
-    extra.update({"exporter": EXPORTER, "opset": OPSET, "frame_sizes": "any"})
+    extra.update({"exporter": EXPORTER, "opset": opset_of_job(job), "frame_sizes": "any"})
     if extra["onnx_variant"] == "tensorrt":
         from .exportable import TENSORRT_TOPK_LIMIT
         extra["topk_limit"] = job.topk_limit or TENSORRT_TOPK_LIMIT
     return extra
 
 
+def opset_of_job(job) -> int:
+    """The opset asked for (`convert(..., options={"opset": N})`, `bgmv2 convert --opset N`), default 18."""
+    from .onnx_opset import check_opset
+    return check_opset(job.options.get("opset", OPSET))
+
+
 def write(spec: ModelSpec, path: str, metadata: Dict[str, str], job) -> None:
     if via_tensorflow(job):
         from .tf_formats import write_onnx_from_savedmodel
-        write_onnx_from_savedmodel(job.source, path, metadata, job.simplify)
+        write_onnx_from_savedmodel(job.source, path, metadata, job.simplify, opset_of_job(job))
         return
     variant = job.onnx_variant or DEFAULT_VARIANT
-    write_onnx(spec, path, metadata, job.precision, variant, job.simplify, job.topk_limit)
+    write_onnx(spec, path, metadata, job.precision, variant, job.simplify, job.topk_limit, opset_of_job(job))
 
 
 # -- writing --------------------------------------------------------------------------------------
 def write_onnx(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str = "fp32",
-               sampling_variant: str = DEFAULT_VARIANT, simplify: bool = False, topk_limit: Optional[int] = None) -> None:
+               sampling_variant: str = DEFAULT_VARIANT, simplify: bool = False, topk_limit: Optional[int] = None,
+               opset: int = OPSET) -> None:
+    """The exporter's opset-18 graph; with `opset` 14-17 rewritten to it (`onnx_opset.downgrade`)."""
     import torch
     onnx = require("onnx")
     require("onnxscript")
@@ -165,7 +174,10 @@ def write_onnx(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: 
         exported = torch.onnx.export(program, dynamo=True, opset_version=OPSET, input_names=["src", "bgr"],
                                      output_names=outputs, external_data=False, optimize=True, verbose=False)
     model = exported.model_proto
-    name_input_dims(model)
+    name_dims(model, spec.kind, spec.knob_values().get("backbone_scale", 0.25))
+    if opset != OPSET:
+        from .onnx_opset import downgrade
+        downgrade(model, opset)
     if simplify:
         onnxsim = require("onnxsim")
         simplified, ok = onnxsim.simplify(model)
@@ -252,14 +264,6 @@ def save_deterministic(model, path: str) -> None:
     data = model.SerializeToString(deterministic=True)
     with open(path, "wb") as f:
         f.write(data)
-
-
-def name_input_dims(model) -> None:
-    for graph_input in model.graph.input:
-        dims = graph_input.type.tensor_type.shape.dim
-        for dim, name in zip(dims, ("batch", None, "height", "width")):
-            if name and not dim.HasField("dim_value"):
-                dim.dim_param = name
 
 
 def canonical_order(model) -> None:

@@ -14,7 +14,7 @@ All take NHWC input, as TensorFlow users expect (the runners transpose NCHW prob
   `assets/bgmv2.json` (metadata: knobs, layout NHWC, `inputs` and `outputs` in contract order,
   the state-dict keys). Knobs are fixed when it is written.
 - ONNX from a SavedModel: tf2onnx (`tf_loader.from_saved_model` + the converter the tf2onnx CLI
-  uses), opset 18, NHWC, the same input and output names. Its weights are renamed and folded by
+  uses), opset 18 (or the one asked for: tf2onnx writes 14-18 itself), NHWC, the same input and output names. Its weights are renamed and folded by
   tf2onnx, so a state dict is read from the SavedModel, not from this ONNX file.
 """
 import json
@@ -284,7 +284,8 @@ def load_savedmodel(path: str, knobs: Optional[Dict[str, object]] = None, device
                   engine=engine("SavedModel serving_default"))
 
 
-def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str], simplify: bool = False) -> None:
+def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str], simplify: bool = False,
+                               opset: int = OPSET) -> None:
     """tf2onnx on the SavedModel's serving signature: NHWC ONNX with the same input and output names."""
     import tensorflow as tf
     require_tf()
@@ -299,7 +300,7 @@ def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str],
         return_tensors_to_rename=True)
     with tf.device("/cpu:0"):
         model, _ = tf2onnx_convert._convert_common(  # what `python -m tf2onnx.convert --saved-model` runs
-            graph_def, name=source, opset=OPSET, input_names=inputs, output_names=outputs,
+            graph_def, name=source, opset=opset, input_names=inputs, output_names=outputs,
             tensors_to_rename=renames, initialized_tables=tables)
     if simplify:
         onnxsim = require("onnxsim")
@@ -307,6 +308,9 @@ def write_onnx_from_savedmodel(source: str, path: str, metadata: Dict[str, str],
         if not ok:
             raise ConversionError("onnxsim could not verify the simplified model; convert without --simplify.")
     canonical_order(model)
+    from .onnx_dims import name_dims
+    kind = "refine" if metadata.get("model") == "MattingRefine" else "base"
+    name_dims(model, kind, float(metadata.get("backbone_scale", 0.25)), "NHWC")
     strip_debug_info(model)
     set_metadata(model, metadata)
     document(model, "refine" if metadata.get("model") == "MattingRefine" else "base", metadata)

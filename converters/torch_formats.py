@@ -232,20 +232,23 @@ def production_class():
         bgmv2_metadata: str
 
         def __init__(self, model, metadata: str):
-            super().__init__(model)
+            super().__init__(model, any_size=True)
             self.bgmv2_metadata = metadata
 
     return MattingRefineProductionWithMetadata
 
 
 def write_torchscript(spec: ModelSpec, path: str, metadata: Dict[str, str], precision: str) -> None:
+    """The production wrapper (MattingBase: `MattingBaseAnySize`) with `any_size` on: any frame size
+    is padded to a multiple of 4 and cropped back inside the module, as in every other format."""
     import torch
+    from bgmv2.pytorch_impl.torchscript import MattingBaseAnySize
     model = torch_model(spec, precision=precision)
     text = meta_mod.to_json(metadata)
     if spec.kind == "refine":
         scripted = torch.jit.script(production_class()(model, text).eval())
     else:
-        scripted = torch.jit.script(model.eval())
+        scripted = torch.jit.script(MattingBaseAnySize(model).eval())
     scripted.save(path, _extra_files={META_FILE: text})
 
 

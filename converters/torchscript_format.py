@@ -1,5 +1,6 @@
-"""`torchscript`: the scripted production wrapper (`torch.jit.save`), knobs settable after loading;
-the metadata is the extra file `bgmv2.json` and the module attribute `bgmv2_metadata`."""
+"""`torchscript`: the scripted production wrapper (`torch.jit.save`), knobs settable after loading,
+any frame size (padded to a multiple of 4 and cropped back inside, `any_size`); the metadata is the
+extra file `bgmv2.json` and the module attribute `bgmv2_metadata`."""
 from . import torch_formats
 
 NAME = "torchscript"
@@ -24,7 +25,8 @@ def read(path):
 def prepare(job) -> dict:
     from .formats import INPUTS, OUTPUTS_BASE, OUTPUTS_REFINE
     outputs = OUTPUTS_REFINE if job.spec.kind == "refine" else OUTPUTS_BASE
-    return {"inputs": ", ".join(INPUTS), "outputs": ", ".join(outputs)}  # forward(src, bgr) -> this tuple
+    # forward(src, bgr) -> this tuple; any frame size (padded and cropped inside: `any_size`)
+    return {"inputs": ", ".join(INPUTS), "outputs": ", ".join(outputs), "frame_sizes": "any"}
 
 
 def write(spec, path, metadata, job) -> None:

@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="exporter: pytorch (torch.onnx, NCHW) or tensorflow (tf2onnx on a SavedModel SOURCE, NHWC); "
                            "default: tensorflow for a SavedModel source, else pytorch")
     onnx.add_argument("--simplify", action="store_true", help="run onnxsim on the exported graph")
+    onnx.add_argument("--opset", type=int, choices=(14, 15, 16, 17, 18), default=None,
+                      help="ONNX opset (default 18); 14-17 for converters that lack 18, e.g. 15 for onnx2torch "
+                           "(see docs/deployment.md)")
     parser.add_argument("--probe", type=size_type(4), default=None, metavar="WIDTHxHEIGHT",
                         help="size of the validation probe, multiples of 4 (default 512x288)")
     parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                 knobs=knobs, onnx_variant=args.onnx_variant,
                 simplify=args.simplify, onnx_from=args.onnx_from, overwrite=args.overwrite,
                 size=(args.size[1], args.size[0]) if args.size else None,  # (height, width)
-                log=None if args.quiet else print, **options)
+                log=None if args.quiet else print,
+                options={"opset": args.opset} if args.opset else None, **options)
         return 0
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)

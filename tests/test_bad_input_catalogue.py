@@ -198,6 +198,7 @@ CASES = [
     (["convert", "{model}", "{model}"], ERROR, "is the source itself"),
     (CONVERT + ["--probe", "10x10"], USAGE, "--probe.*multiples of 4"),
     (CONVERT + ["--probe", "0x0"], USAGE, "--probe"),
+    (CONVERT + ["--opset", "13"], USAGE, "--opset: invalid choice: 13"),
     (CONVERT + ["--precision", "fp8"], USAGE, "--precision"),
     (CONVERT + ["--backbone-scale", "2"], USAGE, "backbone_scale"),
     (CONVERT + ["--refine-sample-pixels", "-5"], USAGE, "refine_sample_pixels"),

@@ -143,6 +143,9 @@ def test_tensorflow_path_state_dict_keras_savedmodel_onnx_and_back(work, model):
     assert [i.name for i in graph.graph.input] == ["src", "bgr"]
     assert [o.name for o in graph.graph.output] == ["pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm"]
     assert graph.graph.input[0].type.tensor_type.shape.dim[3].dim_value == 3  # NHWC
+    dims = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.graph.output]
+    assert dims[0] == ["batch", "height", "width", 1]  # named from the input's dims, not tf2onnx's unk__N
+    assert dims[5] == ["batch", "ceil(height/4)", "ceil(width/4)", 1]
     with torch.no_grad():
         reference = model(*torch_probe(2, *PROBE, seed=7))
     assert np.abs(run_probe(tf_onnx)["pha"] - reference[0].numpy()).max() < 1e-4

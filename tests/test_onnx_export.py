@@ -61,6 +61,42 @@ def test_any_frame_size_gives_the_alpha_of_matte(exported, model, height, width)
     np.testing.assert_array_equal(got[5], expected[5].numpy())  # the same cells refined
 
 
+def dims_of(values):
+    return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+
+def test_dims_are_named_from_the_input_dims(exported):
+    """batch, height, width and expressions of them (the exporter's own symbols are s28, s62, ...)."""
+    proto = onnx.load(str(exported / "m.onnx"))
+    cells = ["ceil(height/4)", "ceil(width/4)"]
+    assert dims_of(proto.graph.input) == {"src": ["batch", 3, "height", "width"], "bgr": ["batch", 3, "height", "width"]}
+    assert dims_of(proto.graph.output) == {
+        "pha": ["batch", 1, "height", "width"], "fgr": ["batch", 3, "height", "width"],
+        "pha_sm": ["batch", 1, *cells], "fgr_sm": ["batch", 3, *cells], "err_sm": ["batch", 1, *cells],
+        "ref_sm": ["batch", 1, *cells]}
+    symbols = {d.dim_param for v in proto.graph.value_info for d in v.type.tensor_type.shape.dim if d.dim_param}
+    assert not [s for s in symbols if __import__("re").search(r"\bs\d+\b", s)]
+    src, bgr = torch_probe(1, 67, 93, seed=3)
+    got = session(exported / "m.onnx").run(None, {"src": src.numpy(), "bgr": bgr.numpy()})
+    assert [list(g.shape[2:]) for g in got] == [[67, 93]] * 2 + [[17, 24]] * 4  # ceil(67/4), ceil(93/4)
+
+
+@pytest.mark.parametrize("scale, height, width", [(0.25, 67, 93), (0.125, 61, 98), (0.5, 66, 95), (1 / 3, 70, 101)])
+def test_dim_names_give_the_sizes_the_model_returns(scale, height, width):
+    """Each output's dim names, evaluated at the input size, are the shape `matte` (and so the graph,
+    which pads the same way) gives, at several backbone scales."""
+    import math
+    from bgmv2.converters.onnx_dims import output_sides
+    from bgmv2.pytorch_impl import MattingRefine as Eager
+    model = Eager("mobilenetv2", backbone_scale=scale).eval()
+    src = torch.rand(1, 3, height, width)
+    got = matte(model, src, src)
+    for name, value in zip(OUTPUTS, got):
+        sides = [eval(e, {"ceil": math.ceil, "floor": math.floor}, {"height": height, "width": width})
+                 for e in output_sides(name, "refine", scale)]
+        assert list(value.shape[2:]) == sides, name
+
+
 def float64_uses(graph):
     """Names of float64 tensors anywhere in a graph (initializers, casts, constants, declared values)."""
     found = [i.name for i in graph.initializer if i.data_type == DOUBLE]
@@ -113,3 +149,41 @@ def test_fp16_export_has_no_float64(tmp_path, exported):
     convert(exported / "m.pth", tmp_path / "h.onnx", knobs=KNOBS, precision="fp16", probe_size=(64, 96), log=None)
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "h.onnx")))
     assert float64_uses(proto.graph) == []
+
+
+# -- opsets 14-17 for converters that lack 18 (`bgmv2 convert --opset N`) -----------------------------
+@pytest.mark.parametrize("opset", [17, 15, 14])
+def test_older_opset_computes_the_same_with_only_old_operators(exported, opset):
+    from onnx import defs
+    from bgmv2.converters.onnx_opset import downgrade
+    proto = onnx.load(str(exported / "m.onnx"))
+    downgrade(proto, opset)
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", opset)]
+    onnx.checker.check_model(proto, full_check=True)
+    for node in proto.graph.node:  # every node valid as its opset-N schema, none of the ops onnx2torch lacks
+        assert defs.get_schema(node.op_type, max_inclusive_version=opset).since_version <= opset
+        assert node.op_type != "ScatterElements"
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes.get("allowzero", 0) == 0 and "antialias" not in attributes
+    src, bgr = torch_probe(2, 67, 93, seed=13)
+    feeds = {"src": src.numpy(), "bgr": bgr.numpy()}
+    older = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(older, session(exported / "m.onnx").run(None, feeds)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_opsets_are_refused_with_the_choices():
+    from bgmv2.converters import ConversionError
+    from bgmv2.converters.onnx_opset import check_opset
+    with pytest.raises(ConversionError, match="opset 13; choose one of 14, 15, 16, 17, 18"):
+        check_opset(13)
+
+
+@pytest.mark.slow
+def test_convert_with_an_older_opset_records_it(tmp_path, exported, model):
+    result = convert(exported / "m.pth", tmp_path / "o15.onnx", knobs=KNOBS, probe_size=(64, 96), log=None,
+                     options={"opset": 15})
+    assert result.metadata["opset"] == 15
+    proto = onnx.load(str(tmp_path / "o15.onnx"))
+    assert proto.opset_import[0].version == 15
+    assert {p.key: p.value for p in proto.metadata_props}["bgmv2.opset"] == "15"

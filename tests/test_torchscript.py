@@ -1,9 +1,12 @@
-"""TorchScript: scripted models equal eager ones; the production wrapper's knobs work after save/load."""
+"""TorchScript: scripted models equal eager ones; the production wrapper's knobs work after save/load;
+with `any_size` (what `bgmv2 convert` writes) odd frame sizes give `matte`'s outputs."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import realistic_weights, torch_probe
-from bgmv2.pytorch_impl import MattingBase, MattingRefine, load_torchscript, script_model
+from bgmv2.pytorch_impl import MattingBase, MattingRefine, load_torchscript, matte, save_state_dict, script_model
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +145,87 @@ def test_low_precision_error_on_cpu_is_measured(model):
     fp16 = low_precision_error_on_cpu(model, torch.float16, src, bgr, reference)
     bf16 = low_precision_error_on_cpu(model, torch.bfloat16, src, bgr, reference)
     assert 1e-4 < fp16 < bf16 < 0.2
+
+
+# -- any frame size (`any_size`: what `bgmv2 convert` writes) ------------------------------------
+@pytest.mark.parametrize("height, width", [(61, 95), (66, 98), (64, 93)])
+def test_any_size_pads_and_crops_like_matte(model, tmp_path, height, width):
+    path = tmp_path / "any.pt"
+    script_model(model, any_size=True).save(str(path))
+    loaded = load_torchscript(path)
+    src, bgr = torch_probe(2, height, width, seed=4)
+    with torch.no_grad():
+        got = loaded(src, bgr)
+    expected = matte(model, src, bgr)
+    assert got[0].shape == (2, 1, height, width) and got[1].shape == (2, 3, height, width)
+    assert_same(got, expected)
+    loaded.any_size = False  # an attribute, like the knobs: off, odd sizes are refused as upstream's files do
+    with pytest.raises(Exception, match="divisible by 4"):
+        loaded(src, bgr)
+
+
+def test_any_size_keeps_the_knobs_settable(model):
+    scripted = script_model(model, any_size=True)
+    scripted.backbone_scale, scripted.refine_mode = 0.5, "full"
+    eager = MattingRefine("mobilenetv2", backbone_scale=0.5, refine_mode="full")
+    eager.load_state_dict(model.state_dict())
+    src, bgr = torch_probe(1, 70, 101, seed=5)
+    with torch.no_grad():
+        assert_same(scripted(src, bgr), matte(eager.eval(), src, bgr))
+
+
+def test_any_size_leaves_bad_inputs_to_the_models_messages(model):
+    scripted = script_model(model, any_size=True)
+    with pytest.raises(Exception, match=r"src and bgr must have the same shape; got src \(1, 3, 62, 96\)"):
+        scripted(torch.rand(1, 3, 62, 96), torch.rand(1, 3, 62, 100))
+    with pytest.raises(Exception, match=r"src has dtype torch.uint8"):
+        scripted(torch.zeros(1, 3, 62, 96, dtype=torch.uint8), torch.zeros(1, 3, 62, 96, dtype=torch.uint8))
+
+
+def test_base_any_size_crops_every_output():
+    base = realistic_weights(MattingBase("mobilenetv2"), seed=6)
+    src, bgr = torch_probe(1, 61, 95, seed=6)
+    with torch.no_grad():
+        assert_same(script_model(base, any_size=True)(src, bgr), matte(base, src, bgr))
+
+
+def test_converted_torchscript_takes_odd_sizes(model, tmp_path):
+    """What `bgmv2 convert` writes to TorchScript: the file itself (plain torch.jit.load) pads and crops,
+    and its metadata says so, so the runner passes odd sizes to it."""
+    from bgmv2.converters import load, torchscript_format
+    from bgmv2.converters.torch_formats import spec_from_torch_state, write_torchscript
+    spec = spec_from_torch_state(model.state_dict(), "model", {}, knobs_of(model))
+    job = type("Job", (), {"spec": spec})()
+    metadata = {"model": "MattingRefine", **torchscript_format.prepare(job)}
+    assert metadata["frame_sizes"] == "any"
+    write_torchscript(spec, str(tmp_path / "m.pt"), metadata, "fp32")
+    plain = torch.jit.load(str(tmp_path / "m.pt"))
+    src, bgr = torch_probe(1, 66, 98, seed=7)
+    with torch.no_grad():
+        assert_same(plain(src, bgr), matte(model, src, bgr))
+    runner = load(str(tmp_path / "m.pt"))
+    assert torch.equal(torch.from_numpy(runner(src.numpy(), bgr.numpy())["pha"]), matte(model, src, bgr)[0])
+
+
+def knobs_of(model):
+    return {"backbone_scale": model.backbone_scale, "refine_mode": model.refiner.mode,
+            "refine_sample_pixels": model.refiner.sample_pixels, "refine_threshold": model.refiner.threshold,
+            "refine_prevent_oversampling": model.refiner.prevent_oversampling}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width, height", [(1279, 719), (513, 289)])
+def test_shipped_model_torchscript_at_odd_sizes_equals_matte(tmp_path_factory, width, height):
+    """The issue's sizes, on the shipped model: TorchScript from `convert` gives `matte`'s six outputs."""
+    from bgmv2 import converters
+    from bgmv2.converters.torch_formats import torch_model
+    from bgmv2.parity_tests.probes import synthetic_probe
+    shipped = str(Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
+    path = tmp_path_factory.mktemp("shipped_ts") / "m.pt"
+    converters.convert(shipped, path, log=None)
+    probe = synthetic_probe(height + (-height % 4), width + (-width % 4), 1, seed=15)
+    src, bgr = (torch.from_numpy(x[:, :, :height, :width].copy()) for x in (probe.src, probe.bgr))
+    with torch.no_grad():
+        got = torch.jit.load(str(path))(src, bgr)
+    assert got[0].shape == (1, 1, height, width)
+    assert_same(got, matte(torch_model(converters.read(shipped)).eval(), src, bgr))
