@@ -186,7 +186,7 @@ def prepare_rows(args, work: Path, src, bgr, say) -> List[Dict[str, object]]:
             row.update(loads="yes", **compare(expected, run(src, bgr)))
             row["call"] = lambda run=run: run(src, bgr)
             if name is not EAGER and getattr(runner, "runtime", None):
-                row["what"] += f" ({runner.runtime})"
+                row["what"] += f" ({runner.engine})"
         except Exception as error:  # noqa: BLE001 - a row with its error
             row["loads"] = f"no: {first_line(error, 160)}".replace("|", "/")
         rows.append(row)
