@@ -20,14 +20,15 @@ class Inferred:
     found: List[str] = field(default_factory=list)  # what was read, in words
 
 
-def constants(graph) -> Dict[str, np.ndarray]:
+def constants(graph, base_dir: str = "") -> Dict[str, np.ndarray]:
+    """Small constants (initializers and Constant nodes) by name; external data read from `base_dir`."""
     from onnx import numpy_helper
-    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer if int(np.prod(t.dims)) <= 16}
+    found = {t.name: numpy_helper.to_array(t, base_dir) for t in graph.initializer if int(np.prod(t.dims)) <= 16}
     for node in graph.node:
         if node.op_type == "Constant":
             for attribute in node.attribute:
                 if attribute.name == "value" and int(np.prod(attribute.t.dims)) <= 16:
-                    found[node.output[0]] = numpy_helper.to_array(attribute.t)
+                    found[node.output[0]] = numpy_helper.to_array(attribute.t, base_dir)
     return found
 
 
@@ -69,9 +70,10 @@ def backbone_scale(graph, values) -> Optional[float]:
 
 def onnx_knobs(path: str) -> Inferred:
     """What an ONNX file fixes, read from its graph (empty when nothing recognisable is found)."""
+    import os
     import onnx
     graph = onnx.load(path, load_external_data=False).graph
-    values = constants(graph)
+    values = constants(graph, os.path.dirname(os.path.abspath(path)))
     found = Inferred()
     ks = [scalar(values, node.input[1]) for node in graph.node if node.op_type == "TopK" and len(node.input) > 1]
     ks = [int(k) for k in ks if k is not None]
