@@ -39,6 +39,25 @@ def scalar(values: Dict[str, np.ndarray], name: str) -> Optional[float]:
     return float(value.reshape(-1)[0])
 
 
+def top_k(name: str, values, producers) -> Tuple[Optional[int], bool]:
+    """(k, fixed) of a TopK's k input: a constant (`fixed`: pictures need k cells), or min(cells, constant)
+    through Reshape / Cast / Unsqueeze / Squeeze, as `torch.export` graphs compute it; (None, False)."""
+    for _ in range(6):
+        value = scalar(values, name)
+        if value is not None:
+            return int(value), True
+        node = producers.get(name)
+        if node is None:
+            return None, False
+        if node.op_type == "Min":
+            constant = [scalar(values, operand) for operand in node.input if scalar(values, operand) is not None]
+            return (int(constant[0]), False) if len(constant) == 1 else (None, False)
+        if node.op_type not in ("Reshape", "Cast", "Unsqueeze", "Squeeze", "Identity"):
+            return None, False
+        name = node.input[0]
+    return None, False
+
+
 def backbone_scale(graph, values) -> Optional[float]:
     """The factor src's size is multiplied by before its first Resize (or that Resize's scales)."""
     producers = {out: node for node in graph.node for out in node.output}
@@ -75,17 +94,21 @@ def onnx_knobs(path: str) -> Inferred:
     graph = onnx.load(path, load_external_data=False).graph
     values = constants(graph, os.path.dirname(os.path.abspath(path)))
     found = Inferred()
-    ks = [scalar(values, node.input[1]) for node in graph.node if node.op_type == "TopK" and len(node.input) > 1]
-    ks = [int(k) for k in ks if k is not None]
+    producers = {out: node for node in graph.node for out in node.output}
+    tops = [top_k(node.input[1], values, producers) for node in graph.node if node.op_type == "TopK"
+            and len(node.input) > 1]
+    ks = sorted({k for k, _ in tops if k is not None})
     greater = [scalar(values, node.input[1]) for node in graph.node if node.op_type == "Greater" and len(node.input) > 1]
     greater = [g for g in greater if g is not None]
     if len(ks) == 1:
         k = ks[0]
+        fixed = all(f for k_, f in tops if k_ == k)
         found.knobs.update(refine_mode="sampling", refine_sample_pixels=16 * k,
                            refine_prevent_oversampling=any(g == 0.0 for g in greater))
-        found.min_cells = k
-        found.found.append(f"TopK k = {k:,} (refine_mode sampling, refine_sample_pixels {16 * k:,}; pictures need "
-                           f"at least {k:,} cells of 4x4 pixels)")
+        found.min_cells = k if fixed else 0
+        found.found.append(f"TopK k = {k:,} (refine_mode sampling, refine_sample_pixels {16 * k:,}"
+                           + (f"; pictures need at least {k:,} cells of 4x4 pixels)" if fixed else
+                              "; k = min(cells, that) on smaller pictures)"))
         found.found.append("Greater(err, 0) present: prevent_oversampling on" if found.knobs["refine_prevent_oversampling"]
                            else "no Greater(err, 0): prevent_oversampling off")
     elif not ks:
