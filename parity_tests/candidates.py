@@ -203,7 +203,9 @@ class Reference:
         float64), optionally with its weights rounded to `weights` (fp16 / bf16) first; cached per probe."""
         key = (tuple(sorted(knobs.items())), id(probe), precision, weights)
         if key not in self.outputs:  # the probe is kept with its outputs, so its id is not reused meanwhile
-            self.outputs[key] = (probe, self.model_as(knobs, precision, weights)(probe.src, probe.bgr))
+            from .reference_cache import cached_run  # and kept on disk across runs
+            self.outputs[key] = (probe, cached_run(self.spec, knobs, probe, precision, weights,
+                                                   lambda: self.model_as(knobs, precision, weights)(probe.src, probe.bgr)))
         return self.outputs[key][1]
 
     def model_as(self, knobs: Dict[str, object], precision: str, weights: Optional[str] = None):
@@ -450,11 +452,13 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
                                        "candidate " + recorded_from if recorded_from != "none" else "candidate")
         refine = reference.spec.kind == "refine"
         at_load = fmt in KNOBS_AT_LOAD or run_as != "file"
-        options = {"providers": onnx_providers(device), "threads": threads} if fmt == "onnx" else {}
+        options = {"providers": onnx_providers(device), "threads": threads} if fmt == "onnx" else \
+            {"threads": threads} if fmt in ("openvino", "tflite") else {}
         if run_as == "file":
             runner = converters.load(path, fmt, knobs=knobs if at_load and refine else None, **options)
         elif run_as.startswith("openvino"):
-            runner = converters.load(path, fmt, runtime="openvino", precision="bf16" if run_as.endswith("bf16") else None)
+            runner = converters.load(path, fmt, runtime="openvino", precision="bf16" if run_as.endswith("bf16") else None,
+                                     threads=threads)
         elif run_as.startswith("keras"):
             runner = keras_runner(path, knobs if refine else {}, run_as)
         else:
