@@ -322,6 +322,8 @@ def slow_set() -> List[Planted]:
         Planted("batchnorm-eps-keras", "convention", variant_plant("batchnorm-eps-1e-3")),
         Planted("relu6-as-relu", "convention", variant_plant("relu6-as-relu")),
         Planted("kernels-flipped", "layout", variant_plant("kernels-flipped")),
+        Planted("kernels-transposed", "layout", variant_plant("kernels-transposed")),
+        Planted("refiner-crop-shift-full", "stage", variant_plant("crop-shift-0--1-full")),
         Planted("residual-dropped", "stage", variant_plant("no-residual-backbone.features.5")),
         Planted("refiner-crop-shift", "stage", variant_plant("crop-shift-1-0")),
         Planted("fp16-compute", "weights-precision", fp16_compute),

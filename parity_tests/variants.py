@@ -327,9 +327,13 @@ def shifted_crops(dy: int, dx: int, sizes=(2, 4)):
 
 
 def crop_variants() -> List[Variant]:
+    """Every crop of the refiner one pixel off, then the half-resolution or full-resolution ones alone."""
     found = []
-    for dy, dx, words in ((1, 0, "one pixel down"), (-1, 0, "one pixel up"), (0, 1, "one pixel right"),
-                          (0, -1, "one pixel left")):
-        found.append(Variant("stage", f"crop-shift-{dy}-{dx}", f"refiner: its patches are cut {words} of where they "
-                             "belong; the reference with that crop matches it", shifted_crops(dy, dx), "refiner"))
+    for sizes, which, suffix in (((2, 4), "its patches are", ""), ((2,), "its half-resolution patches are", "-half"),
+                                 ((4,), "its full-resolution patches are", "-full")):
+        for dy, dx, words in ((1, 0, "one pixel down"), (-1, 0, "one pixel up"), (0, 1, "one pixel right"),
+                              (0, -1, "one pixel left")):
+            found.append(Variant("stage", f"crop-shift-{dy}-{dx}{suffix}", f"refiner: {which} cut {words} of where "
+                                 "they belong; the reference with that crop matches it", shifted_crops(dy, dx, sizes),
+                                 "refiner"))
     return found
