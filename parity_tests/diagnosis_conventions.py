@@ -5,9 +5,9 @@ network's when its outputs are off, the refiner's when only alpha and foreground
 """
 from typing import Dict, List, Optional
 
-from .diagnosis_core import diagnosis, matches, safely
-from .variants import (Variant, convention_variants, crop_variants, first_image_conv, resize_variants,
-                       residual_variants, run_variant, variant_model, weight_variants)
+from .diagnosis_core import diagnosis, matches_each, safely
+from .variants import (Variant, call, convention_variants, crop_variants, first_image_conv, resize_variants,
+                       residual_variants, variant_model, weight_variants)
 
 
 def variants_for(reference, knobs, stage: str) -> List[Variant]:
@@ -22,11 +22,13 @@ def variants_for(reference, knobs, stage: str) -> List[Variant]:
 
 def conventions_step(reference, knobs, probes, got, limits, stage: str) -> Optional[Dict[str, str]]:
     """The first variant that matches the candidate, as a diagnosis, or None."""
-    layer = None
+    names = reference.runner(knobs).outputs
     for variant in variants_for(reference, knobs, stage):
-        other = safely(run_variant, reference, knobs, probes, variant)
-        if other is not None and safely(matches, other, got, knobs, limits):
-            if layer is None:
-                layer = first_image_conv(variant_model(reference.spec, knobs)[0])[0]
+        made = safely(variant_model, reference.spec, knobs, variant)
+        if made is None:
+            continue
+        model, context = made
+        if matches_each(lambda probe: call(model, context, probe.src, probe.bgr, names), probes, got, knobs, limits):
+            layer = first_image_conv(variant_model(reference.spec, knobs)[0])[0]
             return diagnosis(variant.code, variant.detail.format(layer=layer))
     return None

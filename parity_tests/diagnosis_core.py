@@ -31,6 +31,33 @@ def matches(reference_out, candidate_out, knobs, limits) -> bool:
     return not limits.violations(metrics)
 
 
+def clearly_off(reference_out: Dict[str, np.ndarray], candidate_out: Dict[str, np.ndarray], knobs, limits) -> bool:
+    """True when one probe alone already breaks a max limit (the max over all probes can only be larger):
+    an alternative rejected after its first probe, not all of them."""
+    from .tolerances import candidate_stats
+    metrics = ParityMetrics()
+    metrics.add(reference_out, candidate_out, knobs, limits.band)
+    if metrics.shape_mismatch:
+        return True
+    for name, (max_limit, _) in limits.per_output.items():
+        stats = candidate_stats(metrics, name)
+        if stats is not None and not stats.max_abs <= max_limit:
+            return True
+    return False
+
+
+def matches_each(run: Callable, probes, got: List[Dict[str, np.ndarray]], knobs, limits) -> Optional[list]:
+    """`run(probe)` for each probe, stopping at the first that is `clearly_off` from `got`; the outputs
+    when every probe ran and they all `match`, else None."""
+    found = []
+    for probe, have in zip(probes, got):
+        out = safely(run, probe)
+        if out is None or safely(clearly_off, out, have, knobs, limits) is not False:
+            return None
+        found.append(out)
+    return found if safely(matches, found, got, knobs, limits) else None
+
+
 def mean_distance(a: List[Dict[str, np.ndarray]], b: List[Dict[str, np.ndarray]], name: str) -> Optional[float]:
     pairs = [(x[name], y[name]) for x, y in zip(a, b) if name in x and name in y and np.shape(x[name]) == np.shape(y[name])]
     if not pairs:

@@ -81,8 +81,8 @@ def layer_step(reference, candidate, knobs, probes, got, limits) -> Optional[Dic
         return None
     import torch
     from .diagnosis_precision import folded_model, run_model
-    from bgmv2.converters.torch_formats import torch_model
-    plain = torch_model(reference.spec, knobs if reference.spec.kind == "refine" else None).eval()
+    from .variants import base_model
+    plain = base_model(reference.spec, knobs)
     candidates = [plain]
     folded_names = any(key.endswith("running_var") and np.allclose(v, 1 - 1e-5) for key, v in theirs.items())
     if folded_names:

@@ -121,16 +121,27 @@ def folded_model(spec, knobs):
     import torch
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_eval
-    from bgmv2.converters.onnx_format import conv_bn_pairs
-    from bgmv2.converters.torch_formats import torch_model
-    model = torch_model(spec, knobs if spec.kind == "refine" else None).eval()
-    pairs = conv_bn_pairs(spec.backbone, spec.kind, spec.refine_kernel_size)
+    from .variants import base_model
+    model = base_model(spec, knobs)
+    pairs = bn_pairs(spec.backbone, spec.kind, spec.refine_kernel_size)
     with torch.no_grad():
         for bn_name, conv_name in pairs.items():
             conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
             set_module(model, conv_name, fuse_conv_bn_eval(conv, bn))
             set_module(model, bn_name, nn.Identity())
     return model
+
+
+PAIRS: Dict[tuple, Dict[str, str]] = {}
+
+
+def bn_pairs(backbone: str, kind: str, kernel_size) -> Dict[str, str]:
+    """BatchNorm -> the convolution before it (`converters.onnx_format.conv_bn_pairs`, found once)."""
+    from bgmv2.converters.onnx_format import conv_bn_pairs
+    key = (backbone, kind, kernel_size)
+    if key not in PAIRS:
+        PAIRS[key] = conv_bn_pairs(backbone, kind, kernel_size)
+    return PAIRS[key]
 
 
 def set_module(model, name: str, module) -> None:

@@ -27,10 +27,25 @@ class Variant:
 
 
 # -- running ------------------------------------------------------------------------------------------
+BUILT: Dict[tuple, object] = {}  # (spec id, knobs) -> the reference model, copied for each variant
+
+
+def base_model(spec, knobs: Dict[str, object]):
+    """A fresh eval-mode copy of the reference model (built once per spec and knobs: building one takes
+    longer than running it on small probes)."""
+    import copy
+    from bgmv2.converters.torch_formats import torch_model
+    key = (id(spec), tuple(sorted(knobs.items())))
+    if key not in BUILT or BUILT[key][0] is not spec:
+        if len(BUILT) > 8:
+            BUILT.clear()
+        BUILT[key] = (spec, torch_model(spec, knobs if spec.kind == "refine" else None).eval())
+    return copy.deepcopy(BUILT[key][1])
+
+
 def variant_model(spec, knobs: Dict[str, object], variant: Optional[Variant] = None):
     """A fresh eval-mode reference model with `variant` applied: (model, context manager)."""
-    from bgmv2.converters.torch_formats import torch_model
-    model = torch_model(spec, knobs if spec.kind == "refine" else None).eval()
+    model = base_model(spec, knobs)
     context = variant.edit(model) if variant is not None else None
     return model, context or contextlib.nullcontext()
 
