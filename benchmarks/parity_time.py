@@ -1,6 +1,6 @@
 """How long `bgmv2 parity` takes for one file, quiet and beside a CPU-heavy neighbour.
 
-    python benchmarks/parity_time.py --candidate m.onnx                 # quiet, then with a neighbour
+    python benchmarks/parity_time.py --candidate m.onnx                 # alone, then beside a neighbour
     python benchmarks/parity_time.py --candidate m.onnx --runs 3 --cores 0,1
 
 Each run is the whole command (`bgmv2 parity --reference SHIPPED --candidate FILE`, defaults:
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     first = one_run(command, args.cores)
     print(f"first run (fills the cache): {first['seconds']:.1f} s, load average {first['load_before']:.1f} -> "
           f"{first['load_after']:.1f}")
-    for label, neighbour in (("quiet", False), ("beside a CPU-heavy neighbour (2 threads)", True)):
+    for label, neighbour in (("without a neighbour", False), ("beside a CPU-heavy neighbour (2 threads)", True)):
         if neighbour and args.quiet_only:
             continue
         found = measure(command, args.runs, args.cores, neighbour)

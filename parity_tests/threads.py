@@ -16,6 +16,13 @@ def load_average() -> Optional[float]:
         return None
 
 
+def busy(cores: Optional[int] = None, load: Optional[float] = None) -> bool:
+    """Whether other work already uses 3/4 of the cores (load average)."""
+    cores = cores or os.cpu_count() or 1
+    load = load_average() if load is None else load
+    return load is not None and load >= BUSY_SHARE * cores
+
+
 def choose(requested: Optional[int] = None, cores: Optional[int] = None,
            load: Optional[float] = None) -> Tuple[Optional[int], str]:
     """(threads for every runtime, None for their defaults; the reason, in words)."""
@@ -26,7 +33,7 @@ def choose(requested: Optional[int] = None, cores: Optional[int] = None,
     seen = f"{cores} cores, load average {load:.1f}" if load is not None else f"{cores} cores"
     if cores <= 2:
         return 1, f"1 ({seen}: more threads only contend)"
-    if load is not None and load >= BUSY_SHARE * cores:
+    if busy(cores, load):
         return 1, f"1 ({seen}: busy, more threads only contend)"
     return None, f"the runtimes' defaults ({seen})"
 

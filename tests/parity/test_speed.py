@@ -73,3 +73,18 @@ def test_the_oldest_entries_go_past_the_limit(cache_home):
         os.utime(cache_home / f"e{index}.npz", (index, index))
     reference_cache.prune(cache_home, limit=2 * (cache_home / "e0.npz").stat().st_size)
     assert sorted(p.name for p in cache_home.glob("*.npz")) == ["e2.npz", "e3.npz"]
+
+
+def test_a_busy_machine_gets_one_thread_and_one_timed_run(tmp_path, monkeypatch, capsys):
+    import json
+    from bgmv2.parity_tests import threads
+    from bgmv2.scripts.cli import main
+    monkeypatch.setattr(threads, "load_average", lambda: 100.0)
+    out = str(tmp_path / "report")
+    code = main(["parity", "--reference", SHIPPED, "--candidate", SHIPPED, "--size", "64x64", "--out", out])
+    printed = capsys.readouterr().out
+    with open(f"{out}/parity.json") as f:
+        report = json.load(f)
+    assert code == 0 and report["cases"][0]["timing"]["repeats"] == 1, printed
+    assert "threads per runtime: 1 (" in printed and "busy" in printed and "1 timed run per file" in printed
+    assert "load average 100.0" in report["environment"]["threads"]
