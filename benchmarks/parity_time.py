@@ -9,10 +9,12 @@ the parity cache (`$BGMV2_HOME/parity`, see `parity_tests/reference_cache.py`) a
 apart; the others are what a user sees from then on. "beside a neighbour": a second process keeping
 two threads busy with float32 matrix products the whole time, as a training or export job would.
 `--cores` pins both (Linux `taskset`) to those cores, so a bigger machine measures as a small one.
-The load average is read before and after every run.
+The load average is read before and after every run, and the CPU time the command used (user +
+system): on an otherwise idle machine with one thread per runtime, about its wall time.
 """
 import argparse
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -36,14 +38,19 @@ def pinned(command, cores):
     return ["taskset", "-c", cores, *command] if cores else command
 
 
+def cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def one_run(command, cores) -> dict:
     before = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     done = subprocess.run(pinned(command, cores), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     if done.returncode not in (0, 1):
         raise SystemExit(f"the parity command failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return {"seconds": seconds, "load_before": before, "load_after": os.getloadavg()[0]}
+    return {"seconds": seconds, "cpu": cpu, "load_before": before, "load_after": os.getloadavg()[0]}
 
 
 def measure(command, runs, cores, neighbour: bool) -> list:
@@ -74,16 +81,17 @@ def main(argv=None) -> int:
     print("command: " + " ".join(shlex.quote(c) for c in command) + (f" (pinned to cores {args.cores})" if args.cores
                                                                        else ""))
     first = one_run(command, args.cores)
-    print(f"first run (fills the cache): {first['seconds']:.1f} s, load average {first['load_before']:.1f} -> "
-          f"{first['load_after']:.1f}")
+    print(f"first run (fills the cache): {first['seconds']:.1f} s ({first['cpu']:.1f} s of CPU), load average "
+          f"{first['load_before']:.1f} -> {first['load_after']:.1f}")
     for label, neighbour in (("without a neighbour", False), ("beside a CPU-heavy neighbour (2 threads)", True)):
         if neighbour and args.quiet_only:
             continue
         found = measure(command, args.runs, args.cores, neighbour)
         times = ", ".join(f"{r['seconds']:.1f}" for r in found)
         loads = ", ".join(f"{r['load_before']:.1f}->{r['load_after']:.1f}" for r in found)
-        print(f"{label}: median {statistics.median(r['seconds'] for r in found):.1f} s per file (runs: {times} s; "
-              f"load average before->after: {loads}; {os.cpu_count()} cores visible)")
+        cpu = statistics.median(r["cpu"] for r in found)
+        print(f"{label}: median {statistics.median(r['seconds'] for r in found):.1f} s per file, {cpu:.1f} s of CPU "
+              f"(runs: {times} s; load average before->after: {loads}; {os.cpu_count()} cores visible)")
     return 0
 
 
