@@ -110,7 +110,8 @@ def main(argv=None) -> int:
                 core.compile_model(source, "CPU")
             out = run(compiled, probe.src, probe.bgr)
             d = np.abs(out["pha"] - pinned["pha"])
-            share = float((np.round(np.clip(out["pha"], 0, 1) * 255) != np.round(np.clip(pinned["pha"], 0, 1) * 255)).mean())
+            levels = [np.round(np.clip(o["pha"], 0, 1) * 255) for o in (out, pinned)]
+            share = float((levels[0] != levels[1]).mean())
             used = str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").replace("'>", "")
             print(f"| {label} | {used} | {d.max():.2g} | {share:.2%} | {bf16_layers(compiled)} |")
     return 0

@@ -40,7 +40,8 @@ def parse(path: str):
         return onnx.load(path, load_external_data=False)
     except Exception as error:  # noqa: BLE001 - untrusted file: only our error leaves
         raise ConversionError(f"{path} looks like ONNX but cannot be parsed ({first_line(error)}); it is probably "
-                              "truncated or corrupt: fetch it again, or export it again with `bgmv2 convert`.") from None
+                              "truncated or corrupt: fetch it again, or export it again with `bgmv2 convert`."
+                              ) from None
 
 
 def all_tensors(model) -> Iterator:

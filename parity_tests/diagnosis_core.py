@@ -59,7 +59,8 @@ def matches_each(run: Callable, probes, got: List[Dict[str, np.ndarray]], knobs,
 
 
 def mean_distance(a: List[Dict[str, np.ndarray]], b: List[Dict[str, np.ndarray]], name: str) -> Optional[float]:
-    pairs = [(x[name], y[name]) for x, y in zip(a, b) if name in x and name in y and np.shape(x[name]) == np.shape(y[name])]
+    pairs = [(x[name], y[name]) for x, y in zip(a, b)
+             if name in x and name in y and np.shape(x[name]) == np.shape(y[name])]
     if not pairs:
         return None
     total = sum(float(np.abs(np.asarray(x, np.float64) - y).sum()) for x, y in pairs)

@@ -24,8 +24,8 @@ def candidate_state(candidate) -> Optional[Dict[str, np.ndarray]]:
     if candidate.format in ("onnx", "pth", "safetensors", "torchscript", "pt2", "keras"):
         from bgmv2 import converters
         try:
-            return {k: np.asarray(v, np.float32) for k, v in converters.read(candidate.path, candidate.format).state.items()
-                    if np.issubdtype(np.asarray(v).dtype, np.floating)}
+            state = converters.read(candidate.path, candidate.format).state
+            return {k: np.asarray(v, np.float32) for k, v in state.items() if np.issubdtype(np.asarray(v).dtype, np.floating)}
         except Exception:  # noqa: BLE001 - not our layout: no layer comparison
             return None
     return None

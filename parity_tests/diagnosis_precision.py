@@ -65,7 +65,8 @@ def onnx_evidence(path: str) -> Evidence:
     for tensor in graph.initializer:
         if len(tensor.dims) >= 1 and tensor.data_type in ONNX_TYPES:
             types[ONNX_TYPES[tensor.data_type]] = types.get(ONNX_TYPES[tensor.data_type], 0) + 1
-    casts = {ONNX_TYPES.get(a.i) for node in graph.node if node.op_type == "Cast" for a in node.attribute if a.name == "to"}
+    casts = {ONNX_TYPES.get(a.i) for node in graph.node if node.op_type == "Cast"
+             for a in node.attribute if a.name == "to"}
     for kind in ("fp16", "bf16"):
         if types.get(kind):
             computed = kind in casts or graph.input[0].type.tensor_type.elem_type == {"fp16": 10, "bf16": 16}[kind]
@@ -216,7 +217,8 @@ def precision_step(reference, candidate, knobs, probes, expected, got, limits) -
         other = folded_alternative(reference, knobs, probes, int8_dynamic)
         factor = other is not None and closer(other, got, expected)
         if factor:
-            near = "matches it" if factor == float("inf") else f"comes {factor:.0f}x closer to it than the fp32 reference"
+            near = ("matches it" if factor == float("inf") else
+                    f"comes {factor:.0f}x closer to it than the fp32 reference")
             return diagnosis("weights-precision", f"int8 dynamic quantisation{said}: the reference with int8 "
                                                   f"weights and activations at every convolution {near}. Run the fp32 "
                                                   "file, or accept int8's error knowingly")

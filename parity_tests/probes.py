@@ -62,7 +62,8 @@ def synthetic_probe(height: int, width: int, batch: int = 1, seed: int = 0, buil
         photos = metadata.version("scikit-image")  # its sample photographs are the textures
     except metadata.PackageNotFoundError:
         photos = "none"
-    entry = hashlib.sha256(f"probe|{height}|{width}|{batch}|{seed}|{source_hash(synthetic)}|{photos}".encode()).hexdigest()
+    text = f"probe|{height}|{width}|{batch}|{seed}|{source_hash(synthetic)}|{photos}"
+    entry = hashlib.sha256(text.encode()).hexdigest()
     found = cached(entry, make)  # built once, then read back (the photographs take seconds to decode)
     return Probe(f"synthetic {height}x{width} seed {seed}", found["src"], found["bgr"], builtin, seed)
 

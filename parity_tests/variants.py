@@ -184,9 +184,10 @@ def resize_variants(stage: str = "any") -> List[Variant]:
         found.append(Variant("convention", f"resize-{how}", f"resize convention: its bilinear resizes use {words}; "
                              "the reference resizing that way matches it", patched_functions(RESIZE_MODULES, how)))
     for how, words in RESIZES.items():
-        found.append(Variant("convention", f"resize-{how}-pictures", f"resize convention in the resizes of the pictures "
-                             f"(src and bgr, to backbone_scale and to half size): {words}; the reference resizing them "
-                             "that way matches it", patched_functions(("model", "refiner"), how, True)))
+        found.append(Variant("convention", f"resize-{how}-pictures",
+                             "resize convention in the resizes of the pictures (src and bgr, to backbone_scale and to "
+                             f"half size): {words}; the reference resizing them that way matches it",
+                             patched_functions(("model", "refiner"), how, True)))
     for how, words in RESIZES.items():
         for module in RESIZE_MODULES:
             if how.startswith("antialias") and module in ("aspp", "decoder"):

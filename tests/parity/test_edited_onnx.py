@@ -53,7 +53,8 @@ SLOW = [
 ]
 
 
-@pytest.mark.parametrize("name, edit, code, words", FAST + [pytest.param(*case, marks=pytest.mark.slow) for case in SLOW],
+@pytest.mark.parametrize("name, edit, code, words",
+                         FAST + [pytest.param(*case, marks=pytest.mark.slow) for case in SLOW],
                          ids=[case[0] for case in FAST + SLOW])
 def test_edited_file_fails_with_its_cause(exported, tmp_path, name, edit, code, words):
     found = check(edits.write_edited(exported, tmp_path / f"{name}.onnx", edit))
@@ -63,7 +64,8 @@ def test_edited_file_fails_with_its_cause(exported, tmp_path, name, edit, code, 
 
 def test_int8_dynamic_quantisation_is_named(exported, tmp_path):
     found = check(edits.int8_dynamic(exported, tmp_path / "int8.onnx"))
-    assert found["code"] == "weights-precision" and "int8" in found["detail"] and "ConvInteger" in found["detail"], found
+    assert found["code"] == "weights-precision", found
+    assert "int8" in found["detail"] and "ConvInteger" in found["detail"], found
 
 
 def test_fp16_with_fp32_io_is_named(exported, tmp_path):
