@@ -34,8 +34,9 @@ def batch_step(candidate, knobs, probes, expected: List[Dict[str, np.ndarray]], 
     items = "; ".join(f"item {index + 1} of {probe.batch} ({probe.describe()})" for probe, index in failing)
     if passing:
         fine = ", ".join(f"item {index + 1}" for _, index in passing)
+        verb = "matches" if len(passing) == 1 else "match"
         return diagnosis("batch", f"batch-dependent: only batch {items} differs, and run alone it matches ({fine} "
-                                  "match in the batch). The file mixes up the items of a batch (e.g. the refiner crops "
+                                  f"{verb} in the batch). The file mixes up the items of a batch (e.g. the refiner crops "
                                   "its patches from item 1): run it at batch 1, or export it again with the batch "
                                   "index kept")
     return diagnosis("batch", f"batch-dependent: every item differs in its batch ({items}), and each matches run "

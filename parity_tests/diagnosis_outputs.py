@@ -85,8 +85,8 @@ def outputs_step(expected, got, knobs, limits) -> Optional[Dict[str, str]]:
     if unclamped:
         clamped = [{k: np.clip(v, 0, 1) if k in unclamped else v for k, v in o.items()} for o in got]
         if safely(matches, expected, clamped, knobs, limits):
-            return diagnosis("convention", f"clamp missing: its {', '.join(unclamped)} leave [0, 1] (the model clamps "
-                                           "them); clamped to [0, 1], it matches")
+            return diagnosis("convention", f"clamp missing: its output(s) {', '.join(unclamped)} leave [0, 1] (the "
+                                           "model clamps them); clamped to [0, 1], it matches")
     if any(float(np.nanmax(o["pha"])) > 2 for o in got if "pha" in o):
         scaled = [{k: v / 255 if k in ("pha", "fgr", "pha_sm", "fgr_sm") else v for k, v in o.items()} for o in got]
         if safely(matches, expected, scaled, knobs, limits):
