@@ -4,7 +4,7 @@
     python benchmarks/browser_speed.py --model m.onnx --rounds 3 --out /tmp/browser.md
 
 One ONNX file (the shipped MobileNetV2, HD preset, `static` sampling variant, as `bgmv2 convert` writes
-it) runs at 640x360 and 1280x720 on one realistic composite (`bgmv2.converters.probe.probe_pair`) in:
+it) runs at 640x360 and 1280x720 on one realistic composite (`bgmv2.converters.probes.synthetic_probe`) in:
 ONNX Runtime in Python (CPUExecutionProvider, 1 thread and all threads) and onnxruntime-web in headless
 Chromium (`converters.load(path, runtime="browser")`: WASM SIMD with 1 thread and with all threads, in
 a cross-origin isolated page; WebGPU where the browser offers a GPU adapter). Rounds run round robin
@@ -137,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     from bgmv2.converters import browser_runtime, web_files
-    from bgmv2.converters.probe import probe_pair
+    from bgmv2.converters.probes import synthetic_probe
     missing = browser_runtime.available()
     if missing:
         print(f"error: {missing}", file=sys.stderr)
@@ -151,7 +151,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    browser_config(path, "wasm", cores)]
         webgpu_note = webgpu(path, configs, say)
         for height, width in SIZES:
-            src, bgr = probe_pair(1, height, width)
+            probe = synthetic_probe(height, width, 1)
+            src, bgr = probe.src, probe.bgr
             expected = None
             for config in configs:  # warm-up, and the alpha each gives
                 out, _, _ = config.call(src, bgr)
@@ -201,8 +202,9 @@ def webgpu(path: str, configs: List[Config], say) -> str:
         return f"WebGPU: not measured; {error}"
     adapter = config.runner.model.info.get("adapter") or "unknown"
     if "swiftshader" in str(adapter).lower():
-        from bgmv2.converters.probe import probe_pair
-        src, bgr = probe_pair(1, 64, 96)
+        from bgmv2.converters.probes import synthetic_probe
+        probe = synthetic_probe(64, 96, 1)
+        src, bgr = probe.src, probe.bgr
         config.call(src, bgr)  # compiles the shaders
         _, ms, _ = config.call(src, bgr)
         config.runner.model.close()

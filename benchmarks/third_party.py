@@ -88,7 +88,7 @@ def parity_of(run, label: str, probes=None) -> str:
     from bgmv2.converters.runner import Runner
     from bgmv2.parity_tests.candidates import Candidate, Reference
     from bgmv2.parity_tests.engine import check_candidate
-    from bgmv2.parity_tests.probes import default_probes
+    from bgmv2.converters.probes import default_probes
     runner = Runner(run, label, label, OUTPUTS_REFINE, "NCHW", {}, "fp32", None, any_size=True)
     reference = Reference(str(SHIPPED))
     knobs = dict(reference.recorded)
@@ -118,7 +118,7 @@ def parity_of_onnx2tf(out: Path) -> List[str]:
     by the parity engine at the file's fixed size: are the numbers right, whatever the layouts?"""
     import tensorflow as tf
     from bgmv2.converters.formats import OUTPUTS_REFINE
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     height, width = (int(v) for v in STATIC.split(",")[2:])
     probes = [synthetic_probe(height, width, 1, seed=15)]
     verdicts = []
@@ -215,7 +215,7 @@ def onnx2tf_verdicts(folder: Path) -> str:
 
 
 def write_calibration(path: Path) -> None:
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     frames = [synthetic_probe(128, 128, 1, seed=s).src[0].transpose(1, 2, 0) for s in range(20)]
     np.save(path, np.stack(frames).astype(np.float32))
 

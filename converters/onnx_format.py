@@ -289,22 +289,20 @@ def set_metadata(model, metadata: Dict[str, str]) -> None:
 
 # -- reading --------------------------------------------------------------------------------------
 def read_model(path: str, check: bool = True):
-    """The parsed ModelProto, checked; `ConversionError` for anything that is not a usable ONNX model."""
-    onnx = require("onnx")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        model = onnx.load_model_from_string(data)
-        if check:
-            onnx.checker.check_model(model)
-    except Exception as error:  # noqa: BLE001 - untrusted file: only our error leaves
-        raise ConversionError(f"{path} looks like ONNX but cannot be parsed ({first_line(error)}); it is probably "
-                              "truncated or corrupt: fetch it again, or export it again with `bgmv2 convert`.") from None
+    """The parsed ModelProto without external data (checked: data files present and whole, the ONNX
+    checker on the path); `ConversionError` for anything that is not a usable ONNX model."""
+    return read_model_sized(path, check)[0]
+
+
+def read_model_sized(path: str, check: bool = True):
+    """(`read_model`, bytes its weights need in memory: the .onnx and its external data)."""
+    from .onnx_files import opened
+    model, needed = opened(path, check)
     names = [i.name for i in model.graph.input]
     if sorted(names) != ["bgr", "src"]:
         raise ConversionError(f"{path} is an ONNX model with inputs {names}, not a Background Matting V2 model "
                               "(inputs src, bgr). Convert the original weights with `bgmv2 convert`.")
-    return model
+    return model, needed
 
 
 def metadata_of(model) -> Dict[str, str]:
@@ -324,6 +322,12 @@ def info(path: str) -> Dict[str, str]:
     metadata.setdefault("opset", str(max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                                          default=0)))
     metadata.setdefault("producer", f"{model.producer_name} {model.producer_version}".strip())
+    from .onnx_files import external_tensors
+    external = external_tensors(model)
+    if external:
+        files = sorted({t.location for t in external})
+        metadata.setdefault("external_data", f"{len(external)} tensors, {sum(t.length for t in external):,} bytes in "
+                                             f"{', '.join(files[:3])}{' ...' if len(files) > 3 else ''}")
     return metadata
 
 
@@ -358,7 +362,11 @@ def read_onnx(path: str) -> ModelSpec:
     import torch
     from bgmv2 import pytorch_impl
     from onnx import numpy_helper
-    model = read_model(path)
+    from .onnx_files import check_memory, load_data
+    # Not the ONNX checker: it refuses files every runtime reads (nodes not sorted, as onnxconverter-common writes).
+    model, needed = read_model_sized(path, check=False)
+    check_memory(path, needed)
+    load_data(model, path)
     metadata = metadata_of(model)
     if layout_of(model, metadata) == "NHWC":
         raise ConversionError(f"{path} was converted from a TensorFlow SavedModel by tf2onnx, which renames and folds "
@@ -453,14 +461,19 @@ def load_onnx(path: str, knobs: Optional[Dict[str, object]] = None, device: str 
               precision: Optional[str] = None, threads: Optional[int] = None, optimization: str = "all",
               providers=None, **_) -> Runner:
     ort = require("onnxruntime")
-    model = read_model(path)
+    from .onnx_files import check_memory, session_source
+    model, needed = read_model_sized(path, check=False)  # ONNX Runtime validates it (see read_onnx)
+    check_memory(path, needed)
     metadata = metadata_of(model)
     if knobs:
         raise ConversionError(f"{path}: the knobs of an ONNX model are fixed when it is exported ({', '.join(knobs)} "
                               "asked); convert it again with them.")
     layout = layout_of(model, metadata)
     try:
-        session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimization),
+        # The path (or, for small tensors in external data, a graph with those read in and the model's
+        # folder named): never the whole model serialised, which cannot hold more than 2 GB.
+        options = session_options(threads, optimization)
+        session = ort.InferenceSession(session_source(path, model, options), options,
                                        providers=providers or providers_for(device))
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{path}: ONNX Runtime cannot load it ({first_line(error)}).") from None

@@ -14,7 +14,9 @@ silently). Around the converted graph this module adds:
 Precision is pinned when a model is compiled: OpenVINO's CPU plugin runs bf16 by default on CPUs
 with AVX-512 BF16 or AMX, which changed alpha by up to 0.30 on this model. The runner sets
 `INFERENCE_PRECISION_HINT` to f32 unless bf16 (or f16) is asked for, refuses a precision the CPU
-lacks, and reports the precision the compiled model says it uses.
+lacks, and reports the precision the compiled model says it uses. `precision="default"` compiles
+without the hint, as a plain `core.compile_model(path, "CPU")` does (what `bgmv2 parity` reports
+beside the pinned run); no setting saved in the IR pins it (see docs/deployment.md).
 
 The weights are folded by the ONNX exporter and OpenVINO (BatchNorm into convolutions), so a state
 dict is not read back from an IR: read the file it was converted from.
@@ -200,12 +202,20 @@ def write(spec: ModelSpec, path, metadata: Optional[Dict[str, str]] = None, job=
 
 
 # -- running -----------------------------------------------------------------------------------------
+DEFAULT = "default"  # the plugin's own choice, as a plain `core.compile_model(path, "CPU")` makes it
+FIX = 'core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})'  # the one line that pins f32
+
+
 def check_precision(precision: Optional[str]) -> str:
-    """The runner precision asked for (fp32 when none), refused when unknown or when the CPU lacks it."""
+    """The runner precision asked for (fp32 when none; `default`: the plugin's own), refused when unknown
+    or when the CPU lacks it."""
     require()
     precision = precision or "fp32"
+    if precision == DEFAULT:
+        return precision
     if precision not in HINTS:
-        raise ConversionError(f"OpenVINO precision {precision!r}; choose one of {', '.join(HINTS)}.")
+        raise ConversionError(f"OpenVINO precision {precision!r}; choose one of {', '.join(HINTS)}, or {DEFAULT} "
+                              "(the plugin's own choice).")
     if precision != "fp32":
         capability = HINTS[precision][1]
         capabilities = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -215,21 +225,32 @@ def check_precision(precision: Optional[str]) -> str:
     return precision
 
 
+def used_precision(compiled) -> str:
+    """fp32, bf16 or fp16: the inference precision a compiled model reports (fp32 for 'dynamic': the
+    model's own, f32 here)."""
+    used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    for words, name in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "fp16"), ("f16", "fp16")):
+        if words in used:
+            return name
+    return "fp32"
+
+
 def compile_pinned(model, precision: Optional[str], threads: Optional[int], label: str):
-    """Compile for the CPU with the inference precision pinned (f32 unless asked); (compiled, precision)."""
+    """Compile for the CPU with the inference precision pinned (f32 unless asked; `default`: not pinned,
+    as a plain `core.compile_model` does); (compiled, the precision it runs in)."""
     precision = check_precision(precision)
-    hint = HINTS[precision][0]
-    config = {"INFERENCE_PRECISION_HINT": hint}
+    config = {} if precision == DEFAULT else {"INFERENCE_PRECISION_HINT": HINTS[precision][0]}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
         compiled = core().compile_model(model, "CPU", config)
     except Exception as error:  # noqa: BLE001
         raise ConversionError(f"{label}: OpenVINO cannot compile it for the CPU ({first_line(error)}).") from None
-    used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    if hint not in used.replace("float32", "f32").replace("bfloat16", "bf16").replace("float16", "f16"):
-        raise ConversionError(f"{label}: OpenVINO compiled it with inference precision {used}, not {hint} as asked.")
-    return compiled, precision
+    used = used_precision(compiled)
+    if precision != DEFAULT and used != precision:
+        raise ConversionError(f"{label}: OpenVINO compiled it with inference precision {used}, not {precision} as "
+                              "asked.")
+    return compiled, used if precision == DEFAULT else precision
 
 
 def port_names(ports) -> List[str]:
@@ -262,8 +283,9 @@ def openvino_runner(model, fmt: str, path: str, layout: str, metadata: Dict[str,
         result = request.infer(feed)
         return [np.array(result[compiled.outputs[i]]) for i in positions]
 
+    how = "plugin default, " if precision == DEFAULT else ""
     return Runner(run, fmt, path, order, layout, metadata, used, compiled, any_size=any_size, runtime="openvino",
-                  engine=f"OpenVINO {require().__version__.split('-')[0]} CPU, inference precision {used}")
+                  engine=f"OpenVINO {require().__version__.split('-')[0]} CPU, {how}inference precision {used}")
 
 
 def refuse_knobs(path: str, what: str, knobs: Optional[Dict[str, object]]) -> None:

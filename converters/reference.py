@@ -44,8 +44,17 @@ class Reference:
         float64), optionally with its weights rounded to `weights` (fp16 / bf16) first; cached per probe."""
         key = (tuple(sorted(knobs.items())), id(probe), precision, weights)
         if key not in self.outputs:  # the probe is kept with its outputs, so its id is not reused meanwhile
-            self.outputs[key] = (probe, self.model_as(knobs, precision, weights)(probe.src, probe.bgr))
+            self.outputs[key] = (probe, self.compute(knobs, probe, precision, weights))
         return self.outputs[key][1]
+
+    def compute(self, knobs: Dict[str, object], probe, precision: str, weights: Optional[str]):
+        """Run the model on one probe; with weights (a spec), kept on disk across runs (`reference_cache`)."""
+        def run():
+            return self.model_as(knobs, precision, weights)(probe.src, probe.bgr)
+        if self.spec is None:
+            return run()
+        from .reference_cache import cached_run
+        return cached_run(self.spec, knobs, probe, precision, weights, run)
 
     def model_as(self, knobs: Dict[str, object], precision: str, weights: Optional[str] = None):
         """`run(src, bgr) -> named numpy outputs` of the model computing in `precision`."""

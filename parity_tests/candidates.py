@@ -137,6 +137,7 @@ class Reference(ConvertersReference):
         return self.spec.backbone
 
 
+
 # -- candidates -------------------------------------------------------------------------------------
 @dataclass
 class Candidate:

@@ -1,22 +1,37 @@
 """Why a candidate failed: the most likely cause, found by re-running with the alternative that would
-explain the difference and seeing whether it then matches (within the same limits).
+explain the difference and seeing whether it then matches (within the same limits; `diagnosis_core`).
 
 Codes, in the order they are tried (the first that explains the failure wins):
 - `backbone`: the candidate holds another backbone or model kind: its metadata says so, or its
   weight shapes (PyTorch state dict, ONNX initializers) are not the reference's.
-- `layout`: its outputs (or inputs) are NHWC where NCHW is expected: transposing makes it match.
-- `channel-order`: it reads RGB as BGR: fed BGR pictures, it matches.
+- `outputs-swapped`: its outputs are swapped or renamed (which: `pha<->fgr`, `pha_sm<->err_sm`, `pha`
+  named 'alpha'): read by value instead of by name, they match (`diagnosis_outputs`).
+- `layout`: its outputs (or inputs) are NHWC where NCHW is expected: transposing makes it match; or
+  its kernels are flipped or have height and width swapped (a re-run with them so matches).
+- `channel-order`: it reads RGB as BGR: fed BGR pictures, it matches; or its first convolution's
+  weights take BGR (the reference with those input channels reversed matches).
 - `inputs-swapped`: it takes (bgr, src): fed the two swapped, it matches.
-- `value-range`: it expects 0-255 (or scales to 0-255): fed inputs x 255 (or / 255), it matches.
+- `value-range`: it expects 0-255 (or scales to 0-255), or normalises inside (ImageNet mean and std,
+  [-1, 1]): fed inputs undone that way it matches; or its outputs are 0-255.
+- `batch`: items of a batch checked one by one: only some differ, and each matches run alone
+  (`diagnosis_batch`).
 - `knobs`: it was made with other knobs: the reference run with the knob value read off the
   candidate's outputs (backbone_scale from the coarse outputs' size, k from the refined cells per
   image, a threshold between the refined and unrefined cells' errors, full mode, prevent_oversampling
   toggled) matches it. The detail names the knob and the value.
-- `weights-precision`: its weights were rounded: the reference with weights rounded to fp16 / bf16
-  matches it.
-- `stage`: none of these: where the difference first appears, the coarse network (`pha_sm`,
-  `fgr_sm`, `err_sm` already out of limits) or the refiner (coarse outputs within limits).
-- `unknown`: the candidate gives no coarse outputs to tell.
+- `weights-precision`: weights rounded (fp16, bf16), weights and compute in fp16 / bf16, or int8
+  quantisation: read from its graph or model and confirmed by re-running the reference that way
+  (`diagnosis_precision`).
+- `convention`: a numerical convention of the export: a resize (TF1 asymmetric coordinates,
+  align_corners, antialiasing, nearest; everywhere or in one module), TensorFlow SAME padding,
+  BatchNorm epsilon, ReLU6 as ReLU, a clamp missing: the reference changed that way matches it
+  (`variants`, `diagnosis_conventions`).
+- `stage`: one layer named when its weights alone explain it (`diagnosis_layer`), a missing residual
+  or a refiner crop one pixel off when the re-run matches; else where the difference first appears:
+  the coarse network (`pha_sm`, `fgr_sm`, `err_sm` already out of limits) or the refiner (coarse
+  outputs within limits).
+- `unknown`: the candidate gives no coarse outputs to tell, or outputs of other shapes that no
+  reading explains.
 Reruns use every probe of the check; a rerun that raises counts as "does not explain it".
 """
 import math
@@ -24,42 +39,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from bgmv2.converters.agreement import ParityMetrics, cell_error
+from .diagnosis_core import diagnosis, matches, on_all, safely  # noqa: F401 - the steps' shared names
+from bgmv2.converters.agreement import cell_error
 
-CODES = ("backbone", "layout", "channel-order", "inputs-swapped", "value-range", "knobs", "weights-precision",
-         "stage", "unknown")
-
-
-def diagnosis(code: str, detail: str) -> Dict[str, str]:
-    return {"code": code, "detail": detail}
-
-
-def matches(reference_out, candidate_out, knobs, limits) -> bool:
-    """Whether candidate outputs (one dict, or a list over probes) are within `limits` of the reference's."""
-    if isinstance(reference_out, dict):
-        reference_out, candidate_out = [reference_out], [candidate_out]
-    metrics = ParityMetrics()
-    for expected, got in zip(reference_out, candidate_out):
-        metrics.add(expected, got, knobs, limits.band)
-    return not limits.violations(metrics)
-
-
-def on_all(run: Callable, probes) -> Optional[list]:
-    """`run(probe)` for every probe, or None when one fails."""
-    found = []
-    for probe in probes:
-        out = safely(run, probe)
-        if out is None:
-            return None
-        found.append(out)
-    return found
-
-
-def safely(call: Callable, *args):
-    try:
-        return call(*args)
-    except Exception:  # noqa: BLE001 - an alternative that cannot run explains nothing
-        return None
+CODES = ("backbone", "outputs-swapped", "layout", "channel-order", "inputs-swapped", "value-range", "batch", "knobs",
+         "weights-precision", "convention", "stage", "unknown")
 
 
 # -- backbone ---------------------------------------------------------------------------------------
@@ -118,8 +102,7 @@ def backbone_mismatch(reference, candidate) -> Optional[str]:
 # -- input and output conventions ------------------------------------------------------------------
 def raw_call(runner, src, bgr) -> Dict[str, np.ndarray]:
     """The runner's function on exactly these arrays, outputs named, no layout conversion or checks."""
-    results = runner.fn(runner.native(np.ascontiguousarray(src, dtype=np.float32)),
-                        runner.native(np.ascontiguousarray(bgr, dtype=np.float32)))
+    results = runner.fn(np.ascontiguousarray(src, dtype=np.float32), np.ascontiguousarray(bgr, dtype=np.float32))
     return {name: np.asarray(v.detach().float().cpu().numpy() if hasattr(v, "detach") else v, dtype=np.float32)
             for name, v in zip(runner.outputs, results)}
 
@@ -151,7 +134,29 @@ def input_alternatives(runner) -> List[Tuple[str, str, Callable]]:
         ("value-range", "it expects 0-255 inputs: fed inputs x 255 it matches", lambda s, b: call(s * 255, b * 255)),
         ("value-range", "it expects inputs scaled down by 255: fed inputs / 255 it matches",
          lambda s, b: call(s / 255, b / 255)),
-    ]
+    ] + normalisation_alternatives(call)
+
+
+# (words, mean, std) of the normalisations exports bake in by mistake: x -> (x - mean) / std inside.
+NORMALISATIONS = (("ImageNet mean and std", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                  ("[-1, 1] (x - 0.5) / 0.5", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+
+
+def normalisation_alternatives(call: Callable) -> List[Tuple[str, str, Callable]]:
+    """Inputs fed undone (x * std + mean) for a file that normalises inside, both inputs or src alone."""
+    found = []
+    for words, mean, std in NORMALISATIONS:
+        mean_, std_ = np.asarray(mean, np.float32)[:, None, None], np.asarray(std, np.float32)[:, None, None]
+
+        def undo(x, mean_=mean_, std_=std_):
+            return x * std_ + mean_
+
+        found.append(("value-range", f"normalisation baked in: it normalises its inputs with {words} inside (the "
+                      "model takes plain [0, 1] RGB); fed inputs undone that way it matches",
+                      lambda s, b, undo=undo: call(undo(s), undo(b))))
+        found.append(("value-range", f"normalisation baked in: it normalises src (not bgr) with {words} inside; fed "
+                      "src undone that way it matches", lambda s, b, undo=undo: call(undo(s), b)))
+    return found
 
 
 # -- knobs ------------------------------------------------------------------------------------------
@@ -218,38 +223,81 @@ def describe_knobs(changed: Dict[str, object], knobs: Dict[str, object]) -> str:
 
 
 # -- the diagnosis ----------------------------------------------------------------------------------
-def diagnose(reference, candidate, knobs: Dict[str, object], probes, metrics, limits) -> Dict[str, str]:
-    """The most likely cause of a failure (`{"code", "detail"}`)."""
-    mismatch = backbone_mismatch(reference, candidate)
-    if mismatch:
-        return diagnosis("backbone", mismatch)
-    expected = [reference.run(knobs, probe) for probe in probes]
-    runner = candidate.runner
-    if hasattr(runner, "fn"):
-        for code, detail, run in input_alternatives(runner):
-            got = on_all(lambda probe: run(probe.src, probe.bgr), probes)
-            if got is not None and safely(matches, expected, got, knobs, limits):
-                return diagnosis(code, detail)
-    got = on_all(lambda probe: runner(probe.src, probe.bgr), probes)
-    if got is None:
-        return diagnosis("unknown", "the candidate did not run again on the probes")
+def input_step(runner, probes, expected, knobs, limits) -> Optional[Dict[str, str]]:
+    """layout, channel-order, inputs-swapped, value-range: the candidate fed its inputs another way."""
+    if not hasattr(runner, "fn"):
+        return None
+    for code, detail, run in input_alternatives(runner):
+        got = on_all(lambda probe: run(probe.src, probe.bgr), probes)
+        if got is not None and safely(matches, expected, got, knobs, limits):
+            return diagnosis(code, detail)
+    return None
+
+
+def knob_step(reference, probes, got, knobs, limits) -> Optional[Dict[str, str]]:
     for name, changed in knob_alternatives(knobs, probes, got):
         other = on_all(lambda probe: reference.run(changed, probe), probes)
         if other is not None and safely(matches, other, got, changed, limits):
             return diagnosis("knobs", f"{name}: the reference with {describe_knobs(changed, knobs)} matches it; "
                                       "export again with the knobs you meant, or pass them as flags")
-    for precision in ("fp16", "bf16"):
-        if reference.spec.precision == precision:
-            continue  # rounding weights already in that precision changes nothing
-        other = on_all(lambda probe: reference.run_as(knobs, probe, "fp32", precision), probes)
-        if other is not None and safely(matches, other, got, knobs, limits):
-            return diagnosis("weights-precision", f"its weights are rounded to {precision}: the reference with "
-                                                  f"{precision}-rounded weights matches it (computing in fp32)")
+    return None
+
+
+def stage_of(metrics, limits) -> Optional[str]:
+    """'coarse' when a coarse output is out of limits, 'refiner' when only the full-resolution ones are,
+    None when no coarse outputs can be compared."""
     coarse = [name for name in ("pha_sm", "fgr_sm", "err_sm") if name in metrics.outputs]
     if not coarse:
-        return diagnosis("unknown", "no coarse outputs (pha_sm, fgr_sm, err_sm) to tell where it diverges")
+        return None
     off = [line for line in limits.violations(metrics) if line.split(" ", 1)[0] in coarse]
-    if off:
-        return diagnosis("stage", "coarse network: " + off[0])
+    return "coarse" if off else "refiner"
+
+
+def fallback(metrics, limits, stage: Optional[str], note: str = "") -> Dict[str, str]:
+    """Where the difference first appears, when no alternative explains it."""
+    if metrics.shape_mismatch or metrics.missing:
+        odd = ", ".join([f"{name} ({text})" for name, text in metrics.shape_mismatch.items()]
+                        + [f"{name} (missing)" for name in metrics.missing])
+        return diagnosis("unknown", f"its outputs are not the reference's: {odd}; neither their names nor their "
+                                    f"values map onto the contract's{note}")
+    if stage is None:
+        return diagnosis("unknown", "no coarse outputs (pha_sm, fgr_sm, err_sm) to tell where it diverges" + note)
+    if stage == "coarse":
+        coarse = ("pha_sm", "fgr_sm", "err_sm")
+        off = [line for line in limits.violations(metrics) if line.split(" ", 1)[0] in coarse]
+        return diagnosis("stage", "coarse network: " + off[0] + note)
     return diagnosis("stage", "refiner: the coarse outputs are within limits, alpha and foreground are not "
-                              "(refinement: its crop, resize or weights)")
+                              "(refinement: its crop, resize or weights)" + note)
+
+
+def diagnose(reference, candidate, knobs: Dict[str, object], probes, metrics, limits) -> Dict[str, str]:
+    """The most likely cause of a failure (`{"code", "detail"}`)."""
+    from .diagnosis_batch import batch_step
+    from .diagnosis_conventions import conventions_step
+    from .diagnosis_layer import layer_step
+    from .diagnosis_outputs import outputs_step
+    from .diagnosis_precision import precision_evidence, precision_step
+    mismatch = backbone_mismatch(reference, candidate)
+    if mismatch:
+        return diagnosis("backbone", mismatch)
+    expected = [reference.run(knobs, probe) for probe in probes]
+    runner = candidate.runner
+    got = on_all(lambda probe: runner(probe.src, probe.bgr), probes)
+    if got is None:
+        return diagnosis("unknown", "the candidate did not run again on the probes")
+    stage = stage_of(metrics, limits)
+    steps = (lambda: outputs_step(expected, got, knobs, limits),
+             lambda: input_step(runner, probes, expected, knobs, limits),
+             lambda: batch_step(candidate, knobs, probes, expected, got, limits),
+             lambda: knob_step(reference, probes, got, knobs, limits),
+             lambda: precision_step(reference, candidate, knobs, probes, expected, got, limits),
+             lambda: layer_step(reference, candidate, knobs, probes, got, limits),
+             lambda: conventions_step(reference, knobs, probes, got, limits, stage or "coarse"))
+    for step in steps:
+        found = step()
+        if found is not None:
+            return found
+    evidence = safely(precision_evidence, candidate, reference)
+    note = f" (its file shows {evidence.text()}, but re-running that does not explain it)" if evidence and \
+        evidence.kinds else ""
+    return fallback(metrics, limits, stage, note)

@@ -50,6 +50,7 @@ class CaseResult:
     expected_diagnosis: Optional[str] = None  # planted bugs: the code the diagnosis should give
     what: str = ""  # how the file was made (matrix entries)
     picture: Optional[Dict[str, np.ndarray]] = None  # arrays for the diff map (not in the JSON)
+    advisory: bool = False  # how plain users run the file (`plain_runtime`): reported, never the verdict
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,7 @@ class CaseResult:
 
     @property
     def verdict(self) -> str:
-        return "ok" if self.ok else ("ERROR" if self.error else "FAIL")
+        return "ok" if self.ok else ("ERROR" if self.error else "DRIFT" if self.advisory else "FAIL")
 
     def as_dict(self) -> Dict[str, object]:
         return {"label": self.label, "path": self.path, "format": self.format, "run_as": self.run_as,
@@ -69,7 +70,7 @@ class CaseResult:
                 "metrics": self.metrics.as_dict(), "violations": self.violations,
                 "ms_per_frame": self.ms_per_frame, "error": self.error, "diagnosis": self.diagnosis,
                 "timing": self.timing, "notes": self.notes, "expected_diagnosis": self.expected_diagnosis, "what": self.what,
-                "ok": self.ok}
+                "ok": self.ok, "advisory": self.advisory}
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(case.ok for case in self.cases) and not any(case.ok for case in self.planted)
+        return all(case.ok or case.advisory for case in self.cases) and not any(case.ok for case in self.planted)
 
     def as_dict(self) -> Dict[str, object]:
         return {"title": self.title, "date": self.date, "ok": self.ok, "device": self.device,
@@ -168,7 +169,7 @@ def time_runner(run: Callable, probe: Probe, repeat: int) -> Optional[float]:
 
 
 def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str, object], sources: Dict[str, str],
-                    probes: Sequence[Probe], repeat: int = 0) -> CaseResult:
+                    probes: Sequence[Probe], repeat: int = 0, explain: bool = True) -> CaseResult:
     """Run `candidate` and the reference (at `knobs`) on every probe and measure; no exceptions escape."""
     result = CaseResult(candidate.label, candidate.path, candidate.format, candidate.run_as, candidate.runtime,
                         candidate.precision, candidate.device, dict(knobs), dict(sources), candidate.recorded_from,
@@ -206,7 +207,7 @@ def check_candidate(reference: Reference, candidate: Candidate, knobs: Dict[str,
         result.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         return result
     result.violations = limits.violations(result.metrics)
-    if result.violations:
+    if result.violations and explain:
         from .diagnosis import diagnose
         try:
             result.diagnosis = diagnose(reference, candidate, knobs, probes, result.metrics, limits)
@@ -252,6 +253,8 @@ def run_parity(reference_path: str, requests: Sequence[CandidateRequest], probes
             continue
         result = check_candidate(reference, candidate, knobs, sources, usable, repeat)
         report.cases.append(result)
+        from .plain_runtime import plain_rows  # OpenVINO as plain users run it, beside the pinned row
+        report.cases += plain_rows(reference, candidate, knobs, sources, usable, repeat, threads)
         key = knob_label(knobs)
         if repeat > 0 and key not in report.reference_ms_per_frame:
             runner = reference.runner(knobs)

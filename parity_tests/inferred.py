@@ -20,14 +20,15 @@ class Inferred:
     found: List[str] = field(default_factory=list)  # what was read, in words
 
 
-def constants(graph) -> Dict[str, np.ndarray]:
+def constants(graph, base_dir: str = "") -> Dict[str, np.ndarray]:
+    """Small constants (initializers and Constant nodes) by name; external data read from `base_dir`."""
     from onnx import numpy_helper
-    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer if int(np.prod(t.dims)) <= 16}
+    found = {t.name: numpy_helper.to_array(t, base_dir) for t in graph.initializer if int(np.prod(t.dims)) <= 16}
     for node in graph.node:
         if node.op_type == "Constant":
             for attribute in node.attribute:
                 if attribute.name == "value" and int(np.prod(attribute.t.dims)) <= 16:
-                    found[node.output[0]] = numpy_helper.to_array(attribute.t)
+                    found[node.output[0]] = numpy_helper.to_array(attribute.t, base_dir)
     return found
 
 
@@ -36,6 +37,25 @@ def scalar(values: Dict[str, np.ndarray], name: str) -> Optional[float]:
     if value is None or value.size != 1:
         return None
     return float(value.reshape(-1)[0])
+
+
+def top_k(name: str, values, producers) -> Tuple[Optional[int], bool]:
+    """(k, fixed) of a TopK's k input: a constant (`fixed`: pictures need k cells), or min(cells, constant)
+    through Reshape / Cast / Unsqueeze / Squeeze, as `torch.export` graphs compute it; (None, False)."""
+    for _ in range(6):
+        value = scalar(values, name)
+        if value is not None:
+            return int(value), True
+        node = producers.get(name)
+        if node is None:
+            return None, False
+        if node.op_type == "Min":
+            constant = [scalar(values, operand) for operand in node.input if scalar(values, operand) is not None]
+            return (int(constant[0]), False) if len(constant) == 1 else (None, False)
+        if node.op_type not in ("Reshape", "Cast", "Unsqueeze", "Squeeze", "Identity"):
+            return None, False
+        name = node.input[0]
+    return None, False
 
 
 def backbone_scale(graph, values) -> Optional[float]:
@@ -69,21 +89,26 @@ def backbone_scale(graph, values) -> Optional[float]:
 
 def onnx_knobs(path: str) -> Inferred:
     """What an ONNX file fixes, read from its graph (empty when nothing recognisable is found)."""
+    import os
     import onnx
     graph = onnx.load(path, load_external_data=False).graph
-    values = constants(graph)
+    values = constants(graph, os.path.dirname(os.path.abspath(path)))
     found = Inferred()
-    ks = [scalar(values, node.input[1]) for node in graph.node if node.op_type == "TopK" and len(node.input) > 1]
-    ks = [int(k) for k in ks if k is not None]
+    producers = {out: node for node in graph.node for out in node.output}
+    tops = [top_k(node.input[1], values, producers) for node in graph.node if node.op_type == "TopK"
+            and len(node.input) > 1]
+    ks = sorted({k for k, _ in tops if k is not None})
     greater = [scalar(values, node.input[1]) for node in graph.node if node.op_type == "Greater" and len(node.input) > 1]
     greater = [g for g in greater if g is not None]
     if len(ks) == 1:
         k = ks[0]
+        fixed = all(f for k_, f in tops if k_ == k)
         found.knobs.update(refine_mode="sampling", refine_sample_pixels=16 * k,
                            refine_prevent_oversampling=any(g == 0.0 for g in greater))
-        found.min_cells = k
-        found.found.append(f"TopK k = {k:,} (refine_mode sampling, refine_sample_pixels {16 * k:,}; pictures need "
-                           f"at least {k:,} cells of 4x4 pixels)")
+        found.min_cells = k if fixed else 0
+        found.found.append(f"TopK k = {k:,} (refine_mode sampling, refine_sample_pixels {16 * k:,}"
+                           + (f"; pictures need at least {k:,} cells of 4x4 pixels)" if fixed else
+                              "; k = min(cells, that) on smaller pictures)"))
         found.found.append("Greater(err, 0) present: prevent_oversampling on" if found.knobs["refine_prevent_oversampling"]
                            else "no Greater(err, 0): prevent_oversampling off")
     elif not ks:

@@ -4,7 +4,6 @@ Each returns a `Candidate` whose runner is a callable, so the parity engine chec
 loaded file, and the `expected` diagnosis code. Used by the tests (every one must fail with its code)
 and by `calibrate_factors` (the ratios that set the tolerance factors).
 """
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -99,52 +98,44 @@ def other_knob(name: str, value):
     return make
 
 
-class PatchedResize:
-    """`torch.nn.functional` with `interpolate` changed (align_corners=True, or nearest) in one module."""
-
-    def __init__(self, how: str):
-        import torch.nn.functional as F
-        self.F, self.how = F, how
-
-    def __getattr__(self, name):
-        return getattr(self.F, name)
-
-    def interpolate(self, x, *args, **kwargs):
-        if self.how == "align_corners":
-            kwargs["align_corners"] = True
-            kwargs.pop("recompute_scale_factor", None)
-        else:
-            kwargs.pop("align_corners", None)
-            kwargs["mode"] = "nearest"
-        return self.F.interpolate(x, *args, **kwargs)
-
-
-def resize_semantics(module_name: str, how: str):
-    """The model with every `F.interpolate` of `pytorch_impl.<module_name>` changed while it runs."""
+def variant_plant(name: str):
+    """The reference changed as `variants` names it (`first-layer-bgr`, `resize-asymmetric`,
+    `padding-tf-same`, ...): the same change the diagnosis re-runs to explain it."""
     def make(spec, knobs):
-        import importlib
-        module = importlib.import_module(f"bgmv2.pytorch_impl.{module_name}")
-        model = build(spec, knobs)
+        from .variants import variant_model
+        variant = find_variant(spec, knobs, name)
+        model, context = variant_model(spec, knobs, variant)
 
-        @contextlib.contextmanager
-        def patched():
-            original = module.F
-            module.F = PatchedResize(how)
-            try:
-                yield
-            finally:
-                module.F = original
-
-        class Patched:
+        class Changed:
             def __call__(self, src, bgr):
-                with patched():
+                from .variants import context_copy
+                with context_copy(context):
                     return model(src, bgr)
 
             def state_dict(self):
                 return model.state_dict()
 
-        return torch_candidate(f"resize {how} in {module_name}", Patched())
+            def parameters(self):
+                return model.parameters()
+
+            def buffers(self):
+                return model.buffers()
+
+        return torch_candidate(variant.name, Changed())
     return make
+
+
+def find_variant(spec, knobs, name: str):
+    from .variants import (convention_variants, crop_variants, resize_variants, residual_variants, variant_model,
+                           weight_variants)
+    every = (weight_variants() + convention_variants() + resize_variants() + crop_variants()
+             + residual_variants(variant_model(spec, knobs)[0]))
+    return next(v for v in every if v.name == name)
+
+
+def resize_semantics(module_name: str, how: str):
+    """The model with every bilinear `F.interpolate` of `bgmv2.pytorch_impl.<module_name>` done `how`."""
+    return variant_plant(f"resize-{how}-{module_name}")
 
 
 def other_backbone(backbone: str = "resnet50"):
@@ -155,6 +146,116 @@ def other_backbone(backbone: str = "resnet50"):
         model = pytorch_impl.MattingRefine(backbone, **(knobs if spec.kind == "refine" else {})).eval()
         return torch_candidate(f"a {backbone} model", model, metadata={})
     return make
+
+
+def outputs_swapped(first: str, second: str):
+    """A file whose outputs `first` and `second` carry each other's names."""
+    def make(spec, knobs):
+        model = build(spec, knobs)
+        i, j = OUTPUTS.index(first), OUTPUTS.index(second)
+
+        class Swapped:
+            def __call__(self, src, bgr):
+                out = list(model(src, bgr))
+                out[i], out[j] = out[j], out[i]
+                return out
+
+            def state_dict(self):
+                return model.state_dict()
+
+        return torch_candidate(f"{first} and {second} swapped by name", Swapped())
+    return make
+
+
+def fgr_unclamped(spec, knobs):
+    """The final clamp of the foreground left out (its values may leave [0, 1])."""
+    from bgmv2.pytorch_impl import model as module
+    model = build(spec, knobs)
+    original = module.refined_outputs
+
+    def unclamped(src, src_sm, pha, fgr, *rest):
+        out = list(original(src, src_sm, pha, fgr, *rest))
+        out[1] = fgr + src
+        return tuple(out)
+
+    class Unclamped:
+        def __call__(self, src, bgr):
+            module.refined_outputs = unclamped
+            try:
+                return model(src, bgr)
+            finally:
+                module.refined_outputs = original
+
+        def state_dict(self):
+            return model.state_dict()
+
+    return torch_candidate("fgr clamp removed", Unclamped())
+
+
+def batch_crop_from_first(spec, knobs):
+    """Upstream's export bug: the refiner crops every patch from batch item 1."""
+    import types
+    model = build(spec, knobs)
+    refiner = model.refiner
+    original = refiner.crop_patch
+
+    def crop_patch(self, x, b, y, i, size, padding):
+        return original(x, b * 0, y, i, size, padding)
+
+    refiner.crop_patch = types.MethodType(crop_patch, refiner)
+    return torch_candidate("refiner crops from batch item 1", model)
+
+
+def fp16_compute(spec, knobs):
+    """Weights and compute in fp16 behind fp32 inputs and outputs (a float16 conversion that keeps the I/O)."""
+    model = build(spec, knobs).half()
+
+    class Half:
+        def __call__(self, src, bgr):
+            return [o.float() for o in model(src.half(), bgr.half())]
+
+        def state_dict(self):
+            return model.state_dict()
+
+        def parameters(self):
+            return model.parameters()
+
+        def buffers(self):
+            return model.buffers()
+
+    return torch_candidate("fp16 weights and compute, fp32 I/O", Half())
+
+
+def int8_quantised(spec, knobs):
+    """int8 dynamic quantisation as ONNX Runtime's quantize_dynamic does it (BatchNorm folded first)."""
+    from .diagnosis_precision import folded_model, int8_dynamic
+    model = folded_model(spec, knobs)
+    int8_dynamic(model)
+    return torch_candidate("int8 dynamic quantisation", model)
+
+
+def imagenet_normalised(spec, knobs):
+    """A file with ImageNet normalisation baked in: the network sees (x - mean) / std (the model's own
+    input check, which refuses such values, is left out as an exported graph has none)."""
+    import torch
+    from bgmv2.pytorch_impl import model as module
+    model = build(spec, knobs)
+    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+
+    class Normalised:
+        def __call__(self, src, bgr):
+            original = module.check_pair
+            module.check_pair = lambda *args: None
+            try:
+                return model((src - mean) / std, (bgr - mean) / std)
+            finally:
+                module.check_pair = original
+
+        def state_dict(self):
+            return model.state_dict()
+
+    return torch_candidate("ImageNet normalisation baked in", Normalised())
 
 
 def channel_flip(src, bgr):
@@ -185,7 +286,7 @@ def default_set() -> List[Planted]:
         Planted("inputs-swapped", "inputs-swapped", inputs_edited("src and bgr swapped", swap)),
         Planted("value-range", "value-range", inputs_edited("a file that expects 0-255 inputs", expects_0_255)),
         Planted("layout", "layout", nhwc_outputs),
-        Planted("resize-align-corners", "stage", resize_semantics("model", "align_corners")),
+        Planted("resize-align-corners", "convention", resize_semantics("model", "align_corners")),
         Planted("weights-bf16", "weights-precision", rounded_weights("bf16")),
         Planted("knob-sample-pixels", "knobs", other_knob("refine_sample_pixels", 16 * 500)),
         Planted("knob-backbone-scale", "knobs", other_knob("backbone_scale", 0.5)),
@@ -194,6 +295,15 @@ def default_set() -> List[Planted]:
         Planted("knob-prevent-oversampling", "knobs", other_knob("refine_prevent_oversampling", False),
                 {"refine_sample_pixels": 16 * 400}),  # k above the cells with any error: the knob shows
         Planted("bias-shift", "stage", shifted("decoder.conv4.bias", 0.01)),
+        Planted("outputs-pha-fgr", "outputs-swapped", outputs_swapped("pha", "fgr")),
+        Planted("outputs-pha_sm-err_sm", "outputs-swapped", outputs_swapped("pha_sm", "err_sm")),
+        Planted("normalisation-imagenet", "value-range", imagenet_normalised),
+        Planted("first-layer-bgr", "channel-order", variant_plant("first-layer-bgr")),
+        Planted("batch-item-1-crops", "batch", batch_crop_from_first),
+        Planted("int8-dynamic", "weights-precision", int8_quantised),
+        Planted("resize-tf1-asymmetric", "convention", variant_plant("resize-asymmetric")),
+        Planted("padding-tf-same", "convention", variant_plant("padding-tf-same")),
+        Planted("fgr-clamp-removed", "convention", fgr_unclamped),
     ]
 
 
@@ -207,7 +317,16 @@ def slow_set() -> List[Planted]:
         Planted("backbone-resnet50", "backbone", other_backbone("resnet50")),
         Planted("knob-mode-full", "knobs", other_knob("refine_mode", "full")),
         Planted("brightness", "stage", inputs_edited("inputs 3% brighter", brightness)),
-        Planted("resize-nearest-refiner", "stage", resize_semantics("refiner", "nearest")),
+        Planted("resize-nearest-refiner", "convention", resize_semantics("refiner", "nearest")),
+        Planted("resize-antialias", "convention", variant_plant("resize-antialias-model")),
+        Planted("batchnorm-eps-keras", "convention", variant_plant("batchnorm-eps-1e-3")),
+        Planted("relu6-as-relu", "convention", variant_plant("relu6-as-relu")),
+        Planted("kernels-flipped", "layout", variant_plant("kernels-flipped")),
+        Planted("kernels-transposed", "layout", variant_plant("kernels-transposed")),
+        Planted("refiner-crop-shift-full", "stage", variant_plant("crop-shift-0--1-full")),
+        Planted("residual-dropped", "stage", variant_plant("no-residual-backbone.features.5")),
+        Planted("refiner-crop-shift", "stage", variant_plant("crop-shift-1-0")),
+        Planted("fp16-compute", "weights-precision", fp16_compute),
         Planted("noise-decoder-2%", "stage", noisy("decoder.conv1.weight", 0.02)),
     ]
 

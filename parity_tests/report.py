@@ -49,6 +49,11 @@ def ms_text(case: CaseResult) -> str:
     return f"{case.ms_per_frame:.1f}" + ("*" if case.timing and case.timing.get("indicative") else "")
 
 
+def section(case: CaseResult) -> str:
+    """The precision a row is listed under: its tolerance's (an advisory row sits by the row it shadows)."""
+    return "fp32" if case.advisory else case.precision
+
+
 def diagnosis_line(case: CaseResult) -> Optional[str]:
     if not case.diagnosis:
         return None
@@ -83,7 +88,7 @@ def text_table(report: Report) -> str:
             lines.append(f"ERROR {case.label}: {case.error}")
         if case.diagnosis:
             lines.append(f"FAIL  {case.label}: {diagnosis_line(case)}")
-        for violation in case.violations:
+        for violation in case.violations if not case.advisory else ():  # its note sums the drift up
             lines.append(f"FAIL  {case.label}: {violation}")
         for note in case.notes:
             lines.append(f"note  {case.label}: {note}")
@@ -94,6 +99,8 @@ def text_table(report: Report) -> str:
         lines.append(note)
     if report.environment.get("tf32"):
         lines.append(f"TF32: {report.environment['tf32']}")
+    if report.environment.get("threads"):
+        lines.append(f"threads per runtime: {report.environment['threads']}")
     if report.planted:
         caught = [case for case in report.planted if not case.ok]
         right = [case for case in caught if case.diagnosis and case.diagnosis["code"] == case.expected_diagnosis]
@@ -105,8 +112,11 @@ def text_table(report: Report) -> str:
             elif not case.diagnosis or case.diagnosis["code"] != case.expected_diagnosis:
                 lines.append(f"note  {case.label}: diagnosis {case.diagnosis and case.diagnosis['code']}, "
                              f"expected {case.expected_diagnosis}")
-    passed = sum(case.ok for case in report.cases)
-    lines.append(f"{passed}/{len(report.cases)} candidates within tolerance" + ("" if report.ok else "  -> FAILED"))
+    checked = [case for case in report.cases if not case.advisory]
+    passed = sum(case.ok for case in checked)
+    drift = [case for case in report.cases if case.advisory and not case.ok]
+    lines.append(f"{passed}/{len(checked)} candidates within tolerance" + ("" if report.ok else "  -> FAILED")
+                 + (f"; {len(drift)} plain-runtime row(s) drift (reported, not the verdict)" if drift else ""))
     return "\n".join(lines)
 
 
@@ -128,18 +138,20 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
              f"{ref.get('kind')}), run as {ref.get('runs_as')}",
              f"- inputs: {'; '.join(report.probes)}",
              f"- device of the candidates: {report.device}",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("machine", "os", "tf32")),
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("machine", "os", "tf32",
+                                                                                     "threads")),
              f"- machine: {env.get('machine', '?')}, {env.get('os', '?')}",
+             f"- threads per runtime: {env.get('threads', 'not recorded')}",
              f"- TF32 (GPU fp32 matmuls and convolutions): {env.get('tf32', 'not applicable')}"]
     if command:
         lines.append(f"- command: `{command}`")
-    precisions = sorted({case.precision for case in report.cases}, key=lambda p: (p != "fp32", p))
+    precisions = sorted({section(case) for case in report.cases}, key=lambda p: (p != "fp32", p))
     for precision in precisions:
         if len(precisions) > 1:
             lines += ["", f"## {precision}"]
         lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
         lines += ["| " + " | ".join(v.replace("|", "/") for v in row(case)) + " |"
-                  for case in report.cases if case.precision == precision]
+                  for case in report.cases if section(case) == precision]
     lines.append("")
     if report.reference_ms_per_frame:
         lines.append("Reference speed (PyTorch eager fp32, CPU): "
@@ -157,16 +169,18 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
         lines += [note, ""]
     details = [case for case in report.cases if case.error or case.violations or case.notes]
     if details:
+        from .diagnosis import CODES
         lines += ["## Failures and notes", "",
                   "`likely cause [code]`: the diagnosis, found by re-running with the alternative that would explain "
-                  "the difference (codes: backbone, layout, channel-order, inputs-swapped, value-range, knobs, "
-                  "weights-precision, stage, unknown; see `parity_tests/diagnosis.py`).", ""]
+                  f"the difference (codes: {', '.join(CODES)}; see `parity_tests/diagnosis.py`). `DRIFT`: a row "
+                  "that shows how plain users run the file (the plugin's default precision), reported beside the "
+                  "row that decides the verdict.", ""]
         for case in details:
             if case.error:
                 lines.append(f"- **{case.label}** ERROR: {case.error}")
             if case.diagnosis:
                 lines.append(f"- **{case.label}** FAIL, {diagnosis_line(case)}")
-            for violation in case.violations:
+            for violation in case.violations if not case.advisory else ():
                 lines.append(f"- **{case.label}** FAIL: {violation}")
             for note in case.notes:
                 lines.append(f"- {case.label}: {note}")

@@ -55,8 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("how to run")
     run.add_argument("--device", default="cpu", help="device of the candidates: cpu, cuda, cuda:1 (the reference "
                                                      "always runs on the CPU in fp32)")
-    run.add_argument("--repeat", type=int, default=3, help="timed runs per candidate for ms/frame (0: no timing)")
-    run.add_argument("--threads", type=int_at_least(1), help="CPU threads of every runtime (default: theirs; 1 on a busy or small machine)")
+    run.add_argument("--repeat", type=int, help="timed runs per candidate for ms/frame (0: no timing; default 3, "
+                                                "1 on a busy machine, where the figures are only indicative)")
+    run.add_argument("--threads", type=int_at_least(1), help="CPU threads of every runtime (default: 1 on 2 cores or "
+                                                             "fewer and on a busy machine, else the runtimes' own)")
     add_knob_arguments(parser, "model knobs (override what the files record)")
     out = parser.add_argument_group("reports")
     out.add_argument("--out", default="parity-report", metavar="DIR",
@@ -92,7 +94,7 @@ def command_line(args: argparse.Namespace) -> str:
             parts += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     if args.device != "cpu":
         parts += ["--device", args.device]
-    if args.repeat != 3:
+    if args.repeat is not None:
         parts += ["--repeat", str(args.repeat)]
     if args.threads:
         parts += ["--threads", str(args.threads)]
@@ -162,7 +164,7 @@ def check_files(args, probes, flags, say):
     for text in args.candidate:
         path, run_as = split_candidate(text)
         requests.append(CandidateRequest(resolve_path(path), run_as))
-    return run_parity(reference, requests, probes, flags, args.device, args.repeat, args.threads, say,
+    return run_parity(reference, requests, probes, flags, args.device, args.repeat_used, args.threads_used, say,
                       title=args.title)
 
 
@@ -194,26 +196,29 @@ def check(args: argparse.Namespace) -> int:
                               "(or check your files with --reference/--candidate without --zoo)")
         if (args.formats or args.precision or args.work) and not args.zoo:
             raise ParityError("--formats, --precision and --work go with --zoo NAME")
-        if args.repeat < 0:
+        if args.repeat is not None and args.repeat < 0:
             raise ParityError(f"--repeat must be 0 or more; got {args.repeat}")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if args.threads:
-            for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-                os.environ[name] = str(args.threads)  # read when TensorFlow starts
-            import torch
-            torch.set_num_threads(args.threads)
+        from bgmv2.parity_tests import threads
+        args.threads_used, args.threads_why = threads.choose(args.threads)  # one where more only contend
+        threads.apply(args.threads_used)
+        # On a busy machine timings are only indicative: one timed run is enough.
+        args.repeat_used = args.repeat if args.repeat is not None else 1 if threads.busy() else 3
         if not args.zoo and not (args.reference and args.candidate):  # before the probes are built (seconds)
             check_files(args, None, flags, say)
         probes = probes_of(args)
         if args.zoo:
             from bgmv2.parity_tests.zoo import check_zoo
             report = check_zoo(args.zoo, probes, flags, args.device, args.formats, args.precision or ("fp32", "fp16"),
-                               args.work, args.repeat, args.threads, say, args.title)
+                               args.work, args.repeat_used, args.threads_used, say, args.title)
         else:
             report = check_files(args, probes, flags, say)
     except ParityError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    report.environment["threads"] = args.threads_why + (
+        "; 1 timed run per file (busy machine: ms/frame only indicative)" if args.repeat is None and
+        args.repeat_used == 1 else "")
     if args.planted:
         say("checking the planted bugs ...")
         report.planted = planted_cases(report, probes)

@@ -219,7 +219,7 @@ def test_shipped_model_torchscript_at_odd_sizes_equals_matte(tmp_path_factory, w
     """The issue's sizes, on the shipped model: TorchScript from `convert` gives `matte`'s six outputs."""
     from bgmv2 import converters
     from bgmv2.converters.torch_formats import torch_model
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     shipped = str(Path(__file__).resolve().parents[1] / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
     path = tmp_path_factory.mktemp("shipped_ts") / "m.pt"
     converters.convert(shipped, path, log=None)

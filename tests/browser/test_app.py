@@ -25,7 +25,7 @@ def eager(path, probe):
     fp32 limits on `probe`, and its outputs."""
     from bgmv2 import converters
     from bgmv2.parity_tests.candidates import Reference, recorded_knobs, resolve_knobs
-    from bgmv2.parity_tests.tolerances import rule_for
+    from bgmv2.converters.acceptance import rule_for
     reference = Reference(str(SHIPPED))
     metadata = {k: v for k, v in converters.info(str(path)).items() if k not in ("file", "format", "content")}
     knobs = resolve_knobs(reference.recorded, recorded_knobs(str(path), "onnx", metadata)[0], {})[0]
@@ -58,7 +58,7 @@ def page_outputs(page, src_url, bgr_url):
 
 
 def test_the_sample_through_the_script_api_gives_eager_alpha_within_the_rule(page, app):
-    from bgmv2.parity_tests.metrics import ParityMetrics
+    from bgmv2.converters.agreement import ParityMetrics
     found, got = page_outputs(page, "sample/src.jpg", "sample/bgr.jpg")
     assert (found["width"], found["height"]) == (640, 360)
     assert found["same"] and found["kinds"] == ["Float32Array", "Float32Array"]

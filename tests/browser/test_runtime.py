@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 def test_runner_gives_onnx_runtime_outputs_and_says_how_it_ran(browser, shipped_onnx, tmp_path):
     from bgmv2 import converters
-    from bgmv2.parity_tests.probes import synthetic_probe
+    from bgmv2.converters.probes import synthetic_probe
     named = tmp_path / "my model #1.onnx"  # a name that needs quoting in a URL
     named.symlink_to(shipped_onnx)
     runner = converters.load(named, runtime="browser", threads=1)

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 SHIPPED = os.path.join(ROOT, "weights", "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
 RESULTS = []  # CaseResult of every matrix case run this session, for the summary
 WANTED = {}  # backbone -> matrix labels the collected CPU (and runnable CUDA) cases need

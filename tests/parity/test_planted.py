@@ -102,7 +102,7 @@ def swap_inputs(graph):
 
 def align_corners(graph):
     for node in graph.node:
-        if node.op_type == "Resize" and node.input[0] == "src":
+        if node.op_type == "Resize" and node.input[0] in ("src", "bgr"):
             for attribute in node.attribute:
                 if attribute.name == "coordinate_transformation_mode":
                     attribute.s = b"align_corners"
@@ -135,7 +135,7 @@ def test_too_small_builtin_probes_are_enlarged_and_user_sizes_refused(legacy_onn
 
 @pytest.mark.onnx
 @pytest.mark.parametrize("name, edit, code", [("swapped.onnx", swap_inputs, "inputs-swapped"),
-                                              ("align_corners.onnx", align_corners, "stage")])
+                                              ("align_corners.onnx", align_corners, "convention")])
 def test_edited_onnx_files_fail_with_their_diagnosis(legacy_onnx, tmp_path, name, edit, code):
     case = run(edited(legacy_onnx, tmp_path, name, edit))
     assert case.verdict == "FAIL" and case.diagnosis["code"] == code, (case.error, case.diagnosis)
