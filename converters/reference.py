@@ -30,6 +30,14 @@ class Reference:
         from .torch_formats import torch_model
         return torch_model(self.spec, knobs if self.spec.kind == "refine" else None).eval()
 
+    def names(self, knobs: Dict[str, object]):
+        """The output names, in contract order, of the model at `knobs`."""
+        from .formats import OUTPUTS_BASE, OUTPUTS_REFINE
+        if self.spec is not None:
+            return OUTPUTS_REFINE if self.spec.kind == "refine" else OUTPUTS_BASE
+        from .torch_formats import is_refine
+        return OUTPUTS_REFINE if is_refine(self.model) else OUTPUTS_BASE
+
     def runner(self, knobs: Dict[str, object]):
         """The float32 reference as a Runner (numpy or torch in, named outputs out)."""
         return self.model_as(knobs, "fp32")

@@ -22,7 +22,7 @@ def variants_for(reference, knobs, stage: str) -> List[Variant]:
 
 def conventions_step(reference, knobs, probes, got, limits, stage: str) -> Optional[Dict[str, str]]:
     """The first variant that matches the candidate, as a diagnosis, or None."""
-    names = reference.runner(knobs).outputs
+    names = reference.names(knobs)
     for variant in variants_for(reference, knobs, stage):
         made = safely(variant_model, reference.spec, knobs, variant)
         if made is None:

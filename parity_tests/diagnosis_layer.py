@@ -97,7 +97,7 @@ def layer_step(reference, candidate, knobs, probes, got, limits) -> Optional[Dic
             state = model.state_dict()
             for key, _ in found:
                 state[key].copy_(torch.from_numpy(np.asarray(theirs[key], np.float32)).to(state[key].dtype))
-        other = safely(run_model, model, reference.runner(knobs).outputs, probes)
+        other = safely(run_model, model, reference.names(knobs), probes)
         if other is None or not safely(matches, other, got, knobs, limits):
             continue
         key = max(found, key=lambda item: item[1])[0]

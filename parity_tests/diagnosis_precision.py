@@ -197,7 +197,7 @@ def folded_alternative(reference, knobs, probes, edit) -> Optional[List[Dict[str
     def make():
         model = folded_model(reference.spec, knobs)
         edit(model)
-        return run_model(model, reference.runner(knobs).outputs, probes)
+        return run_model(model, reference.names(knobs), probes)
     return safely(make)
 
 

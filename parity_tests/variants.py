@@ -66,7 +66,7 @@ def context_copy(context):
 def run_variant(reference, knobs: Dict[str, object], probes, variant: Variant) -> List[Dict[str, np.ndarray]]:
     """The reference with `variant` on every probe (float32, CPU)."""
     model, context = variant_model(reference.spec, knobs, variant)
-    names = reference.runner(knobs).outputs
+    names = reference.names(knobs)
     return [call(model, context, probe.src, probe.bgr, names) for probe in probes]
 
 
