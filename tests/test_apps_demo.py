@@ -73,7 +73,7 @@ def test_missing_media_packages_name_the_extra(tmp_path, monkeypatch, capsys):
 
 
 def test_demo_clip_is_the_sample_subject_over_its_background(tmp_path):
-    """`bgmv2 demo --clip`'s clip.mp4: 12 frames of 640x360 whose background is the sample's bgr.jpg."""
+    """`bgmv2 demo --clip`'s clip.mp4: CLIP_FRAMES frames of 640x360 whose background is the sample's bgr.jpg."""
     import numpy as np
     from bgmv2.scripts.cmd_demo import CLIP_FRAMES, write_clip
     from bgmv2.scripts.media.decode import VideoReader, read_image
