@@ -204,3 +204,11 @@ def test_links_between_pages_resolve():
             if not path.exists() and str(path.relative_to(ROOT)) not in pending:
                 missing.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not missing, missing
+
+
+def test_the_readme_links_every_docs_page():
+    """The README's Documentation section has a line for each page under docs/."""
+    readme = (ROOT / "README.md").read_text()
+    unlisted = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("**/*.md"))
+                if f"]({p.relative_to(ROOT)})" not in readme]
+    assert not unlisted, f"add a line to README.md's Documentation section for: {unlisted}"
