@@ -47,3 +47,13 @@ def test_every_written_page_in_docs_has_the_header():
         if p.name in ("deployment.md", "browser.md", "parity.md", "parity-matrix.md"):  # their own headers
             continue
         assert HEADER.match(p.read_text()), p.name
+
+
+def test_the_benchmarks_take_write():
+    """Each benchmark that owns a page takes --write PAGE (the scripts are read, not run: they measure for minutes)."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    for name in ("pytorch_speed.py", "tensorflow_speed.py", "onnx_speed.py", "batch_throughput.py"):
+        source = (root / name).read_text()
+        assert "page.recording(args.write" in source and "--write" in source, name
+    from benchmarks.pytorch_speed import parse_args
+    assert parse_args(["--quick", "--write", "docs/speed-pytorch.md"]).write == "docs/speed-pytorch.md"
