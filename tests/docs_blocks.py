@@ -5,7 +5,8 @@ first failing command; ```console: each `$ cmd` line is one command, and the lin
 `$` line are what it must print, `...` matching any text in a line and a line of `...` any lines) or
 ```python (a script). Other languages (json, text, ...) are not run. The line before a block may mark it:
 
-    <!-- docs-test: skip REASON -->     not run here (cuda, network, cluster, ...); the reason is shown
+    <!-- docs-test: skip REASON -->     not run (network, cluster, ...; the reason is shown); a REASON
+                                        starting with `cuda` runs where PyTorch sees a GPU
     <!-- docs-test: slow (WHY) -->      run only in the slow tier (-m slow)
 """
 import re

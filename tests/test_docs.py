@@ -41,11 +41,16 @@ def all_blocks():
 
 
 def params():
+    """One test per block that runs; `skip cuda` blocks run where PyTorch sees a GPU."""
+    import torch
     for block in all_blocks():
         if not block.runs:
             continue
         marks = [pytest.mark.slow] if block.slow else []
-        if block.skip is not None:
+        if block.skip is not None and block.skip.startswith("cuda"):
+            marks += [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                           reason=f"{block.id}: {block.skip}")]
+        elif block.skip is not None:
             marks.append(pytest.mark.skip(reason=f"{block.id}: {block.skip}"))
         yield pytest.param(block, id=block.id, marks=marks)
 
@@ -98,7 +103,7 @@ class Pages:
         for earlier in blocks(ROOT, ROOT / block.page):
             if earlier.line >= block.line:
                 break
-            if not earlier.runs or earlier.skip is not None or earlier.slow:
+            if not earlier.runs or earlier.skip is not None or earlier.slow:  # (cuda blocks run as their own items)
                 continue
             if earlier.line in done and done[earlier.line] is not None:
                 pytest.skip(f"needs {earlier.id}, which failed")
