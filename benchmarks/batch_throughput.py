@@ -2,6 +2,7 @@
 
     python -m benchmarks.batch_throughput                       # CPU: 1 and 2 workers, 640x360
     python -m benchmarks.batch_throughput --workers 1 2 4 --gpus-per-worker 0.5 --device cuda
+    python -m benchmarks.batch_throughput --write docs/speed-batch.md   # the table in docs/, as a page
 
 Each run is a fresh `bgmv2 batch` process (its own local Ray) over the same clips; the table gives
 the frames per second once the workers are up (Ray and model start-up excluded, shown apart) and
@@ -9,6 +10,7 @@ over the whole run.
 """
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,18 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--gpus-per-worker", type=float, default=0)
     parser.add_argument("--cpus-per-worker", type=float, default=1)
+    parser.add_argument("--write", metavar="PAGE", help="also write the table to this Markdown page (e.g. "
+                        "docs/speed-batch.md), under a header naming the command, date, machine and load")
     args = parser.parse_args(argv)
+    from bgmv2.scripts import page
+    argv = sys.argv[1:] if argv is None else argv
+    with page.recording(args.write, "`bgmv2 batch` throughput",
+                        shlex.join(["python", "-m", "benchmarks.batch_throughput", *argv])):
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Make the clips, run `bgmv2 batch` once per worker count, print the table."""
     width, height = (int(v) for v in args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bgmv2-batch-bench-") as scratch:

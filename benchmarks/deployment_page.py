@@ -133,7 +133,10 @@ ScatterElements (as ScatterND), no Clip with computed bounds (Max, Min) and Resh
 onnx2torch needs. onnx2torch 1.5.15 implements GreaterOrEqual only up to version 12, so it needs
 `--opset 15` or lower:
 
-    bgmv2 convert weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors m15.onnx --opset 15
+<!-- docs-test: slow (the ONNX exporter: about a minute) -->
+```bash
+bgmv2 convert weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors m15.onnx --opset 15
+```
 
 ### Third-party converters on these files
 

@@ -2,6 +2,7 @@
 
     python benchmarks/onnx_speed.py                       # mobilenetv2 at 1280x720 and 1920x1080
     python benchmarks/onnx_speed.py --backbones mobilenetv2,resnet50 --iters 9
+    python benchmarks/onnx_speed.py --variants --write docs/speed-onnx.md       # the table in docs/, as a page
 
 Exports each backbone once with `converters` (the exporter `bgmv2 convert` uses: torch.onnx dynamo,
 opset 18, dynamic batch/height/width) in the `static` sampling variant (and `tensorrt` with
@@ -34,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/...` works
 
 from benchmarks.pytorch_speed import build_model, cpu_name, make_pair  # noqa: E402
+from bgmv2.scripts import page  # noqa: E402
 from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
 
 
@@ -86,11 +88,21 @@ def main(argv=None) -> int:
     parser.add_argument("--shipped", action="store_true",
                         help="the shipped trained model on the realistic probe composite (not random weights)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", metavar="PAGE", help="also write what is printed to this Markdown page (e.g. "
+                        "docs/speed-onnx.md), under a header naming the command, date, machine and load")
     args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    title = "ONNX sampling variants on the shipped model (CPU)" if args.shipped else "ONNX Runtime speed (CPU)"
+    with page.recording(args.write, title, shlex.join(["python", "benchmarks/onnx_speed.py", *argv])):
+        return measure(args, argv)
+
+
+def measure(args: argparse.Namespace, argv) -> int:
+    """Export, time round robin and print the table."""
     keep_freed_memory()
     torch.set_num_threads(args.threads)
     import onnxruntime as ort
-    print(f"$ python benchmarks/onnx_speed.py {shlex.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"$ python benchmarks/onnx_speed.py {shlex.join(argv)}")
     print(f"{cpu_name()}, {os.cpu_count()} cores, {platform.python_version()}; torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}; {args.threads} threads; load average {os.getloadavg()[0]:.2f} at start")
     configs = [("ort all", "all", True), ("ort extended", "extended", True), ("ort basic", "basic", True),

@@ -3,6 +3,7 @@
 
     python benchmarks/openvino_pin.py                       # the shipped model, one 1280x720 composite
     python benchmarks/openvino_pin.py --onnx m.onnx --size 512x288
+    python benchmarks/openvino_pin.py --write docs/openvino-pin.md      # the page in docs/
 
 The shipped MobileNetV2 (HD preset) is exported to ONNX (or `--onnx` is used), converted with
 `openvino.convert_model` and saved as an fp32 IR; then, each compiled with no configuration:
@@ -84,8 +85,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", help="an ONNX file of the model (default: the shipped model, exported here)")
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the composite (default 1280x720)")
+    parser.add_argument("--write", metavar="PAGE", help="also write what is printed to this Markdown page "
+                        "(docs/openvino-pin.md)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    import shlex
+    from bgmv2.scripts import page
+    command = shlex.join(["python", "benchmarks/openvino_pin.py", *(argv if argv is not None else sys.argv[1:])])
+    with page.recording(args.write, "OpenVINO: no pin inside the IR", command):
+        measure(args)
+    return 0
+
+
+def measure(args) -> None:
     import openvino as ov
     from bgmv2.converters.probes import synthetic_probe
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -100,8 +112,11 @@ def main(argv=None) -> int:
         variants = write_variants(onnx_path, folder)
         pinned = run(core.compile_model(variants["plain IR"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                      probe.src, probe.bgr)
+        print(INTRO)
         print(f"OpenVINO {ov.__version__.split('-')[0]}, CPU offers "
-              f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}; {probe.describe()}")
+              f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}; {probe.describe()}; "
+              f"{'the shipped model' if not args.onnx else args.onnx}, each compiled with no configuration, "
+              "against the same IR compiled with INFERENCE_PRECISION_HINT f32.\n")
         print("| compiled with no configuration | inference precision | max abs d alpha | 8-bit alpha values "
               "differing | layers still in bf16 |")
         print("|---|---|---|---|---|")
@@ -114,7 +129,23 @@ def main(argv=None) -> int:
             share = float((levels[0] != levels[1]).mean())
             used = str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").replace("'>", "")
             print(f"| {label} | {used} | {d.max():.2g} | {share:.2%} | {bf16_layers(compiled)} |")
-    return 0
+        print(OUTRO)
+
+
+INTRO = """A plain `ov.Core().compile_model("m.xml", "CPU")` runs an fp32 IR in bf16 on CPUs with AVX-512 BF16 or
+AMX. Each way to pin f32 inside the file is written and run below: `runtime_options` in the IR's rt_info
+(OpenVINO reads such entries for some properties, e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE), every layer
+marked `precise` (what `ov::disable_fp16_compression` serialises), and a model compiled with f32
+exported and imported again. A row in bf16 with a non-zero alpha difference is a way that does not pin.
+On a CPU without bf16 every row runs in f32 and the table shows nothing.
+"""
+
+OUTRO = """
+The one line that pins f32 is configuration, where the model is compiled:
+`core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})` (what `converters.load` does).
+`bgmv2 parity` shows both: every `openvino:` candidate and IR gets a `[plugin default]` row beside the
+pinned one, `DRIFT` where the plugin's default breaks the fp32 limits ([parity.md](parity.md), "OpenVINO
+as plain users run it")."""
 
 
 if __name__ == "__main__":

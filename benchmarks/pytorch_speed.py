@@ -2,6 +2,7 @@
 
     python benchmarks/pytorch_speed.py --quick
     python benchmarks/pytorch_speed.py --backbones mobilenetv2,resnet50
+    python benchmarks/pytorch_speed.py --write docs/speed-pytorch.md      # the table in docs/, as a page
 
 Prints the command line, the machine's matmul rates and one markdown table. Weights are random but
 seeded, with BatchNorm statistics recorded on an HD probe so activations stay in range; the input
@@ -27,6 +28,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `python benchmarks/...` works
 
 from benchmarks.flops import count_flops  # noqa: E402
+from bgmv2.scripts import page  # noqa: E402
 from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
 from bgmv2.pytorch_impl import BACKBONES, CROP_METHODS, REPLACE_METHODS, MattingRefine, script_model  # noqa: E402
 
@@ -461,6 +463,8 @@ def parse_with_shared_options(parser: argparse.ArgumentParser, argv: Optional[Li
     parser.add_argument("--glibc-defaults", action="store_true",
                         help="leave glibc's allocator as it is (by default freed memory is kept in the process, "
                              "see scripts/allocator.py, as the bgmv2 apps do)")
+    parser.add_argument("--write", metavar="PAGE", help="also write what is printed to this Markdown page "
+                        "(docs/speed-pytorch.md, docs/speed-tensorflow.md), under a header naming the command, date, machine and load")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: " + ", ".join(f"{k} {v}" for k, v in quick.items())
                         + " (explicit options still win)")
@@ -486,8 +490,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         model = build_model(backbone, args.backbone_scale, args.sample_pixels, args.seed)
         for size in args.sizes:
             rows += run_size(backbone, model, size, args, skip_bf16)
-    print_header(argv, args, fp32_rate, bf16_rate, skip_bf16, load_before)
-    print(table(rows, fp32_rate, bf16_rate))
+    with page.recording(args.write, "PyTorch speed (CPU)", shlex.join(["python", "benchmarks/pytorch_speed.py", *argv])):
+        print_header(argv, args, fp32_rate, bf16_rate, skip_bf16, load_before)
+        print(table(rows, fp32_rate, bf16_rate))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/tensorflow_speed.py
     python benchmarks/tensorflow_speed.py --quick
+    python benchmarks/tensorflow_speed.py --write docs/speed-tensorflow.md     # the table in docs/, as a page
 
 Prints the command line and one markdown table: milliseconds per frame (median of the timed calls,
 taken round robin after warm-up) for each backbone and size. The models and inputs are those of
@@ -30,6 +31,7 @@ from bgmv2 import tensorflow_impl  # noqa: E402
 from benchmarks.pytorch_speed import (at_least, build_model, comma_list, cpu_name, make_pair,  # noqa: E402
                                       parse_with_shared_options, size_list)
 from bgmv2.pytorch_impl import BACKBONES  # noqa: E402
+from bgmv2.scripts import page  # noqa: E402
 from bgmv2.scripts.allocator import keep_freed_memory  # noqa: E402
 
 PATHS = ("pytorch eager", "tf eager", "tf.function")
@@ -143,8 +145,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             rows.append(measure(backbone, model, twin, graph, size, args))
         traces = graph.experimental_get_tracing_count()
         assert traces == 1, f"tf.function traced {traces} times"
-    print_header(argv, args, load_before, kept_memory)
-    print(table(rows))
+    command = shlex.join(["python", "benchmarks/tensorflow_speed.py", *argv])
+    with page.recording(args.write, "TensorFlow / Keras 3 speed (CPU)", command):
+        print_header(argv, args, load_before, kept_memory)
+        print(table(rows))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ planted bugs (smallest ratios; every other planted bug is 1,000x or more, or fai
   ResNet-50 2% / 5% noise on the same tensor          206 / 440,  486 / 1085
 fp32 factors 30 (max) and 20 (mean): 2.2x below the weakest bug's mean ratio (44) and 3.2x below the
 ASPP 5% bug's max ratio (97); 14x above the worst faithful mean ratio (1.4), and 2x above the 3-9x
-that TensorFlow's oneDNN 3x3 convolutions can add on other inputs (README, "Same alpha").
+that TensorFlow's oneDNN 3x3 convolutions can add on other inputs (docs/tensorflow.md).
 fp16 / bf16 factor 5: 3.3x above the worst faithful fp16 ratio (1.5).
 """
 

@@ -209,7 +209,7 @@ def markdown(report: Report, command: Optional[str] = None) -> str:
               "Each output may differ from the reference by at most `factor x noise + floor` (max and mean "
               "separately), where `noise` is the reference's own rounding error in the candidate's precision, "
               "measured in this run against the reference computed in float64 (see `converters/acceptance.py` "
-              "and README, Parity). Per case, `parity.json` holds the measured noise, the limits and the ratios.",
+              "and docs/acceptance.md). Per case, `parity.json` holds the measured noise, the limits and the ratios.",
               "", "| precision | max factor | mean factor | max floor | mean floor | pha mean (all pixels) | "
               "8-bit share | cells flipped | unexplained |", "|---|---|---|---|---|---|---|---|---|"]
     for rule in RULES.values():

@@ -51,6 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(legacy_booleans(argv, boolean_flags(parser)))
+    args.command_line = ["bgmv2", *argv]  # as typed, for what a command writes about itself
     if args.command is None:
         parser.print_help()
         return exits.EXIT_USAGE

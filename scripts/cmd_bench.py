@@ -4,6 +4,7 @@
     bgmv2 bench --model pytorch_resnet50.pth --size 1920x1080 --device cuda --precision fp16
     bgmv2 bench --model model.onnx --frames 48 --rounds 5 --sequential
     bgmv2 bench --backend fast                    # eager and the fast path side by side: `fast / eager: ...`
+    bgmv2 bench --backend fast --write docs/speed-fast.md   # and keep what it prints as a page
 
 Rows (median over --rounds; each round measures every row back to back, in alternating order, so
 load changes hit the rows alike; the pipeline's share is the median of the rounds' ratios):
@@ -45,12 +46,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-ratio", type=float_in(0, 1, low_open=True),
                         help="exit with status 3 if the pipeline's fps is below this fraction of the model's, in "
                              "(0, 1] (e.g. 0.85)")
+    parser.add_argument("--write", metavar="PAGE",
+                        help="also write the results to this Markdown page (e.g. docs/speed-fast.md), under a header "
+                             "naming the command, date, machine and load")
     add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from bgmv2.scripts.media.app import run_app
-    return run_app(bench, args)
+    return run_app(bench_page, args)
+
+
+def bench_page(args) -> int:
+    """`bench`, its output also written to the --write page when it ends without an error."""
+    import shlex
+    from bgmv2.scripts import page
+    title = "`bgmv2 bench --backend fast`: the fast backend against eager" if args.backend == "fast" else \
+        "`bgmv2 bench`: the model alone and the video pipeline"
+    with page.recording(args.write, title, shlex.join(getattr(args, "command_line", ["bgmv2", "bench"]))):
+        return bench(args)
 
 
 def bench_runner(args):

@@ -70,3 +70,16 @@ def test_missing_media_packages_name_the_extra(tmp_path, monkeypatch, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo")]) == 1
     err = capsys.readouterr().err
     assert "needs the `cv2` package" in err and "pip install 'bgmv2-zoo[video]'" in err and "Traceback" not in err
+
+
+def test_demo_clip_is_the_sample_subject_over_its_background(tmp_path):
+    """`bgmv2 demo --clip`'s clip.mp4: CLIP_FRAMES frames of 640x360 whose background is the sample's bgr.jpg."""
+    import numpy as np
+    from bgmv2.scripts.cmd_demo import CLIP_FRAMES, write_clip
+    from bgmv2.scripts.media.decode import VideoReader, read_image
+    write_clip(tmp_path / "clip.mp4")
+    frames = list(VideoReader(str(tmp_path / "clip.mp4"), "--src"))
+    assert len(frames) == CLIP_FRAMES and frames[0].shape == (360, 640, 3)
+    bgr = read_image(SAMPLE / "bgr.jpg").astype(int)
+    corner = np.abs(frames[0][:40, :40].astype(int) - bgr[:40, :40]).mean()  # no subject in the corner
+    assert corner < 8, corner

@@ -195,7 +195,7 @@ def test_torchscript_and_the_converters_runners(media, models, tmp_path, capsys)
     assert "pth via PyTorch" in capsys.readouterr().err
     assert main(["images", *single, "-o", str(tmp_path / "bf16"), "--model", str(models / "refine.pth"),
                  "--precision", "bf16", *FAST]) == 0
-    assert "on cpu (bf16)" in capsys.readouterr().err  # (a random network's bf16 alpha says nothing; see README)
+    assert "on cpu (bf16)" in capsys.readouterr().err  # (a random network's bf16 alpha says nothing; see docs/speed.md)
     assert cv2.imread(str(tmp_path / "bf16" / "pha" / "a.png"), cv2.IMREAD_UNCHANGED).shape == (45, 67)
     converted = cv2.imread(str(tmp_path / "conv" / "pha" / "a.png"), cv2.IMREAD_UNCHANGED)
     reference = tmp_path / "ref"
