@@ -16,7 +16,7 @@ from .engine import CaseResult, check_candidate
 
 
 def openvino_pinned(candidate: Candidate) -> bool:
-    return str(candidate.runtime).startswith("OpenVINO") and candidate.precision == "fp32"
+    return getattr(candidate.runner, "runtime", None) == "openvino" and candidate.precision == "fp32"
 
 
 def capability() -> str:
@@ -59,7 +59,7 @@ def plain_rows(reference, candidate: Candidate, knobs: Dict[str, object], source
     except Exception as error:  # noqa: BLE001 - reported, as any candidate that cannot load
         return [CaseResult(label, candidate.path, candidate.format, candidate.run_as, device=candidate.device,
                            error=f"{type(error).__name__}: {error}", advisory=True)]
-    plain = dataclasses.replace(candidate, label=label, runtime=runner.runtime, precision="fp32", runner=runner,
+    plain = dataclasses.replace(candidate, label=label, runtime=runner.engine, precision="fp32", runner=runner,
                                 notes=[])
     result = check_candidate(reference, plain, knobs, sources, probes, repeat, explain=False)
     result.precision, result.advisory = runner.precision, True

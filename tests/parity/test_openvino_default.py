@@ -32,8 +32,8 @@ def test_default_precision_is_the_plugins_choice(tmp_path):
     onnx.save(model, path)
     pinned = converters.load(path, runtime="openvino")
     plain = converters.load(path, runtime="openvino", precision="default")
-    assert pinned.precision == "fp32" and "plugin default" not in pinned.runtime
-    assert plain.precision == ("bf16" if bf16_cpu() else "fp32") and "plugin default" in plain.runtime
+    assert pinned.precision == "fp32" and "plugin default" not in pinned.engine
+    assert plain.precision == ("bf16" if bf16_cpu() else "fp32") and "plugin default" in plain.engine
     x = np.random.default_rng(0).random((1, 3, 8, 8)).astype(np.float32)
     assert set(plain(x, x)) == {"pha", "fgr", "err", "hid"}
     with pytest.raises(converters.ConversionError, match="choose one of fp32, bf16, fp16, or default"):
