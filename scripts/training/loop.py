@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -184,7 +184,7 @@ def train(config: TrainConfig, log=print) -> Dict:
     """Run (or resume) training; returns the final validation metrics and the baseline's."""
     check_config(config)
     torch.manual_seed(config.seed)
-    model = build(config).to(config.device)
+    model = build(replace(config, init=None) if config.resume else config).to(config.device)  # resume: weights from the checkpoint
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
