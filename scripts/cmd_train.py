@@ -87,6 +87,8 @@ def add_training_arguments(sub: argparse.ArgumentParser, stage: str) -> None:
                      "flyaways (default: the synthetic set alone)")
     sub.add_argument("--crop-scale", type=crop_scale, default=1.0,
                      help="make samples this much larger and crop around strands and soft edges (--mix, folders)")
+    sub.add_argument("--reuse", type=whole, default=1,
+                     help="--mix: crops cut from each generated sample (saves generation time; default 1)")
     sub.add_argument("--val-every", type=whole, default=250)
     sub.add_argument("--val-count", type=whole, default=16, help="held-out images per validation set")
     sub.add_argument("--val-size", type=size, default=(256, 256))
@@ -169,7 +171,7 @@ def run_stage(args: argparse.Namespace) -> int:
     config = TrainConfig(stage=args.stage, backbone=args.backbone, checkpoint=args.checkpoint, init=args.init,
                          resume=args.resume, steps=args.steps, batch=args.batch, size=args.size, lr=args.lr,
                          seed=args.seed, workers=args.workers, fgr_dir=args.fgr_dir, pha_dir=args.pha_dir,
-                         bgr_dir=args.bgr_dir, mix=args.mix, crop_scale=args.crop_scale,
+                         bgr_dir=args.bgr_dir, mix=args.mix, crop_scale=args.crop_scale, reuse=args.reuse,
                          thin_weight=getattr(args, "thin_weight", 0.0), semi_weight=getattr(args, "semi_weight", 0.0),
                          val_every=args.val_every, val_count=args.val_count, val_size=args.val_size,
                          val_data=args.val_data, save_every=args.save_every, log_every=args.log_every,

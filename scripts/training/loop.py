@@ -53,6 +53,7 @@ class TrainConfig:
     bgr_dir: Optional[str] = None
     mix: Optional[str] = None  # e.g. "synthetic=0.4,strands=0.6" (bgmv2.data.mix); None: SyntheticMattingSet
     crop_scale: float = 1.0  # samples are made this much larger, then cut around their detail (mix, folders)
+    reuse: int = 1  # mix: each generated sample gives this many crops
     thin_weight: float = 0.0  # refine loss: extra weight of thin structures (losses.detail_weights)
     semi_weight: float = 0.0  # refine loss: extra weight of semi-transparent pixels
     refine_sample_pixels: int = 16_384
@@ -107,7 +108,7 @@ def training_set(config: TrainConfig) -> torch.utils.data.Dataset:
         return DetailCrops(folders, h, w, config.seed) if (ch, cw) != (h, w) else folders
     if config.mix:
         from bgmv2.data.mix import MattingMix
-        return MattingMix(length, h, w, config.seed, config.mix, config.crop_scale)
+        return MattingMix(length, h, w, config.seed, config.mix, config.crop_scale, reuse=config.reuse)
     return SyntheticMattingSet(length, h, w, config.seed)
 
 
