@@ -99,7 +99,12 @@ def add_training_arguments(sub: argparse.ArgumentParser, stage: str) -> None:
     sub.add_argument("--device", default="cpu")
     sub.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AMX/AVX512-BF16)")
     sub.add_argument("--threads", type=whole, help="torch threads (default: all cores)")
+    sub.add_argument("--freeze-bn", action="store_true",
+                     help="keep BatchNorm's running statistics (fine-tuning with small batches: training then "
+                          "behaves as inference does)")
     if stage == "refine":
+        sub.add_argument("--refiner-lr-scale", type=weight, default=1.0,
+                         help="the refiner's learning rate is --lr times this (default 1)")
         sub.add_argument("--refine-sample-pixels", type=whole, default=16_384,
                          help="pixels the refiner recomputes per training image (sampling mode)")
         sub.add_argument("--thin-weight", type=weight, default=0.0,
@@ -175,7 +180,8 @@ def run_stage(args: argparse.Namespace) -> int:
                          thin_weight=getattr(args, "thin_weight", 0.0), semi_weight=getattr(args, "semi_weight", 0.0),
                          val_every=args.val_every, val_count=args.val_count, val_size=args.val_size,
                          val_data=args.val_data, save_every=args.save_every, log_every=args.log_every,
-                         device=args.device, bf16=args.bf16,
+                         device=args.device, bf16=args.bf16, freeze_bn=args.freeze_bn,
+                         refiner_lr_scale=getattr(args, "refiner_lr_scale", 1.0),
                          refine_sample_pixels=getattr(args, "refine_sample_pixels", 16_384))
     summary = train(config, log=main_log)
     print(json.dumps(summary, indent=2))

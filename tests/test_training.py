@@ -153,3 +153,33 @@ def test_refine_trains_on_the_mix_with_weighted_loss_from_a_whole_model(tmp_path
     assert set(summary["sets"]) == {"synthetic", "flyaways"} and summary["last_loss"] > 0
     state = torch.load(refine.checkpoint, weights_only=True)
     assert state["config"]["thin_weight"] == 8 and state["config"]["mix"] == "synthetic=1,strands=1,flyaways=1"
+
+
+def doc_commands(text: str):
+    """(command argv, runs) for each `bgmv2 ...` line of the bash blocks of a Markdown text (continued lines
+    joined); `runs` is True in the blocks right after a `<!-- quick -->` marker."""
+    import re
+    import shlex
+    found = []
+    for marker, block in re.findall(r"(<!-- quick[^>]*-->\s*)?```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("bgmv2 "):
+                found.append((shlex.split(line)[1:], bool(marker)))
+    return found
+
+
+def test_the_commands_of_docs_training_run_or_parse(tmp_path, monkeypatch, capsys):
+    """Every `bgmv2` command in docs/training.md parses; the quick ones run as written (in a scratch folder)."""
+    from pathlib import Path
+    from bgmv2.scripts.cli import build_parser
+    commands = doc_commands((Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text())
+    assert sum(runs for _, runs in commands) >= 4 and sum(not runs for _, runs in commands) >= 3
+    parser = build_parser()
+    for argv, runs in commands:
+        parser.parse_args(argv)
+    monkeypatch.chdir(tmp_path)
+    for argv, runs in commands:
+        if runs:
+            assert main(argv) == 0, argv
+    assert list((tmp_path / "runs").glob("*.safetensors")), list(tmp_path.rglob("*"))

@@ -56,6 +56,8 @@ class TrainConfig:
     reuse: int = 1  # mix: each generated sample gives this many crops
     thin_weight: float = 0.0  # refine loss: extra weight of thin structures (losses.detail_weights)
     semi_weight: float = 0.0  # refine loss: extra weight of semi-transparent pixels
+    freeze_bn: bool = False  # BatchNorm keeps its running statistics (training behaves as inference)
+    refiner_lr_scale: float = 1.0  # the refiner's learning rate is `lr` times this
     refine_sample_pixels: int = 16_384
     val_every: int = 200
     val_count: int = 16
@@ -140,6 +142,25 @@ def compute_loss(model, batch, bf16: bool, thin: float = 0.0, semi: float = 0.0)
     return base_loss(*outputs[:3], batch["pha"], batch["fgr"])
 
 
+def set_training(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Training mode, with BatchNorm on its running statistics when `freeze_bn` (small batches, fine-tuning)."""
+    model.train()
+    if config.freeze_bn:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> List[Dict]:
+    """The refiner's weights in a group of their own (learning rate times `refiner_lr_scale`)."""
+    refiner = [p for n, p in model.named_parameters() if n.startswith("refiner.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("refiner.")]
+    groups = [{"params": rest, "scale": 1.0}]
+    if refiner:
+        groups.append({"params": refiner, "scale": config.refiner_lr_scale})
+    return groups
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up over 50 steps, then cosine decay to 5 % of `lr`."""
     warm = min(1.0, (step + 1) / 50)
@@ -188,7 +209,7 @@ def train(config: TrainConfig, log=print) -> Dict:
     model = build(replace(config, init=None) if config.resume else config).to(config.device)  # resume: weights from the checkpoint
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     start = resume_from(config, model, optimizer, log)
     data_set = training_set(config)
     sets = validation_sets(config)
@@ -198,7 +219,7 @@ def train(config: TrainConfig, log=print) -> Dict:
     data = torch.utils.data.DataLoader(data_set, batch_size=config.batch,
                                        sampler=range(start * config.batch, config.steps * config.batch),
                                        num_workers=config.workers, persistent_workers=config.workers > 0)
-    model.train()
+    set_training(model, config)
     began, losses = time.perf_counter(), []
     settings = asdict(config)
     for step, batch in enumerate(data, start=start):
@@ -206,7 +227,7 @@ def train(config: TrainConfig, log=print) -> Dict:
         if config.channels_last:
             batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
+            group["lr"] = learning_rate(config, step) * group.get("scale", 1.0)
         loss = compute_loss(model, batch, config.bf16, config.thin_weight, config.semi_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -221,6 +242,7 @@ def train(config: TrainConfig, log=print) -> Dict:
             config.history.append({"step": done, "loss": float(np.mean(losses[-config.log_every:]))})
         if done % config.val_every == 0 and done != config.steps:
             validate(model, sets, config, done, log)
+            set_training(model, config)
         if done % config.save_every == 0 and done != config.steps:
             settings["history"] = config.history
             save_checkpoint(config.checkpoint, model, optimizer, done, settings)
