@@ -29,6 +29,7 @@ from .evaluation import (BASELINE_THRESHOLDS, all_metrics, baseline_metrics, dif
                          generated_set, predict_alpha)
 from .folders import FolderMattingSet
 from .losses import base_loss, refine_loss
+from .raw_forward import raw_forward
 
 VALIDATION_SEED_OFFSET = 1_000  # held-out samples come from seeds training never uses
 MIN_BATCH = 2  # BatchNorm in training mode needs two values per channel (the ASPP's pooled branch has one per image)
@@ -58,6 +59,7 @@ class TrainConfig:
     semi_weight: float = 0.0  # refine loss: extra weight of semi-transparent pixels
     freeze_bn: bool = False  # BatchNorm keeps its running statistics (training behaves as inference)
     refiner_lr_scale: float = 1.0  # the refiner's learning rate is `lr` times this
+    unclamped: bool = False  # refine loss: gradients past the alpha/error clamp (raw_forward.py)
     refine_sample_pixels: int = 16_384
     val_every: int = 200
     val_count: int = 16
@@ -132,13 +134,18 @@ def evaluate(model: torch.nn.Module, val: Dict[str, torch.Tensor], device: str) 
     return all_metrics(pha, val)
 
 
-def compute_loss(model, batch, bf16: bool, thin: float = 0.0, semi: float = 0.0) -> torch.Tensor:
+def compute_loss(model, batch, bf16: bool, thin: float = 0.0, semi: float = 0.0, unclamped: bool = False
+                 ) -> torch.Tensor:
+    """The stage's loss on one batch; `unclamped`: the refine losses see alpha and error past their clamp
+    where that points back towards the truth (raw_forward.toward)."""
     device_type = batch["src"].device.type
+    refine = isinstance(model, MattingRefine)
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        outputs = model(batch["src"], batch["bgr"])
+        outputs = raw_forward(model, batch["src"], batch["bgr"]) if refine and unclamped else \
+            model(batch["src"], batch["bgr"])
     outputs = [o.float() for o in outputs]
-    if isinstance(model, MattingRefine):
-        return refine_loss(*outputs[:5], batch["pha"], batch["fgr"], thin, semi)
+    if refine:
+        return refine_loss(*outputs[:5], batch["pha"], batch["fgr"], thin, semi, unclamped)
     return base_loss(*outputs[:3], batch["pha"], batch["fgr"])
 
 
@@ -228,7 +235,7 @@ def train(config: TrainConfig, log=print) -> Dict:
             batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step) * group.get("scale", 1.0)
-        loss = compute_loss(model, batch, config.bf16, config.thin_weight, config.semi_weight)
+        loss = compute_loss(model, batch, config.bf16, config.thin_weight, config.semi_weight, config.unclamped)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -66,13 +66,20 @@ def base_loss(pha, fgr, err, true_pha, true_fgr) -> torch.Tensor:
 
 
 def refine_loss(pha, fgr, pha_sm, fgr_sm, err_sm, true_pha, true_fgr, thin: float = 0.0,
-                semi: float = 0.0) -> torch.Tensor:
+                semi: float = 0.0, unclamped: bool = False) -> torch.Tensor:
+    """Upstream's refine loss; with `unclamped`, pha, pha_sm and err_sm are raw (raw_forward.py) and are
+    clamped here except where the raw value lies past the range away from the truth."""
     size = pha_sm.shape[-2:]
     true_pha_sm = F.interpolate(true_pha, size, mode="bilinear", align_corners=False, antialias=True)
     true_fgr_sm = F.interpolate(true_fgr, size, mode="bilinear", align_corners=False, antialias=True)
     full = true_pha.shape[-2:]
     weights = detail_weights(true_pha, thin, semi) if (thin or semi) else None
-    coarse_error = (F.interpolate(pha_sm.detach(), full, mode="bilinear", align_corners=False) - true_pha).abs()
+    clamped_sm = pha_sm.clamp(0.0, 1.0)
+    coarse_error = (F.interpolate(clamped_sm.detach(), full, mode="bilinear", align_corners=False) - true_pha).abs()
+    if unclamped:
+        from .raw_forward import toward
+        pha, pha_sm = toward(pha, true_pha), toward(pha_sm, true_pha_sm)
+        err_sm = toward(err_sm, F.interpolate(coarse_error, size, mode="area"))
     predicted_error = F.interpolate(err_sm, full, mode="bilinear", align_corners=False)
     error_term = F.mse_loss(predicted_error, coarse_error) if weights is None else \
         ((predicted_error - coarse_error) ** 2 * weights).sum() / weights.sum()
