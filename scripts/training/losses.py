@@ -17,6 +17,7 @@ from torch.nn import functional as F
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
 THIN_SIZE = 5  # px: structures narrower than this are "thin"
 THIN_LEVEL = 0.05  # top-hat response above which a pixel belongs to a thin structure
+MARGIN = 0.05  # unclamped: raw alpha must clear 0 (1) by this where the truth is exactly 0 (1)
 
 
 def sobel(x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,7 @@ def refine_loss(pha, fgr, pha_sm, fgr_sm, err_sm, true_pha, true_fgr, thin: floa
     coarse_error = (F.interpolate(clamped_sm.detach(), full, mode="bilinear", align_corners=False) - true_pha).abs()
     if unclamped:
         from .raw_forward import toward
-        pha, pha_sm = toward(pha, true_pha), toward(pha_sm, true_pha_sm)
+        pha, pha_sm = toward(pha, true_pha, MARGIN), toward(pha_sm, true_pha_sm, MARGIN)
         err_sm = toward(err_sm, F.interpolate(coarse_error, size, mode="area"))
     predicted_error = F.interpolate(err_sm, full, mode="bilinear", align_corners=False)
     error_term = F.mse_loss(predicted_error, coarse_error) if weights is None else \
