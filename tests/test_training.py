@@ -183,3 +183,22 @@ def test_the_commands_of_docs_training_run_or_parse(tmp_path, monkeypatch, capsy
         if runs:
             assert main(argv) == 0, argv
     assert list((tmp_path / "runs").glob("*.safetensors")), list(tmp_path.rglob("*"))
+
+
+def test_raw_forward_is_the_model_before_its_clamps_and_toward_lets_gradients_back_in(models):
+    from bgmv2.data.strands import StrandMattingSet
+    from bgmv2.scripts.training.raw_forward import raw_forward, toward
+    model = load_model(models / "refine.pth")
+    sample = StrandMattingSet(1, 64, 96, seed=1)[0]
+    src, bgr = sample["src"][None], sample["bgr"][None]
+    with torch.no_grad():
+        clamped, raw = model(src, bgr), raw_forward(model, src, bgr)
+    for i, (a, b) in enumerate(zip(clamped, raw)):
+        assert torch.equal(a, b.clamp(0, 1) if i in (0, 2, 4) else b), i
+    values = torch.tensor([-0.5, -0.02, 0.03, -0.2, 0.5, 1.02, 1.2, 0.9, 1.5], requires_grad=True)
+    truth = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 0.5])
+    seen = toward(values, truth, margin=0.05)
+    assert torch.allclose(seen, torch.tensor([0.0, 0.03, 0.08, -0.2, 0.5, 0.97, 1.0, 0.85, 1.5]))
+    (seen - truth).abs().sum().backward()
+    # no pull on clear background / solid foreground; every other value is pulled towards its truth
+    assert values.grad.tolist() == [0.0, 1.0, 1.0, -1.0, 0.0, -1.0, 0.0, -1.0, 1.0]
