@@ -109,6 +109,8 @@ def add_training_arguments(sub: argparse.ArgumentParser, stage: str) -> None:
                          help="pixels the refiner recomputes per training image (sampling mode)")
         sub.add_argument("--thin-weight", type=weight, default=0.0,
                          help="extra loss weight of thin structures, strands (0: upstream's loss)")
+        sub.add_argument("--freeze-base", action="store_true",
+                         help="train the refiner alone: the base network (coarse matte, error map) stays as --init gave it")
         sub.add_argument("--unclamped", action="store_true",
                          help="let the loss reach alpha and error past their clamp where that points back towards "
                               "the truth (else a strand whose raw alpha is below 0 can never be learnt)")
@@ -185,7 +187,7 @@ def run_stage(args: argparse.Namespace) -> int:
                          val_data=args.val_data, save_every=args.save_every, log_every=args.log_every,
                          device=args.device, bf16=args.bf16, freeze_bn=args.freeze_bn,
                          refiner_lr_scale=getattr(args, "refiner_lr_scale", 1.0),
-                         unclamped=getattr(args, "unclamped", False),
+                         unclamped=getattr(args, "unclamped", False), freeze_base=getattr(args, "freeze_base", False),
                          refine_sample_pixels=getattr(args, "refine_sample_pixels", 16_384))
     summary = train(config, log=main_log)
     print(json.dumps(summary, indent=2))

@@ -60,6 +60,7 @@ class TrainConfig:
     freeze_bn: bool = False  # BatchNorm keeps its running statistics (training behaves as inference)
     refiner_lr_scale: float = 1.0  # the refiner's learning rate is `lr` times this
     unclamped: bool = False  # refine loss: gradients past the alpha/error clamp (raw_forward.py)
+    freeze_base: bool = False  # refine: train the refiner alone (the base network and its error map stay)
     refine_sample_pixels: int = 16_384
     val_every: int = 200
     val_count: int = 16
@@ -152,16 +153,23 @@ def compute_loss(model, batch, bf16: bool, thin: float = 0.0, semi: float = 0.0,
 def set_training(model: torch.nn.Module, config: TrainConfig) -> None:
     """Training mode, with BatchNorm on its running statistics when `freeze_bn` (small batches, fine-tuning)."""
     model.train()
-    if config.freeze_bn:
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.eval()
+    for name, module in model.named_modules():
+        frozen = config.freeze_base and name and not name.startswith("refiner")
+        if frozen or (config.freeze_bn and isinstance(module, torch.nn.modules.batchnorm._BatchNorm)):
+            module.eval()
 
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> List[Dict]:
-    """The refiner's weights in a group of their own (learning rate times `refiner_lr_scale`)."""
+    """The refiner's weights in a group of their own (learning rate times `refiner_lr_scale`); with
+    `freeze_base`, the refiner's alone (the rest stops taking gradients)."""
     refiner = [p for n, p in model.named_parameters() if n.startswith("refiner.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("refiner.")]
+    if config.freeze_base:
+        if not refiner:
+            raise TrainingError("--freeze-base leaves nothing to train in the base stage: use it with `train refine`")
+        for parameter in rest:
+            parameter.requires_grad_(False)
+        return [{"params": refiner, "scale": config.refiner_lr_scale}]
     groups = [{"params": rest, "scale": 1.0}]
     if refiner:
         groups.append({"params": refiner, "scale": config.refiner_lr_scale})
