@@ -125,7 +125,8 @@ def test_thin_structures_and_their_loss_weights():
     thin = thin_structures(alpha)
     assert thin[..., 5, 4:28].min() == 1 and thin[..., 14:26, 10:22].max() == 0
     weights = detail_weights(alpha, thin=8, semi=2)
-    assert weights[..., 5, 10] == 1 + 8 + 2 and weights[..., 20, 16] == 1 and weights[..., 0, 0] == 1
+    assert weights[..., 5, 10] == 1 + 8 + 2 and weights[..., 20, 16] == 1 and weights[..., 0, 30] == 1
+    assert weights[..., 7, 10] == 1 + 8 + 2 and weights[..., 8, 10] == 1  # 2 px beside the strand, not 3
 
 
 def test_strand_metrics():
