@@ -26,7 +26,8 @@ def show_list(registry) -> None:
     for m in registry.models:
         sha = registry.expected_sha256(m)
         print(f"{m.name:32} {m.origin:12} {m.backbone:12} {m.format:12} {m.precision:9} "
-              f"{sha[:16] + '...' if sha else 'unknown'}{'  (shipped)' if m.shipped else ''}")
+              f"{sha[:16] + '...' if sha else 'unknown'}{'  (shipped)' if m.shipped else ''}"
+              f"{f'  (superseded by {m.superseded_by})' if m.superseded_by else ''}")
 
 
 def show_info(registry, name: str) -> None:
@@ -35,7 +36,7 @@ def show_info(registry, name: str) -> None:
     rows = [("name", m.name), ("origin", m.origin), ("description", m.description), ("model", f"{m.kind} / {m.backbone}"),
             ("format", f"{m.format}, {m.precision}"), ("file", m.file), ("size", m.size),
             ("sha256", sha256_text(registry, m)),
-            ("shipped", m.shipped), ("urls", ", ".join(m.urls) or "-"),
+            ("shipped", m.shipped), ("superseded by", m.superseded_by), ("urls", ", ".join(m.urls) or "-"),
             ("preset", f"{m.preset}: {preset}" if preset else "-"), ("metrics", m.metrics or "-")]
     for key, value in rows:
         if value not in ("", None):

@@ -39,6 +39,7 @@ class ModelEntry:
     shipped: bool = False
     description: str = ""
     metrics: Dict = field(default_factory=dict)
+    superseded_by: Optional[str] = None  # a newer model of ours took this one's place as the default
 
     @property
     def shipped_path(self) -> Optional[Path]:
@@ -118,9 +119,9 @@ class Registry:
         return record["sha256"] if record else None
 
     def default(self, backbone: str = "mobilenetv2", kind: str = "refine") -> ModelEntry:
-        """The shipped model for a backbone and kind."""
+        """The shipped model for a backbone and kind (superseded ones stay loadable by name, not default)."""
         for entry in self.models:
-            if entry.shipped and entry.backbone == backbone and entry.kind == kind:
+            if entry.shipped and not entry.superseded_by and entry.backbone == backbone and entry.kind == kind:
                 return entry
         shipped = [f"{m.name} ({m.backbone})" for m in self.models if m.shipped]
         raise ZooError(f"the zoo ships no {kind} weights for {backbone} (shipped: {', '.join(shipped)}); fetch the "
