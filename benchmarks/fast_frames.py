@@ -11,9 +11,7 @@ frame) and by the 8-bit figure (share of alpha values more than 2 levels off; th
 0.5%). The fast runner itself checks only its first frames and every 30th; this measures the rest.
 """
 import argparse
-import os
 import sys
-import time
 
 import numpy as np
 
@@ -80,25 +78,19 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--sizes", nargs="+", default=["320x240", "1279x719"])
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="restrict the fast path (default: its choice)")
-    parser.add_argument("--write", help="write the tables to this Markdown page")
+    parser.add_argument("--write", metavar="PAGE", help="also write what is printed to this Markdown page")
     args = parser.parse_args(argv)
-    import torch
-    choices = []
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load = os.getloadavg()[0]
-    lines = []
-    for size in args.sizes:
-        height, width = parse_size(size)
-        rows = measure(height, width, args.frames, args.precision, choices.append)
-        lines += table(rows, height, width)
-        print("\n".join(table(rows, height, width)), flush=True)
-    header = [f"Written by `python -m benchmarks.fast_frames {' '.join(argv if argv is not None else sys.argv[1:])}`"
-              f" on {started} ({os.cpu_count()} cores, torch {torch.__version__}, load average {load:.1f} before, "
-              f"{os.getloadavg()[0]:.1f} after); do not edit by hand.", "",
-              "What the fast path chose: " + " / ".join(choices), ""]
-    if args.write:
-        from bgmv2 import atomic
-        atomic.write_text(args.write, "# The fast backend, frame by frame\n\n" + "\n".join(header + lines))
+    import shlex
+    from bgmv2.scripts import page
+    command = shlex.join(["python", "-m", "benchmarks.fast_frames", *(argv if argv is not None else sys.argv[1:])])
+    with page.recording(args.write, "The fast backend, frame by frame", command):
+        choices = []
+        print(__doc__.split("\n\n", 2)[2].strip() + "\n")
+        for size in args.sizes:
+            height, width = parse_size(size)
+            rows = measure(height, width, args.frames, args.precision, choices.append)
+            print("What the fast path chose: " + choices[-1] + "\n")
+            print("\n".join(table(rows, height, width)) + "\n", flush=True)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Is there a way to pin OpenVINO's inference precision inside the IR, so that a plain
-`ov.Core().compile_model("m.xml", "CPU")` runs it in f32? Each candidate way is written and run.
+`core.compile_model("m.xml", "CPU")` (no configuration) runs it in f32? Each candidate way is written and run.
 
     python benchmarks/openvino_pin.py                       # the shipped model, one 1280x720 composite
     python benchmarks/openvino_pin.py --onnx m.onnx --size 512x288
@@ -37,7 +37,8 @@ SHIPPED = ROOT / "weights" / "bgmv2_mobilenetv2_synthetic_fp16.safetensors"
 def write_variants(onnx_path: str, folder: str) -> dict:
     """name -> (IR path or blob bytes, how it was made)."""
     import openvino as ov
-    core = ov.Core()
+    from bgmv2.converters.openvino_core import core as the_core
+    core = the_core()  # the process's one Core (converters/openvino_core.py)
     plain = os.path.join(folder, "plain.xml")
     ov.save_model(ov.convert_model(onnx_path), plain, compress_to_fp16=False)
     found = {"plain IR": plain}
@@ -108,7 +109,8 @@ def measure(args) -> None:
             from bgmv2.converters import convert
             onnx_path = os.path.join(folder, "m.onnx")
             convert(str(SHIPPED), onnx_path, log=None)
-        core = ov.Core()
+        from bgmv2.converters.openvino_core import core as the_core
+        core = the_core()
         variants = write_variants(onnx_path, folder)
         pinned = run(core.compile_model(variants["plain IR"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                      probe.src, probe.bgr)
@@ -132,7 +134,7 @@ def measure(args) -> None:
         print(OUTRO)
 
 
-INTRO = """A plain `ov.Core().compile_model("m.xml", "CPU")` runs an fp32 IR in bf16 on CPUs with AVX-512 BF16 or
+INTRO = """A plain `core.compile_model("m.xml", "CPU")` (no configuration) runs an fp32 IR in bf16 on CPUs with AVX-512 BF16 or
 AMX. Each way to pin f32 inside the file is written and run below: `runtime_options` in the IR's rt_info
 (OpenVINO reads such entries for some properties, e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE), every layer
 marked `precise` (what `ov::disable_fp16_compression` serialises), and a model compiled with f32

@@ -84,7 +84,7 @@ def load(path, fmt: Optional[str] = None, knobs: Optional[Dict[str, object]] = N
     other = formats.runtime_modules()[name]
     missing = other.available() if hasattr(other, "available") else None
     if missing:
-        raise ConversionError(f"the {name} runtime cannot run here: {missing}")
+        raise ConversionError(missing.rstrip(".") + ".")  # one line: what is missing, what to install
     # a runtime with devices of its own (the browser: wasm, webgpu) reads the name itself
     where = device if hasattr(other, "DEVICES") else devices.choose(device, name)
     return other.load_other(path, fmt, knobs, device=where, precision=precision, **options)

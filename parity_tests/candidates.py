@@ -222,7 +222,8 @@ def load_candidate(path: str, reference: Reference, flags: Optional[Dict[str, ob
             notes.append("the file records no knobs (not written by bgmv2-zoo): the reference uses "
                          + ("the flags and " if flags else "") + "the defaults; pass --refine-* flags if it was "
                          "exported with others")
-    candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as, device,
+    candidate = Candidate(label or default_label(path, fmt, run_as, runner.precision), path, fmt, run_as,
+                          getattr(runner, "device", None) or device,  # where it ran (the browser: wasm, webgpu)
                           runner.engine, runner.precision, runner, recorded, recorded_from, at_load, metadata, notes,
                           time.perf_counter() - started, inferred.min_cells if inferred is not None else 0)
     return candidate, knobs, sources

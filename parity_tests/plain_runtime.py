@@ -1,7 +1,7 @@
 """Candidates also run the way plain users run them, reported beside the row that decides the verdict.
 
 OpenVINO: bgmv2 pins the CPU plugin's inference precision to f32, but a plain
-`ov.Core().compile_model("m.xml", "CPU")` leaves it to the plugin, which picks bf16 on CPUs with
+`core.compile_model("m.xml", "CPU")` (no configuration) leaves it to the plugin, which picks bf16 on CPUs with
 AVX-512 BF16 or AMX. So every `openvino` candidate run in f32 gets a second row, compiled without
 the hint (`converters.load(..., precision="default")`): measured against the same fp32 limits, its
 verdict `DRIFT` where it breaks them (`ok` where the plugin's default is f32 on this CPU), with the
@@ -22,8 +22,8 @@ def openvino_pinned(candidate: Candidate) -> bool:
 def capability() -> str:
     """What this CPU offers OpenVINO for lower precision, in words."""
     try:
-        import openvino as ov
-        found = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        from bgmv2.converters.openvino_core import core
+        found = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # noqa: BLE001
         return "unknown CPU capabilities"
     return "offers " + ", ".join(found)

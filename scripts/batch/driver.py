@@ -341,8 +341,8 @@ class Batch:
 def check_local_device(args) -> None:
     """Ray on this machine: a device it lacks is refused now, as `bgmv2 images` refuses it (the workers would
     each fail to start, after Ray's start-up)."""
-    from bgmv2.scripts.media.runner import resolve_device
-    resolve_device(args.device)
+    from bgmv2.scripts.media.runner import check_device
+    check_device(args)
 
 
 def run_batch(args) -> int:

@@ -127,6 +127,19 @@ def runtime_of(args: argparse.Namespace):
     return OLDER_BACKENDS.get(backend, backend)
 
 
+def check_device(args: argparse.Namespace) -> str:
+    """The device --device names for --backend's runtime (auto: the first usable GPU, else the CPU); a
+    device this machine lacks is refused now, in the command's words (`batch` asks before Ray starts)."""
+    from bgmv2 import converters
+    from bgmv2.converters import devices
+    runtime = runtime_of(args)
+    try:
+        return devices.choose(getattr(args, "device", "auto") or "auto",
+                              runtime if runtime in devices.GPU_RUNTIMES else "torch")
+    except converters.OptionError as error:
+        raise MediaError(error.as_flag(FLAGS.get(error.option, error.option))) from None
+
+
 def load_runner(args: argparse.Namespace, announce: bool = True, frames=None) -> FrameRunner:
     """The runner for the model options in `args` (see options.add_model_arguments): any format, on
     --device, by --backend's runtime, in --precision (None: the file's own). `frames` (how many the

@@ -47,7 +47,7 @@ def shipped_onnx(request, tmp_path_factory) -> Path:
     so kept in pytest's cache under a key of everything it depends on (CI starts without it)."""
     pytest.importorskip("onnx")
     from bgmv2.converters import convert
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
     folder = Path(cache.mkdir("bgmv2-browser")) if cache is not None else tmp_path_factory.mktemp("onnx")
     path = folder / f"shipped-{export_key()}.onnx"
     if not path.exists():

@@ -42,7 +42,7 @@ def test_a_device_the_runtime_does_not_have_is_refused(tmp_path):
     from bgmv2 import converters
     with pytest.raises(converters.ConversionError, match="choose wasm .* or webgpu"):
         converters.load(unrunnable(tmp_path / "m.onnx"), runtime="browser", device="cuda")
-    with pytest.raises(converters.ConversionError, match="runs ONNX files, not safetensors"):
+    with pytest.raises(converters.ConversionError, match="is a safetensors file, but runtime browser runs onnx files"):
         converters.load(SHIPPED, runtime="browser")
 
 
