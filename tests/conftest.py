@@ -76,6 +76,13 @@ def realistic_weights(model: torch.nn.Module, seed: int = 0, size=(192, 256)) ->
     return model
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The tiers (tests/tiers.py) before `-m` selects: slow and smoke marks by node id."""
+    import tiers
+    tiers.apply(items, pytest)
+
+
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
     if not SHARED_REFERENCE.is_dir():
