@@ -148,15 +148,9 @@ def time_pipeline(args, runner, video, background, folder, overlap: bool) -> flo
 
 def machine_text(runner) -> str:
     import os
-    import platform
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+    from .page import machine
+    text = (f"{machine()}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
     if runner.device.type == "cuda":
         text += f", {torch.cuda.get_device_name(runner.device)}"
