@@ -35,6 +35,12 @@ def numpy_outputs(out: Sequence[torch.Tensor]) -> Dict[str, np.ndarray]:
     return {name: value.detach().float().cpu().numpy() for name, value in zip(names, out)}
 
 
+def padded(x: np.ndarray) -> np.ndarray:
+    """An NCHW frame edge-padded to a multiple of 4, as runners pad any size (the model takes no other)."""
+    height, width = x.shape[-2:]
+    return np.pad(x, ((0, 0), (0, 0), (0, -height % 4), (0, -width % 4)), mode="edge")
+
+
 def limits_for(model: torch.nn.Module, src: torch.Tensor, bgr: torch.Tensor, knobs: Dict[str, object],
                precision: str) -> Limits:
     """The rule's limits for `precision`: eager's own rounding error against float64 on this frame and
@@ -42,7 +48,7 @@ def limits_for(model: torch.nn.Module, src: torch.Tensor, bgr: torch.Tensor, kno
     from bgmv2.converters.probes import Probe, default_probes
     from bgmv2.converters.reference import Reference
     rule = rule_for(precision)
-    probe = Probe("frame", src.detach().float().cpu().numpy(), bgr.detach().float().cpu().numpy())
+    probe = Probe("frame", *(padded(x.detach().float().cpu().numpy()) for x in (src, bgr)))
     return rule.limits(Reference(model=model).noise(knobs, [probe, *default_probes()], rule.name))
 
 
