@@ -5,7 +5,7 @@
 Converts the shipped MobileNetV2 (`weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors`, HD preset:
 backbone_scale 0.25, 80,000 sampled pixels) with `converters.convert` (each conversion validated as
 `bgmv2 convert` does) into every format, loads each file in each runtime that runs it, and runs all of
-them on one realistic composite (`bgmv2.parity_tests.probes.synthetic_probe`). Against PyTorch eager
+them on one realistic composite (`bgmv2.converters.probes.synthetic_probe`). Against PyTorch eager
 fp32 on the same frame it reports max |d alpha|, the share of 8-bit alpha values that differ and the
 share of refined 4x4 cells that agree.
 

@@ -76,7 +76,7 @@ comes from `python benchmarks/third_party.py`).
 
 - Model: the shipped MobileNetV2 (`weights/bgmv2_mobilenetv2_synthetic_fp16.safetensors`), HD preset
   (backbone_scale 0.25, `sampling` with 80,000 pixels: 5,000 refined cells), batch 1.
-- Input: one realistic composite, {width}x{height} (WIDTHxHEIGHT; `bgmv2.parity_tests.probes.synthetic_probe`,
+- Input: one realistic composite, {width}x{height} (WIDTHxHEIGHT; `bgmv2.converters.probes.synthetic_probe`,
   seed 15: soft edges, strands, shadow, a shifted and re-exposed background shot).
 - Reference: PyTorch eager fp32 on the same frame. "8-bit alpha values differing": share of pixels whose
   alpha rounds to another 8-bit value. "refined cells agree": share of the 4x4-cell map `ref_sm` that is
