@@ -100,6 +100,17 @@ How each runs (`converters.load`, the runner the apps, conversions and `bgmv2 pa
 - TFLite: builtin ops only (no Flex), any frame size, inputs `src`, `bgr` NHWC; LiteRT (`ai-edge-litert`)
   by default, `interpreter="tensorflow"` for `tf.lite.Interpreter`.
 
+## OpenVINO: no pin inside the IR
+
+The "plugin default" row above is what a plain `core.compile_model("m.xml", "CPU")` gives on this CPU. No
+setting saved in the IR pins f32: `runtime_options` (EXECUTION_MODE_HINT ACCURACY, INFERENCE_PRECISION_HINT
+f32, both), `precise` marks on every layer and a compiled model exported and imported again were each
+written and run; OpenVINO 2026.4 ignores the hints, the marks keep only convolutions (and the layers
+around them) in f32, and an import takes the plugin's defaults again. Measured, per way, by
+`python benchmarks/openvino_pin.py`: [openvino-pin.md](openvino-pin.md). The one line that pins it is
+configuration where the model is compiled: `core.compile_model(model, "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})`;
+`bgmv2 parity --candidate openvino:m.xml` shows the pinned row and a `[plugin default]` row with its drift.
+
 ## What each file gives
 
 Every file takes `src`, `bgr` (float RGB in [0, 1]) of any height and width: the graph pads the frame to a
