@@ -84,6 +84,21 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def matrix_knobs():
+    from bgmv2.parity_tests.matrix import default_knobs
+    return default_knobs()
+
+
+@pytest.fixture(scope="session")
+def matrix(tmp_path_factory, matrix_knobs):
+    """The session's exported files (tests/exported_files.py): the parity matrix's, built once."""
+    from exported_files import Matrix
+    found = Matrix(str(tmp_path_factory.mktemp("parity-matrix")), matrix_knobs)
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
 def shared_reference() -> Path:
     if not SHARED_REFERENCE.is_dir():
         pytest.skip(f"reference key lists not found at {SHARED_REFERENCE} (../shared/reference beside the checkout)")

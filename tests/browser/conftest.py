@@ -1,10 +1,8 @@
-"""Fixtures of the browser tests: the shipped model's ONNX export (cached by content between runs),
+"""Fixtures of the browser tests: the shipped model's ONNX export (the session's one, tests/exported_files.py),
 the app folder `bgmv2 web` writes from it, and one headless Chromium page of the served app.
 
 Every test here skips with `browser_runtime.available()`'s one line (what to install) where Chromium,
 Playwright or the npm packages are missing; `.ci/run` installs all three."""
-import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -27,36 +25,13 @@ def browser():
         pytest.skip(missing)
 
 
-def export_key() -> str:
-    """What the export depends on: the weights, the exporting and model code, the framework versions."""
-    from importlib import metadata
-    digest = hashlib.sha256(SHIPPED.read_bytes())
-    browser_side = ("browser_runtime.py", "chromium.py", "web_files.py", "web_server.py")  # not the export's
-    for folder in ("converters", "pytorch_impl"):
-        for path in sorted((ROOT / folder).glob("*.py")):
-            if path.name not in browser_side:
-                digest.update(path.name.encode() + path.read_bytes())
-    for name in ("torch", "onnx", "onnxscript"):
-        digest.update(f"{name} {metadata.version(name)}".encode())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
-def shipped_onnx(request, tmp_path_factory) -> Path:
-    """The shipped model as ONNX (fp32, static variant) by `converters.convert`: about half a minute,
-    so kept in pytest's cache under a key of everything it depends on (CI starts without it)."""
+def shipped_onnx(matrix) -> Path:
+    """The shipped model as ONNX (fp32, static variant): the session's one export of it, shared with the
+    parity matrix (tests/exported_files.py); the tests read its knobs from the file."""
     pytest.importorskip("onnx")
-    from bgmv2.converters import convert
-    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
-    folder = Path(cache.mkdir("bgmv2-browser")) if cache is not None else tmp_path_factory.mktemp("onnx")
-    path = folder / f"shipped-{export_key()}.onnx"
-    if not path.exists():
-        for old in folder.glob("shipped-*.onnx"):
-            old.unlink()
-        partial = folder / f"partial-{os.getpid()}.onnx"
-        convert(SHIPPED, partial, probe_size=(64, 96), log=None, overwrite=True)
-        os.replace(partial, path)
-    return path
+    builder, _ = matrix.side("mobilenetv2")
+    return Path(builder.path("onnx-static"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 SHIPPED = os.path.join(ROOT, "weights", "bgmv2_mobilenetv2_synthetic_fp16.safetensors")
 RESULTS = []  # CaseResult of every matrix case run this session, for the summary
-WANTED = {}  # backbone -> matrix labels the collected CPU (and runnable CUDA) cases need
+from exported_files import WANTED  # noqa: E402 - backbone -> matrix labels the collected cases need
 # One thread per runtime: the inputs are small, and the matrix's files are built by worker processes
 # beside the tests; more threads than cores (or a busy neighbour) makes OpenMP spin-wait, measured
 # 40x slower for PyTorch at 2 threads on a shared 2-core machine. BGMV2_PARITY_THREADS overrides.
@@ -29,50 +29,6 @@ def quiet_frameworks():
 def probes():
     from bgmv2.converters.probes import default_probes
     return default_probes()
-
-
-@pytest.fixture(scope="session")
-def matrix_knobs():
-    from bgmv2.parity_tests.matrix import default_knobs
-    return default_knobs()
-
-
-class Matrix:
-    """Per backbone: the reference weights, their `Reference`, and a `Builder` of their matrix files."""
-
-    def __init__(self, folder: str, knobs):
-        self.folder, self.knobs = folder, knobs
-        self.sides = {}
-
-    def source(self, backbone: str) -> str:
-        if backbone == "mobilenetv2":
-            return SHIPPED
-        from bgmv2.parity_tests.calibrated import write_calibrated
-        return write_calibrated(backbone, self.folder)
-
-    def side(self, backbone: str):
-        if backbone not in self.sides:
-            from bgmv2.parity_tests.candidates import Reference
-            from bgmv2.parity_tests.matrix import Builder
-            source = self.source(backbone)
-            workers = int(os.environ.get("BGMV2_PARITY_WORKERS", "2"))
-            if backbone == "resnet101":
-                workers = min(workers, 1)  # two ResNet-101 exports at once need about 16 GB
-            builder = Builder(source, os.path.join(self.folder, backbone), self.knobs, workers=workers)
-            builder.submit(WANTED.get(backbone, ()))
-            self.sides[backbone] = (builder, Reference(source))
-        return self.sides[backbone]
-
-    def close(self):
-        for builder, _ in self.sides.values():
-            builder.close()
-
-
-@pytest.fixture(scope="session")
-def matrix(tmp_path_factory, matrix_knobs):
-    found = Matrix(str(tmp_path_factory.mktemp("parity-matrix")), matrix_knobs)
-    yield found
-    found.close()
 
 
 def pytest_collection_finish(session):
