@@ -2,7 +2,9 @@
 module of the toolkit imported by its folder's bare name (`pytorch_impl`, which works from the
 repository root) instead of `bgmv2.pytorch_impl` fails the test run, since it would be a second copy."""
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,16 @@ class BareNameGuard:
 
 
 sys.meta_path.insert(0, BareNameGuard)
+
+# The tests never read or write the user's cache (~/.cache/bgmv2: fetched weights, the fast backend's
+# choices, parity's reference runs): one fresh BGMV2_HOME per session, inherited by the commands they run.
+SESSION_HOME = tempfile.mkdtemp(prefix="bgmv2-tests-home-")
+os.environ["BGMV2_HOME"] = SESSION_HOME
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -96,6 +108,15 @@ def matrix(tmp_path_factory, matrix_knobs):
     found = Matrix(str(tmp_path_factory.mktemp("parity-matrix")), matrix_knobs)
     yield found
     found.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_onnx(matrix) -> Path:
+    """The shipped model as ONNX (fp32, static variant, the matrix's knobs, recorded in the file): the
+    session's one export of it."""
+    pytest.importorskip("onnx")
+    builder, _ = matrix.side("mobilenetv2")
+    return Path(builder.path("onnx-static"))
 
 
 @pytest.fixture(scope="session")

@@ -26,15 +26,6 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def shipped_onnx(matrix) -> Path:
-    """The shipped model as ONNX (fp32, static variant): the session's one export of it, shared with the
-    parity matrix (tests/exported_files.py); the tests read its knobs from the file."""
-    pytest.importorskip("onnx")
-    builder, _ = matrix.side("mobilenetv2")
-    return Path(builder.path("onnx-static"))
-
-
-@pytest.fixture(scope="session")
 def app(browser, shipped_onnx, tmp_path_factory) -> Path:
     """`bgmv2 web OUT --model shipped.onnx --precision fp32 --no-check`: the app folder, as users get it."""
     from bgmv2.scripts.cli import main

@@ -31,6 +31,13 @@ def probes():
     return default_probes()
 
 
+@pytest.fixture(scope="session")
+def exported(shipped_onnx) -> str:
+    """The shipped model's ONNX export (static), as the path parity takes."""
+    pytest.importorskip("onnxruntime")
+    return str(shipped_onnx)
+
+
 def pytest_collection_finish(session):
     """Note which matrix files the selected cases need, so they are built in parallel from the start."""
     from bgmv2.converters.devices import cuda_unavailable

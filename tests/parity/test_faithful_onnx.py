@@ -13,13 +13,6 @@ pytestmark = pytest.mark.onnx
 SIZES = ((128, 128, 2, 5), (96, 128, 1, 21))
 
 
-@pytest.fixture(scope="module")
-def exported(matrix):
-    pytest.importorskip("onnxruntime")
-    builder, _ = matrix.side("mobilenetv2")
-    return builder.path("onnx-static")
-
-
 def check(paths, knobs=None):
     from bgmv2.parity_tests.engine import CandidateRequest, run_parity
     from bgmv2.converters.probes import default_probes
