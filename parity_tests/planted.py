@@ -167,6 +167,25 @@ def outputs_swapped(first: str, second: str):
     return make
 
 
+class Patched:
+    """`model` run with `module.<name>` replaced by `value` while it runs (put back after), its inputs
+    mapped by `inputs` first."""
+
+    def __init__(self, model, module, name: str, value, inputs=lambda x: x):
+        self.model, self.module, self.name, self.value, self.inputs = model, module, name, value, inputs
+
+    def __call__(self, src, bgr):
+        original = getattr(self.module, self.name)
+        setattr(self.module, self.name, self.value)
+        try:
+            return self.model(self.inputs(src), self.inputs(bgr))
+        finally:
+            setattr(self.module, self.name, original)
+
+    def state_dict(self):
+        return self.model.state_dict()
+
+
 def fgr_unclamped(spec, knobs):
     """The final clamp of the foreground left out (its values may leave [0, 1])."""
     from bgmv2.pytorch_impl import model as module
@@ -178,18 +197,7 @@ def fgr_unclamped(spec, knobs):
         out[1] = fgr + src
         return tuple(out)
 
-    class Unclamped:
-        def __call__(self, src, bgr):
-            module.refined_outputs = unclamped
-            try:
-                return model(src, bgr)
-            finally:
-                module.refined_outputs = original
-
-        def state_dict(self):
-            return model.state_dict()
-
-    return torch_candidate("fgr clamp removed", Unclamped())
+    return torch_candidate("fgr clamp removed", Patched(model, module, "refined_outputs", unclamped))
 
 
 def batch_crop_from_first(spec, knobs):
@@ -243,19 +251,9 @@ def imagenet_normalised(spec, knobs):
     mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
     std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
 
-    class Normalised:
-        def __call__(self, src, bgr):
-            original = module.check_pair
-            module.check_pair = lambda *args: None
-            try:
-                return model((src - mean) / std, (bgr - mean) / std)
-            finally:
-                module.check_pair = original
-
-        def state_dict(self):
-            return model.state_dict()
-
-    return torch_candidate("ImageNet normalisation baked in", Normalised())
+    return torch_candidate("ImageNet normalisation baked in",
+                           Patched(model, module, "check_pair", lambda *args: None,
+                                   inputs=lambda x: (x - mean) / std))
 
 
 def channel_flip(src, bgr):
